@@ -1,0 +1,5 @@
+import sys
+
+from musicsep.cli import main
+
+sys.exit(main())
