@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = False
+    basic_auth: list[SecretStr] = Field(
+        default_factory=list, description="HTTP Basic credentials accepted, each 'user:password'."
+    )
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for download URLs and stream tokens; generated once under data_dir if unset.",
+    )
+    stream_token_ttl_s: float = Field(default=1800.0, gt=0, description="Lifetime of a per-job events token.")
+    sse_ping_s: float = Field(default=15.0, gt=0, description="Keep-alive comment interval on event streams.")
+    sse_retry_ms: int = Field(default=2000, ge=0, description="`retry:` sent to EventSource clients.")
+    max_inline_mb: float = Field(default=20.0, ge=0, description="Cap on stems inlined with payload=base64.")
+    max_attempts: int = Field(default=2, ge=1, le=10, description="Runs of a job whose server died mid-way.")
+    cleanup_interval_s: float = Field(default=300.0, gt=0, description="How often expired results are removed.")
+    public_url: str | None = Field(
+        default=None, description="Base URL put in links (behind a proxy); else taken from the request."
+    )
+    preload: list[str] = Field(default_factory=list, description="Models loaded at startup.")
 
     @classmethod
     def settings_customise_sources(
@@ -78,6 +95,30 @@ class Settings(BaseSettings):
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("CORS origin '*' together with credentials is refused: list the origins")
         return self
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _basic_needs_user_and_password(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for entry in value:
+            user, sep, password = entry.get_secret_value().partition(":")
+            if not sep or not user or not password:
+                raise ValueError("MUSICSEP_BASIC_AUTH entries must look like 'user:password'")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _refuse_short_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(key.get_secret_value()) < 16 for key in value):
+            raise ValueError("API keys shorter than 16 characters are refused: they can be guessed")
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.basic_auth)
+
+    def exposed_without_auth(self) -> bool:
+        """True when the server listens beyond loopback with no credentials; `serve` warns about it."""
+        return not self.auth_enabled and self.host not in ("127.0.0.1", "localhost", "::1")
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,0 +1,86 @@
+"""The FastAPI application factory: `uvicorn --factory musicsep.api.app:create_app`.
+
+Nothing is built at import time. The lifespan builds the model loader, the signer and the job
+service from Settings, recovers jobs left by a previous process, and hands everything to the
+routes through `app.state` (read by the dependencies in deps.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from loguru import logger
+
+from musicsep import __version__
+from musicsep.api import errors
+from musicsep.api.links import Links
+from musicsep.api.request_id import RequestIdMiddleware
+from musicsep.api.routes import downloads, jobs, separate, system
+from musicsep.api.uploads import FORM_OVERHEAD_BYTES
+from musicsep.config import Settings, get_settings
+
+DESCRIPTION = """Separate songs into stems with Demucs, with progress streamed over Server-Sent Events.
+
+Upload with `POST /api/v1/jobs` (202, then follow `events_url`) or `POST /api/v1/separate`
+(the events come in the response). Every error is `{"error": {"code", "message", "request_id"}}`.
+"""
+
+
+def _signing_key(settings: Settings) -> bytes:
+    from musicsep.service.artifacts import load_or_create_key
+
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    return load_or_create_key(settings.data_dir)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from musicsep.model.loading import ModelLoader
+        from musicsep.service.artifacts import Signer
+        from musicsep.service.job_service import JobService
+
+        loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
+        service = JobService(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
+        for name in settings.preload:
+            await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)
+            logger.info("model {} loaded", name)
+        await service.start()
+        app.state.service = service
+        logger.info("musicsep ready: {} slot(s), queue of {}", settings.max_concurrent, settings.queue_size)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="musicsep",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=int(settings.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES,
+    )
+    app.state.settings = settings
+    app.state.links = Links(settings.public_url)
+    errors.install(app)
+    for module in (jobs, separate, downloads, system):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID", "X-Request-Id"],
+            expose_headers=["X-Request-Id", "Retry-After", "Content-Disposition"],
+        )
+    # Added last = outermost: every response, errors and CORS preflights included, gets the id.
+    app.add_middleware(RequestIdMiddleware)
+    return app

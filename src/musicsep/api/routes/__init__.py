@@ -1,0 +1,1 @@
+"""One router per feature: jobs, separate (streaming), downloads, system."""

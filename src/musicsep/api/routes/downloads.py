@@ -1,0 +1,71 @@
+"""Stem downloads: signed links (or credentials), Range requests, Content-Disposition, a streamed zip.
+
+A file is found from the job's own result by an allow-listed stem name, never from a path in
+the request; anything else (`..`, encoded slashes, unknown names) is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from musicsep.api.auth import has_valid_credentials
+from musicsep.api.deps import ServiceDep
+from musicsep.api.errors import ApiError
+from musicsep.api.schemas import ERROR_RESPONSES
+from musicsep.model.audio import FORMATS
+from musicsep.service.artifacts import iter_zip
+from musicsep.service.job_service import JobService
+from musicsep.service.jobs import JobStatus
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["downloads"], responses=ERROR_RESPONSES)
+
+Expires = Annotated[int | None, Query(description="From the signed link")]
+Signature = Annotated[str | None, Query(description="From the signed link")]
+
+
+def _authorise(request: Request, service: JobService, job_id: str, name: str,
+               expires: int | None, sig: str | None) -> None:
+    if expires is not None and sig and service.signer.verify("stem", job_id, name, expires, sig):
+        return
+    settings = request.app.state.settings
+    if settings.auth_enabled and has_valid_credentials(request, settings):
+        return
+    raise ApiError(403, "link_invalid",
+                   "this download link is missing its signature, wrong or expired; GET the job for fresh links")
+
+
+def _completed(service: JobService, job_id: str):
+    job = service.get(job_id)
+    if job.status is not JobStatus.COMPLETED:
+        raise ApiError(404, "no_result", f"the job is {job.status.value}: it has no stems")
+    return job
+
+
+@router.get("/{job_id}/stems.zip", summary="All stems of a job as one zip, streamed")
+async def download_zip(job_id: str, request: Request, service: ServiceDep,
+                       expires: Expires = None, sig: Signature = None) -> StreamingResponse:
+    _completed(service, job_id)
+    _authorise(request, service, job_id, "stems.zip", expires, sig)
+    files = service.stem_files(job_id)
+    return StreamingResponse(
+        iter_zip(files),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{job_id[:12]}-stems.zip"'},
+    )
+
+
+@router.get("/{job_id}/stems/{stem}", summary="One stem file (supports Range requests)")
+async def download_stem(job_id: str, stem: str, request: Request, service: ServiceDep,
+                        expires: Expires = None, sig: Signature = None) -> FileResponse:
+    _completed(service, job_id)
+    try:
+        path, info = service.stem_file(job_id, stem)
+    except KeyError:
+        raise ApiError(404, "stem_not_found", "this job has no stem of that name") from None
+    _authorise(request, service, job_id, stem, expires, sig)
+    fmt = FORMATS[info["format"]]
+    return FileResponse(path, media_type=fmt.media_type, filename=f"{job_id[:12]}-{stem}.{fmt.extension}",
+                        content_disposition_type="attachment")

@@ -1,0 +1,78 @@
+"""Jobs: create (202), list, read, follow over SSE, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+
+from musicsep.api.auth import has_valid_credentials, unauthorized
+from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
+from musicsep.api.schemas import ERROR_RESPONSES, JobAccepted, JobList, JobPublic, SeparationForm
+from musicsep.api.streams import event_stream
+from musicsep.api.submission import submit
+from musicsep.api.views import job_accepted, job_public
+from musicsep.service.jobs import JobStatus
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
+
+
+@router.post("", status_code=202, response_model=JobAccepted, dependencies=[Authenticated],
+             summary="Upload a song and queue its separation")
+async def create_job(
+    request: Request,
+    params: Annotated[SeparationForm, Form()],
+    service: ServiceDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile | None, File(description="The song: WAV, FLAC, MP3, Ogg, M4A…")] = None,
+) -> JobAccepted:
+    created = await submit(request, params, file, service, settings)
+    return job_accepted(service, created.job, request.app.state.links, settings.auth_enabled,
+                        settings.stream_token_ttl_s)
+
+
+@router.get("", response_model=JobList, dependencies=[Authenticated], summary="Recent jobs, newest first")
+async def list_jobs(
+    service: ServiceDep,
+    status: Annotated[list[JobStatus] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> JobList:
+    return JobList(jobs=[job_public(service, job) for job in service.list(status, limit)])
+
+
+@router.get("/{job_id}", response_model=JobPublic, dependencies=[Authenticated], summary="One job")
+async def get_job(job_id: str, service: ServiceDep) -> JobPublic:
+    return job_public(service, service.get(job_id))
+
+
+@router.delete("/{job_id}", status_code=202, response_model=JobPublic, dependencies=[Authenticated],
+               summary="Cancel a job (queued: at once; running: within one chunk)")
+async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
+    job = service.cancel(job_id, "cancelled by request")
+    return job_public(service, service.get(job.id))
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Follow a job over Server-Sent Events (EventSource-compatible)",
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "The job's event log, then live events"},
+               204: {"description": "Reconnect after the terminal event: nothing more will come"}},
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    token: Annotated[str | None, Query(description="Per-job stream token from POST /jobs")] = None,
+) -> Response:
+    if settings.auth_enabled and not (
+        (token and service.signer.check_stream_token(job_id, token)) or has_valid_credentials(request, settings)
+    ):
+        raise unauthorized()
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    terminal = service.finished_with(job_id)
+    if terminal is not None and after >= terminal.id:
+        return Response(status_code=204)
+    return event_stream(service.follow(job_id, after), retry_ms=settings.sse_retry_ms, ping_s=settings.sse_ping_s)

@@ -1,0 +1,189 @@
+"""Request and response bodies, named by role (`…Form` in, `…Public` out), with OpenAPI examples."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from musicsep.service.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, JobSpec, JobStatus
+
+OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
+
+
+class SeparationForm(BaseModel):
+    """The options of a separation, sent as multipart form fields beside `file`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Model name (GET /api/v1/models); the server default if absent.",
+                              examples=["htdemucs"])
+    stems: str | None = Field(default=None, description="Comma-separated stems to keep; all if absent.",
+                              examples=["vocals,drums"])
+    two_stems: str | None = Field(default=None, description="One stem and its complement (`no_<stem>`).",
+                                  examples=["vocals"])
+    format: OutputFormatName = Field(default="wav16", description="Encoding of the stem files.")
+    shifts: int = Field(default=0, ge=0, le=20, description="Random time shifts averaged (0 = repeatable).")
+    overlap: float = Field(default=0.25, ge=0.0, lt=1.0, description="Overlap between segments.")
+    segment: float | None = Field(default=None, gt=0, description="Segment length in seconds; the model's if absent.")
+    payload: Literal["url", "base64"] = Field(default="url", description="Stems as signed links, or inline base64.")
+    analyze: bool = Field(default=True, description="Add the musical analysis to the result.")
+    priority: int = Field(default=PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX,
+                          description="1 (lowest) to 5 (most urgent); equal priorities run oldest first.")
+    webhook_url: str | None = Field(default=None, max_length=2000, description="Stored with the job.")
+    idempotency_key: str | None = Field(default=None, max_length=200,
+                                        description="A repeated key returns the first job instead of a new one.")
+
+    @field_validator("stems")
+    @classmethod
+    def _stems_are_names(cls, value: str | None) -> str | None:
+        if value is not None and not all(part.strip().isidentifier() for part in value.split(",")):
+            raise ValueError("stems must be comma-separated names such as 'vocals,drums'")
+        return value
+
+    def to_spec(self, default_model: str) -> JobSpec:
+        stems = tuple(part.strip() for part in self.stems.split(",")) if self.stems else None
+        return JobSpec(
+            model=self.model or default_model,
+            stems=stems,
+            two_stems=self.two_stems,
+            format=self.format,
+            shifts=self.shifts,
+            overlap=self.overlap,
+            segment=self.segment,
+            payload=self.payload,
+            analyze=self.analyze,
+            priority=self.priority,
+            webhook_url=self.webhook_url,
+            idempotency_key=self.idempotency_key,
+        )
+
+
+class JobAccepted(BaseModel):
+    """Answer of POST /api/v1/jobs: where to watch the job."""
+
+    job_id: str
+    status: JobStatus
+    position: int | None = Field(description="Place in the queue (1 = next); 0 when it started at once.")
+    status_url: str
+    events_url: str = Field(description="EventSource URL; carries `?token=` when auth is on.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "job_id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+        "status": "queued",
+        "position": 1,
+        "status_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+        "events_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f/events",
+    }]})
+
+
+class StemLink(BaseModel):
+    url: str
+    format: str
+    bytes: int
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it."""
+
+    id: str
+    status: JobStatus
+    model: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    expires_at: float | None = None
+    position: int | None = None
+    attempts: int = 0
+    stems: dict[str, StemLink] | None = None
+    zip_url: str | None = None
+    analysis: dict[str, Any] | None = None
+    timings: dict[str, float] | None = None
+    error: dict[str, Any] | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+        "status": "completed",
+        "model": "htdemucs",
+        "created_at": 1767225600.0,
+        "started_at": 1767225600.5,
+        "finished_at": 1767225630.2,
+        "expires_at": 1767312030.2,
+        "attempts": 1,
+        "stems": {"vocals": {"url": "/api/v1/jobs/3f2b…/stems/vocals?expires=1767312030&sig=…",
+                             "format": "wav16", "bytes": 5292044}},
+        "zip_url": "/api/v1/jobs/3f2b…/stems.zip?expires=1767312030&sig=…",
+        "analysis": {"duration_s": 30.0},
+        "timings": {"total_s": 29.7},
+    }]})
+
+
+class JobList(BaseModel):
+    jobs: list[JobPublic]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    device: str
+    models_loaded: list[str]
+    queue_depth: int
+    running: int
+    slots: int
+
+
+class ModelPublic(BaseModel):
+    name: str
+    stems: list[str]
+    description: str
+    loaded: bool
+
+
+class ModelList(BaseModel):
+    models: list[ModelPublic]
+    default: str
+
+
+class ModelLoadForm(BaseModel):
+    """Body of POST /api/v1/models/{name}/load (seed 002's /initialize)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] | None = None
+    precision: Literal["fp32", "bf16", "fp16", "auto"] | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"device": "cuda", "precision": "bf16"}]})
+
+
+class ModelLoaded(BaseModel):
+    name: str
+    device: str
+    precision: str
+    load_s: float
+    models_loaded: list[str]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    request_id: str | None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "error": {"code": "job_not_found", "message": "no job has this id", "request_id": "b1946ac92492d234"}
+    }]})
+
+
+#: `responses=` for routes: every error answer has the envelope's shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in {
+        401: "Missing or wrong credentials",
+        404: "Unknown job, stem or model",
+        410: "The job's results expired",
+        413: "Upload too large",
+        415: "Not an audio format the server decodes",
+        422: "Invalid options or audio",
+        503: "Busy: queue full or no free slot (see Retry-After)",
+    }.items()
+}

@@ -1,0 +1,50 @@
+"""Turning an uploaded file into a checked input file, before any job exists.
+
+The body size is capped while it is read (the app's `max_body_size`, counted on the stream
+whatever Content-Length says). Here the file is recognised by its first bytes (415 when it is
+not audio we decode) and its header probed (422 when it is damaged or claims to be too long),
+so that these errors are HTTP statuses rather than `failed` events.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import anyio.to_thread
+from fastapi import UploadFile
+
+from musicsep.model.audio import probe, sniff_format
+from musicsep.model.audio.sniff import HEAD_BYTES
+from musicsep.model.errors import AudioTooLong, UnsupportedFormat
+
+#: Multipart boundaries and the option fields around the file, on top of the upload limit.
+FORM_OVERHEAD_BYTES = 16 * 1024
+
+
+def _store_and_probe(source: UploadFile, folder: Path, max_duration_s: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    source.file.seek(0)
+    head = source.file.read(max(HEAD_BYTES, 64))
+    if sniff_format(head) is None:
+        raise UnsupportedFormat("the file is not an audio format this server decodes "
+                                "(WAV, FLAC, MP3, Ogg, M4A/AAC, AIFF, or audio in MP4/WebM/MKV)")
+    handle = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)
+    path = Path(handle.name)
+    try:
+        with handle:
+            handle.write(head)
+            shutil.copyfileobj(source.file, handle, 1 << 20)
+        claimed = probe(path).duration_s
+        if claimed is not None and claimed > max_duration_s:
+            raise AudioTooLong(f"the audio lasts {claimed:.0f} s; this server accepts up to {max_duration_s:.0f} s")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def store_upload(source: UploadFile, folder: Path, max_duration_s: float) -> Path:
+    """Copy the upload into `folder` (same filesystem as the jobs, so the job takes it by rename)."""
+    return await anyio.to_thread.run_sync(_store_and_probe, source, folder, max_duration_s)

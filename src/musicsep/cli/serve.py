@@ -1,0 +1,68 @@
+"""`musicsep serve`: the HTTP server on the embedded default (no Redis, no S3).
+
+One uvicorn process on purpose: several workers would each load the model onto the same GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP server (SSE progress, job queue, downloads)",
+        description="Run the musicsep server. Settings come from MUSICSEP_* variables, the TOML file in "
+        "MUSICSEP_CONFIG, then these flags (highest).",
+    )
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--config", type=Path, help="uvicorn options as JSON (e.g. uvicorn_config.json)")
+    parser.add_argument("--model", help="default model for requests that name none")
+    parser.add_argument("--preload", action="store_true", help="load the default model before serving")
+    parser.add_argument("--max-concurrent", type=int, help="separations running at once (default 1)")
+    parser.add_argument("--queue-size", type=int, help="jobs waiting at most before 503 (default 16)")
+    parser.add_argument("--data-dir", type=Path, help="jobs database and results (default ./data)")
+    parser.set_defaults(func=run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    chosen = {
+        "host": args.host,
+        "port": args.port,
+        "default_model": args.model,
+        "max_concurrent": args.max_concurrent,
+        "queue_size": args.queue_size,
+        "data_dir": args.data_dir,
+    }
+    return {key: value for key, value in chosen.items() if value is not None}
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+    from loguru import logger
+    from pydantic import ValidationError
+
+    from musicsep.api.app import create_app
+    from musicsep.config import get_settings
+    from musicsep.logging import setup_logging
+
+    try:
+        settings = get_settings(**_overrides(args))
+    except ValidationError as exc:
+        print(f"musicsep serve: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if args.preload and settings.default_model not in settings.preload:
+        settings.preload.append(settings.default_model)
+    setup_logging(settings.log_json)
+    if settings.exposed_without_auth():
+        logger.warning("listening on {} with no API keys: anyone who can reach it can use it "
+                       "(set MUSICSEP_API_KEYS)", settings.host)
+    options = json.loads(args.config.read_text()) if args.config else {}
+    print(f"musicsep serving on http://{settings.host}:{settings.port} (API docs: /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
+                access_log=False, **options)
+    return 0

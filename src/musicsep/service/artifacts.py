@@ -1,0 +1,139 @@
+"""Where a job's files live, and the signatures that let a browser fetch them without headers.
+
+Layout under the data dir: `jobs/<job_id>/input` (the upload, removed when the job ends) and
+`jobs/<job_id>/stems/<stem>.<ext>`. Files are found by job id plus a stem name that must be one of
+the job's own result names: no path the user typed ever reaches the filesystem.
+Signed URLs and stream tokens are HMAC-SHA256 over (purpose, job, name, expiry) with one server
+key; `hmac.compare_digest` compares them in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import shutil
+import time
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_ZIP_CHUNK = 1 << 20
+
+
+def load_or_create_key(data_dir: Path) -> bytes:
+    """The signing key: kept in the data dir so that links survive a restart."""
+    path = data_dir / "signing.key"
+    if path.exists():
+        return path.read_bytes()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+class Signer:
+    """Expiring HMAC signatures for download URLs and per-job stream tokens."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, purpose: str, job_id: str, name: str, expires: int) -> str:
+        message = f"{purpose}\n{job_id}\n{name}\n{expires}".encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+
+    def sign_until(self, purpose: str, job_id: str, name: str, expires: int) -> tuple[int, str]:
+        return expires, self._mac(purpose, job_id, name, expires)
+
+    def verify(self, purpose: str, job_id: str, name: str, expires: int, signature: str) -> bool:
+        if expires < time.time():
+            return False
+        return hmac.compare_digest(self._mac(purpose, job_id, name, expires), signature)
+
+    def stream_token(self, job_id: str, ttl_s: float) -> str:
+        expires, mac = self.sign_until("events", job_id, "", int(time.time() + ttl_s))
+        return f"{expires}.{mac}"
+
+    def check_stream_token(self, job_id: str, token: str) -> bool:
+        expires, _, mac = token.partition(".")
+        return expires.isdigit() and self.verify("events", job_id, "", int(expires), mac)
+
+
+class ArtifactStore:
+    """Local-disk artifacts of the embedded mode."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.match(job_id):
+            raise ValueError("not a job id")
+        return self.root / job_id
+
+    def input_path(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "input"
+
+    def stems_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "stems"
+
+    def stem_path(self, job_id: str, filename: str) -> Path:
+        """`filename` comes from the job's stored result, never from the request."""
+        return self.stems_dir(job_id) / filename
+
+    def clear_stems(self, job_id: str) -> None:
+        shutil.rmtree(self.stems_dir(job_id), ignore_errors=True)
+
+    def remove_input(self, job_id: str) -> None:
+        self.input_path(job_id).unlink(missing_ok=True)
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+class _Sink:
+    """A write-only file object whose bytes the zip generator hands out as they are written."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.buffer.extend(data)
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+def iter_zip(files: dict[str, Path]) -> Iterator[bytes]:
+    """Stream a zip of `files` (archive name -> path) in bounded memory.
+
+    The stdlib writer supports unseekable outputs (it writes data descriptors), so this needs no
+    extra package; stems are already audio, so they are stored, not deflated.
+    """
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+        for name, path in files.items():
+            with path.open("rb") as source, archive.open(name, "w", force_zip64=True) as entry:
+                while chunk := source.read(_ZIP_CHUNK):
+                    entry.write(chunk)
+                    yield sink.take()
+            yield sink.take()
+    yield sink.take()

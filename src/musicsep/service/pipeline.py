@@ -1,0 +1,154 @@
+"""The work of one job, run in a worker thread: load → (decode → separate → encode) → analyse.
+
+Decoding, separation and encoding stream together inside the engine's `separate_file`; this
+module adds what a job needs around it: the `started` event, progress events thinned to what a
+person can see, the optional analysis and the measured timings. It blocks, so it is only ever
+called through `ThreadRunner`, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from musicsep.service.jobs import JobSpec
+
+#: Emits one event (type, payload) into the job's log; safe to call from the worker thread.
+Emit = Callable[[str, dict[str, Any]], None]
+
+#: Progress events closer than this many percent are merged (stage and chunk changes always pass).
+_MIN_PERCENT_STEP = 1.0
+
+
+@dataclass
+class EngineOptions:
+    """Server-wide engine settings that a job does not choose."""
+
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 1
+    max_duration_s: float | None = None
+
+
+@dataclass
+class PipelineOutput:
+    model: str
+    device: str
+    samplerate: int
+    duration_s: float
+    stems: dict[str, Path]
+    analysis: dict[str, Any] | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ProgressThinner:
+    """Passes on engine progress when a person could notice the change, never out of order."""
+
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._last: tuple[str, int, float] | None = None
+
+    def __call__(self, progress: Any) -> None:
+        last = self._last
+        if (
+            last is None
+            or progress.stage != last[0]
+            or progress.chunk != last[1]
+            or progress.percent - last[2] >= _MIN_PERCENT_STEP
+            or progress.percent >= 100.0
+        ):
+            self._last = (progress.stage, progress.chunk, progress.percent)
+            self._emit(
+                "progress",
+                {
+                    "stage": progress.stage,
+                    "percent": progress.percent,
+                    "chunk": progress.chunk,
+                    "chunks": progress.chunks,
+                    "eta_s": progress.eta_s,
+                    "elapsed_s": progress.elapsed_s,
+                },
+            )
+
+
+def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
+    from musicsep.model.separate import SeparationRequest
+
+    return SeparationRequest(
+        model=spec.model,
+        stems=list(spec.stems) if spec.stems else None,
+        two_stems=spec.two_stems,
+        format=spec.format,
+        shifts=spec.shifts,
+        overlap=spec.overlap,
+        segment=spec.segment,
+        batch_size=options.batch_size,
+        device=options.device,
+        precision=options.precision,
+    )
+
+
+def run_pipeline(
+    spec: JobSpec,
+    input_path: Path,
+    stems_dir: Path,
+    *,
+    loader: Any,
+    options: EngineOptions,
+    emit: Emit,
+    cancel: threading.Event,
+) -> PipelineOutput:
+    """Blocking: the whole job. Raises the model layer's typed errors, `Cancelled` on cancel."""
+    from musicsep.model.audio import probe
+    from musicsep.model.loading import resolve_device
+    from musicsep.model.separate import separate_file
+
+    started = time.monotonic()
+    separator = loader.get(spec.model, options.device, options.precision)
+    loaded = time.monotonic()
+    if spec.two_stems:
+        stems = [spec.two_stems, f"no_{spec.two_stems}"]
+    else:
+        stems = list(spec.stems or separator.sources)
+    emit(
+        "started",
+        {
+            "model": spec.model,
+            "device": str(resolve_device(options.device)),
+            "stems": stems,
+            # The header's claim, for display only; the decoder enforces the real limit.
+            "duration_s": probe(input_path).duration_s,
+        },
+    )
+    result = separate_file(
+        input_path,
+        stems_dir,
+        separation_request(spec, options),
+        loader=loader,
+        on_progress=ProgressThinner(emit),
+        cancel=cancel,
+        max_duration_s=options.max_duration_s,
+    )
+    separated = time.monotonic()
+    analysis = None
+    if spec.analyze:
+        analysis = {"duration_s": result.duration_s}
+        emit("analysis", analysis)
+    timings = {
+        "load_s": round(loaded - started, 4),
+        "separate_s": round(separated - loaded, 4),
+        "analyze_s": round(time.monotonic() - separated, 4),
+        **{f"engine_{k}": v for k, v in (result.timings or {}).items()},
+    }
+    return PipelineOutput(
+        model=result.model,
+        device=str(result.device),
+        samplerate=result.samplerate,
+        duration_s=result.duration_s,
+        stems=dict(result.stems),
+        analysis=analysis,
+        timings=timings,
+    )
