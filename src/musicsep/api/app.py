@@ -17,6 +17,7 @@ from loguru import logger
 
 from musicsep import __version__
 from musicsep.api import errors
+from musicsep.api.body_limit import BodyLimitMiddleware
 from musicsep.api.links import Links
 from musicsep.api.request_id import RequestIdMiddleware
 from musicsep.api.routes import downloads, jobs, separate, system
@@ -65,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=int(settings.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES,
     )
     app.state.settings = settings
     app.state.links = Links(settings.public_url)
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID", "X-Request-Id"],
             expose_headers=["X-Request-Id", "Retry-After", "Content-Disposition"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES)
     # Added last = outermost: every response, errors and CORS preflights included, gets the id.
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -103,8 +103,6 @@ def install(app: FastAPI) -> None:
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         message = exc.detail if isinstance(exc.detail, str) else _http_code(exc.status_code)
-        if exc.status_code == 413:
-            message = "the upload is larger than this server accepts"
         return envelope(exc.status_code, _http_code(exc.status_code), message, exc.headers)
 
     async def on_invalid(_: Request, exc: Exception) -> JSONResponse:

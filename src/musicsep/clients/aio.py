@@ -1,0 +1,151 @@
+"""Asynchronous client over aiohttp, the same calls as the sync one.
+
+    async with AsyncClient("http://127.0.0.1:8000") as client:
+        async for event in client.separate("song.mp3", stems=["vocals"]):
+            print(event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+from musicsep.clients.common import absolute, events_path, filename_from, form_fields
+from musicsep.clients.errors import ServerError
+from musicsep.clients.events import Completed, Event, parse_event
+from musicsep.clients.sse import SSEParser
+
+
+class AsyncClient:
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
+                 timeout: float = 30.0, max_reconnects: int = 20) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.max_reconnects = max_reconnects
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # sock_read longer than the server's 15 s keep-alive; no total cap: streams last as long as jobs.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=max(timeout, 60.0))
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop (never at construction).
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _url(self, path: str) -> str:
+        return absolute(self.base_url, path)
+
+    @staticmethod
+    async def _check(response: aiohttp.ClientResponse) -> aiohttp.ClientResponse:
+        if response.status >= 400:
+            body = await response.read()
+            raise ServerError.from_body(response.status, body, response.headers.get("retry-after"))
+        return response
+
+    async def _json(self, method: str, path: str) -> dict[str, Any]:
+        async with self.session.request(method, self._url(path)) as response:
+            await self._check(response)
+            return await response.json()
+
+    @staticmethod
+    def _form(audio: Path, options: dict[str, Any], handle: Any) -> aiohttp.FormData:
+        form = aiohttp.FormData()
+        for name, value in form_fields(options).items():
+            form.add_field(name, value)
+        form.add_field("file", handle, filename=audio.name, content_type="application/octet-stream")
+        return form
+
+    # --- jobs -------------------------------------------------------------------------------
+    async def submit(self, audio: str | Path, **options: Any) -> dict[str, Any]:
+        path = Path(audio)
+        with path.open("rb") as handle:
+            async with self.session.post(self._url("/api/v1/jobs"), data=self._form(path, options, handle)) as response:
+                await self._check(response)
+                return await response.json()
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        return await self._json("GET", f"/api/v1/jobs/{job_id}")
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return await self._json("DELETE", f"/api/v1/jobs/{job_id}")
+
+    async def health(self) -> dict[str, Any]:
+        return await self._json("GET", "/health")
+
+    async def _read(self, response: aiohttp.ClientResponse, parser: SSEParser) -> AsyncIterator[Event]:
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        async for chunk in response.content.iter_any():
+            for message in parser.feed(decoder.decode(chunk)):
+                yield parse_event(message)
+
+    async def events(self, job: str, *, last_event_id: int = 0) -> AsyncIterator[Event]:
+        """Follow a job (id or events_url) to its terminal event, reconnecting with Last-Event-ID."""
+        url = self._url(events_path(job))
+        last, attempts = last_event_id, 0
+        while True:
+            parser = SSEParser()
+            headers = {"Accept": "text/event-stream", **({"Last-Event-ID": str(last)} if last else {})}
+            try:
+                async with self.session.get(url, headers=headers) as response:
+                    if response.status == 204:
+                        return
+                    await self._check(response)
+                    async for event in self._read(response, parser):
+                        last = event.id
+                        yield event
+                        if event.terminal:
+                            return
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError):
+                pass
+            attempts += 1
+            if attempts > self.max_reconnects:
+                raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
+            await asyncio.sleep((parser.retry_ms or 1000) / 1000)
+
+    async def separate(self, audio: str | Path, **options: Any) -> AsyncIterator[Event]:
+        """POST /api/v1/separate and yield its events; leaving the loop early cancels the job."""
+        path = Path(audio)
+        with path.open("rb") as handle:
+            async with self.session.post(self._url("/api/v1/separate"), data=self._form(path, options, handle),
+                                         headers={"Accept": "text/event-stream"}) as response:
+                await self._check(response)
+                async for event in self._read(response, SSEParser()):
+                    yield event
+                    if event.terminal:
+                        return
+
+    async def wait(self, job: str) -> Event:
+        async for event in self.events(job):
+            if event.terminal:
+                return event
+        raise ConnectionError("the event stream ended without a terminal event")
+
+    # --- files ------------------------------------------------------------------------------
+    async def download(self, url: str, dest: str | Path) -> Path:
+        dest = Path(dest)
+        async with self.session.get(self._url(url)) as response:
+            await self._check(response)
+            if dest.is_dir():
+                dest = dest / filename_from(response.headers.get("content-disposition", ""), url)
+            with dest.open("wb") as out:
+                async for chunk in response.content.iter_chunked(1 << 20):
+                    out.write(chunk)
+        return dest
+
+    async def download_all(self, completed: Completed, folder: str | Path) -> dict[str, Path]:
+        return {name: await self.download(info["url"], folder) for name, info in completed.stems.items()}

@@ -1,0 +1,25 @@
+"""The one error clients raise for a server's error envelope."""
+
+from __future__ import annotations
+
+import json
+
+
+class ServerError(Exception):
+    """The server answered `{"error": {"code", "message", "request_id"}}` with an error status."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+        self.request_id, self.retry_after = request_id, retry_after
+
+    @classmethod
+    def from_body(cls, status: int, body: bytes, retry_after: str | None) -> ServerError:
+        try:
+            error = json.loads(body)["error"]
+            code, message, request_id = error["code"], error["message"], error.get("request_id")
+        except (ValueError, KeyError, TypeError):
+            code, message, request_id = "http_error", body[:200].decode(errors="replace"), None
+        wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+        return cls(status, code, message, request_id, wait)

@@ -1,0 +1,80 @@
+"""An incremental Server-Sent Events parser (the WHATWG "event stream interpretation").
+
+Written here, not taken from `httpx-sse` or `aiohttp-sse-client`, because both clients must share
+one parser and each of those libraries is tied to its own transport. Feed it text as it
+arrives, in any chunking; it returns the messages completed so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SSEMessage:
+    event: str
+    data: str
+    id: str | None
+    retry: int | None
+
+
+class SSEParser:
+    def __init__(self) -> None:
+        self._pending = ""
+        self._data: list[str] = []
+        self._event = ""
+        self._retry: int | None = None
+        #: The last id seen (persists across messages, as the spec's "last event ID buffer").
+        self.last_id: str | None = None
+        #: The server's `retry:` in milliseconds, when it sent one.
+        self.retry_ms: int | None = None
+
+    def feed(self, text: str) -> list[SSEMessage]:
+        self._pending += text
+        messages: list[SSEMessage] = []
+        while True:
+            cut = _line_end(self._pending)
+            if cut is None:
+                return messages
+            end, width = cut
+            line, self._pending = self._pending[:end], self._pending[end + width:]
+            message = self._line(line)
+            if message is not None:
+                messages.append(message)
+
+    def _line(self, line: str) -> SSEMessage | None:
+        if line == "":
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self.last_id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> SSEMessage | None:
+        data, event, retry = self._data, self._event, self._retry
+        self._data, self._event, self._retry = [], "", None
+        if not data:
+            return None
+        return SSEMessage(event=event or "message", data="\n".join(data), id=self.last_id, retry=retry)
+
+
+def _line_end(text: str) -> tuple[int, int] | None:
+    """Where the first line ends and how wide its terminator is; None if it may not be complete."""
+    for index, char in enumerate(text):
+        if char == "\n":
+            return index, 1
+        if char == "\r":
+            if index + 1 == len(text):
+                return None  # "\r" at the end: wait, "\n" may follow in the next chunk
+            return index, 2 if text[index + 1] == "\n" else 1
+    return None

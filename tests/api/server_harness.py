@@ -1,0 +1,148 @@
+"""A real uvicorn on 127.0.0.1 for the server tests: in-process (a thread) or as a subprocess.
+
+Loaded by the conftest files of tests/api, tests/clients, tests/service and tests/cli (pytest
+fixtures cannot be shared between sibling folders otherwise without touching the root conftest).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from musicsep.api.app import create_app
+from musicsep.config import Settings
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Bounded wait for a condition another thread or process makes true (not a sleep-as-sync)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    app: Any
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def service(self) -> Any:
+        return self.app.state.service
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(settings: Settings) -> LiveServer:
+    app = create_app(settings)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=3,
+                            timeout_keep_alive=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    _wait_until(lambda: server.started or not thread.is_alive(), STARTUP_TIMEOUT_S, "uvicorn to start")
+    if not server.started:
+        raise RuntimeError("the server did not start")
+    return LiveServer(f"http://127.0.0.1:{port}", settings, app, server, thread)
+
+
+def base_settings(data_dir: Path, model_repo: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "model_repo": model_repo,
+        "default_model": "tiny_htdemucs",
+        "offline": True,
+        "device": "cpu",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def live_server(tmp_path, tiny_model_repo) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: `live_server(**settings)` starts a server on a fresh data dir (or the one given)."""
+    started: list[LiveServer] = []
+
+    def _start(**overrides: Any) -> LiveServer:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        data_dir = overrides.pop("data_dir")
+        server = start_server(base_settings(data_dir, tiny_model_repo, **overrides))
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class ServerProcess:
+    """`musicsep serve` in a subprocess, for the tests that kill -9 it."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+    env: dict[str, str] = field(repr=False)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = None) -> ServerProcess:
+    port = port or free_port()
+    env = {**os.environ, **env_overrides, "MUSICSEP_PORT": str(port), "MUSICSEP_HOST": "127.0.0.1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    handle = log.open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "musicsep", "serve"], env=env, stdout=handle,
+                               stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _wait_until(ready, STARTUP_TIMEOUT_S, "the server process to answer /health")
+    return ServerProcess(url, process, log, env)

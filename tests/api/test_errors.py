@@ -1,0 +1,138 @@
+"""Must-be-true 6: limits and bad inputs are refused early, with the one error envelope."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+LIMIT_MB = 0.25
+LIMIT = int(LIMIT_MB * 1024 * 1024)
+SLACK = 64 * 1024
+
+
+def _envelope(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
+    return body["error"]
+
+
+def _read_status(sock: socket.socket) -> int:
+    sock.settimeout(20)
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, "the server closed the connection without answering"
+        data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+def _multipart_head(boundary: str) -> bytes:
+    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+
+
+@pytest.fixture
+def server(live_server):
+    return live_server(max_upload_mb=LIMIT_MB)
+
+
+def test_413_on_chunked_body_before_limit_plus_64k_was_sent(server):
+    """No Content-Length at all: the server counts, and answers while we stall at limit + 64 KiB."""
+    host, port = server.url.removeprefix("http://").split(":")
+    boundary = "b0undary"
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        payload = _multipart_head(boundary) + b"RIFF" + b"\0" * (LIMIT + SLACK)
+        payload = payload[: LIMIT + SLACK]
+        for start in range(0, len(payload), 16 * 1024):
+            piece = payload[start:start + 16 * 1024]
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        # Nothing more is sent: an answer now proves the server decided on what it had read.
+        assert _read_status(sock) == 413
+
+
+def test_413_when_content_length_understates_the_body(server):
+    """Content-Length lies low: the server reads no more than it claims and never stores more."""
+    host, port = server.url.removeprefix("http://").split(":")
+    boundary = "b0undary"
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT + SLACK // 2}\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        payload = _multipart_head(boundary) + b"\0" * (LIMIT + SLACK)
+        sock.sendall(payload[: LIMIT + SLACK // 2])
+        assert _read_status(sock) == 413
+
+
+def test_413_at_once_when_content_length_says_too_much(server):
+    """Refused on the headers alone: not one byte of body is sent."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT * 4}\r\n"
+                      "Content-Type: multipart/form-data; boundary=x\r\n\r\n").encode())
+        assert _read_status(sock) == 413
+
+
+def test_413_envelope_for_an_honest_large_upload(server, tmp_path):
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF" + b"\0" * (LIMIT + SLACK))
+    with big.open("rb") as handle:
+        response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("big.wav", handle)})
+    assert response.status_code == 413
+    _envelope(response)
+
+
+def test_415_for_text_uploaded_as_audio(server):
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", b"hello, I am not audio" * 10)})
+    assert response.status_code == 415
+    assert _envelope(response)["code"] == "unsupported_format"
+
+
+def test_422_for_a_corrupt_wav(server, make_clip):
+    clip = make_clip(seconds=1.0).read_bytes()
+    corrupt = clip[:12] + b"\xff" * 64  # a RIFF/WAVE head with garbage where the chunks should be
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", corrupt)})
+    assert response.status_code == 422
+    assert _envelope(response)["code"] == "invalid_audio"
+
+
+def test_422_for_bad_options_and_unknown_model(server, make_clip):
+    clip = make_clip(seconds=1.0)
+    response = httpx.post(f"{server.url}/api/v1/jobs", data={"shifts": "-1"}, files={"file": clip.open("rb")})
+    assert response.status_code == 422
+    assert "shifts" in _envelope(response)["message"]
+    response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "no_such_model"}, files={"file": clip.open("rb")})
+    assert response.status_code == 422
+    assert _envelope(response)["code"] == "model_unavailable"
+
+
+def test_422_for_audio_url_and_for_missing_file(server):
+    response = httpx.post(f"{server.url}/api/v1/jobs", json={"audio_url": "https://example.com/a.mp3"})
+    assert response.status_code == 422
+    assert _envelope(response)["code"] == "audio_url_disabled"
+    response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "tiny_htdemucs"})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/jobs/0123456789abcdef0123456789abcdef",
+    "/api/v1/jobs/0123456789abcdef0123456789abcdef/events",
+    "/api/v1/jobs/not-a-job",
+    "/api/v1/jobs/..%2F..%2Fetc",
+])
+def test_404_for_unknown_jobs(server, path):
+    response = httpx.get(f"{server.url}{path}")
+    assert response.status_code == 404
+    _envelope(response)
+
+
+def test_request_id_is_echoed_when_acceptable(server):
+    response = httpx.get(f"{server.url}/api/v1/jobs/nope", headers={"X-Request-Id": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    assert response.json()["error"]["request_id"] == "trace-42"
+    response = httpx.get(f"{server.url}/health", headers={"X-Request-Id": "bad id\twith tab"})
+    assert response.headers["x-request-id"] != "bad id\twith tab"
