@@ -1,0 +1,268 @@
+"""Streaming Demucs: `demucs.apply.apply_model(split=True)`'s arithmetic, emitted as it finishes.
+
+`apply_model` keeps the whole output track and divides by the summed window weights at the end.
+The chunk at offset `o` only touches samples `[o, o + segment)`, so once the chunk at `o_next` has
+been added, no later chunk can change samples before `o_next`: they are final and can leave. Each
+"lane" below is one model (one member of a bag, at one random shift) walking the track with
+exactly apply_model's segment length, stride, triangular weights and padding; a combiner adds the
+lanes like apply_model's bag and shift loops do. Memory is O(segment) instead of O(track).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+
+
+class FrameReader(Protocol):
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames `[start, stop)` as float32 `(channels, stop - start)`, zeros outside the track."""
+
+
+@dataclass(frozen=True)
+class PassOptions:
+    shifts: int = 0
+    overlap: float = 0.25
+    segment: float | None = None
+    transition_power: float = 1.0
+    batch_size: int = 1
+
+
+def _window(segment_length: int, transition_power: float) -> torch.Tensor:
+    """apply_model's triangle, highest in the middle, normalised, raised to transition_power."""
+    weight = torch.cat([torch.arange(1, segment_length // 2 + 1),
+                        torch.arange(segment_length - segment_length // 2, 0, -1)])
+    return (weight / weight.max()) ** transition_power
+
+
+class _Lane:
+    """One model over the track delayed by `delay` frames (apply_model's shift trick), yielding
+    finished output in track coordinates."""
+
+    def __init__(self, model, forward: Callable, stem_index: list[int], frames: int, delay: int,
+                 options: PassOptions) -> None:
+        from demucs.htdemucs import HTDemucs
+
+        self.model = model
+        self._forward = forward
+        self._stems = stem_index
+        self._delay = delay
+        self._length = frames + delay  # apply_model's `shifted` view: length + max_shift - offset
+        segment = options.segment if options.segment is not None else model.segment
+        self._segment_length = int(model.samplerate * segment)
+        self._stride = int((1 - options.overlap) * self._segment_length)
+        self._offsets = list(range(0, self._length, self._stride))
+        self._weight = _window(self._segment_length, options.transition_power)
+        self._user_segment = options.segment
+        self._is_htdemucs = isinstance(model, HTDemucs)
+        self._batch_size = options.batch_size
+        self._next = 0  # index of the next chunk to run
+        self._base = 0  # lane coordinate of acc[..., 0]
+        self._acc: torch.Tensor | None = None
+        self._sum_weight = torch.zeros(0)
+        self.frontier = 0  # track frames before this are final and already handed out
+
+    @property
+    def chunks(self) -> int:
+        return len(self._offsets)
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self._offsets)
+
+    def _valid_length(self, chunk_length: int) -> int:
+        # Same choice as apply_model's inner (split=False) call.
+        if self._is_htdemucs and self._user_segment is not None:
+            return int(self._user_segment * self.model.samplerate)
+        if hasattr(self.model, "valid_length"):
+            return self.model.valid_length(chunk_length)
+        return chunk_length
+
+    def _read(self, reader: FrameReader, offset: int, chunk_length: int, valid: int) -> np.ndarray:
+        # TensorChunk.padded: centred context of real neighbouring samples, zeros past the ends.
+        start = offset - (valid - chunk_length) // 2
+        return reader.read(start - self._delay, start - self._delay + valid)
+
+    def step(self, reader: FrameReader) -> tuple[torch.Tensor, int]:
+        """Run the next batch of chunks; return (newly finished track frames (S, C, n), chunks run)."""
+        batch = []
+        first_valid = None
+        while self._next + len(batch) < len(self._offsets) and len(batch) < self._batch_size:
+            offset = self._offsets[self._next + len(batch)]
+            chunk_length = min(self._length - offset, self._segment_length)
+            valid = self._valid_length(chunk_length)
+            if first_valid is not None and valid != first_valid:
+                break
+            first_valid = valid
+            batch.append((offset, chunk_length, self._read(reader, offset, chunk_length, valid)))
+        outputs = self._forward(self.model, np.stack([item[2] for item in batch]))
+        for (offset, chunk_length, _), out in zip(batch, outputs):
+            self._accumulate(offset, _center_trim(out[self._stems], chunk_length))
+        self._next += len(batch)
+        return self._emit(), len(batch)
+
+    def _accumulate(self, offset: int, chunk_out: torch.Tensor) -> None:
+        chunk_length = chunk_out.shape[-1]
+        end = offset + chunk_length - self._base
+        if self._acc is None:
+            self._acc = chunk_out.new_zeros(*chunk_out.shape[:-1], 0)
+        if end > self._acc.shape[-1]:
+            grow = end - self._acc.shape[-1]
+            self._acc = torch.cat([self._acc, chunk_out.new_zeros(*chunk_out.shape[:-1], grow)], dim=-1)
+            self._sum_weight = torch.cat([self._sum_weight, torch.zeros(grow)])
+        start = offset - self._base
+        weight = self._weight[:chunk_length]
+        self._acc[..., start:end] += weight * chunk_out
+        self._sum_weight[start:end] += weight
+
+    def _emit(self) -> torch.Tensor:
+        assert self._acc is not None
+        final = self._offsets[self._next] if not self.done else self._length
+        count = final - self._base
+        out = self._acc[..., :count] / self._sum_weight[:count]
+        self._acc = self._acc[..., count:]
+        self._sum_weight = self._sum_weight[count:]
+        self._base = final
+        # Lane coordinates -> track coordinates: drop what falls in the shift's leading padding.
+        skip = min(count, max(0, self._delay - (final - count)))
+        self.frontier = max(0, final - self._delay)
+        return out[..., skip:]
+
+
+def _center_trim(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    from demucs.utils import center_trim
+
+    return center_trim(tensor, length)
+
+
+@dataclass
+class _Member:
+    model: object
+    weights: list[float]  # this member's weight per requested stem
+    lanes: list[_Lane]
+
+
+class DemucsPass:
+    """One separation of one track: all lanes of all bag members, combined as apply_model does."""
+
+    def __init__(self, separator: "DemucsSeparator", frames: int, stems: list[str],
+                 options: PassOptions) -> None:
+        sources = separator.sources
+        index = [sources.index(stem) for stem in stems]
+        self.frames = frames
+        self._shifts = options.shifts
+        members, all_weights = separator.members()
+        # Normalise by the summed weights of *all* members, like apply_model's `totals`; members
+        # whose weights for the requested stems are all zero contribute nothing and are skipped.
+        self._totals = [sum(weights[k] for weights in all_weights) for k in index]
+        max_shift = int(0.5 * separator.samplerate)
+        self._members: list[_Member] = []
+        for model, weights in zip(members, all_weights):
+            # Draw shifts member by member, like apply_model's recursion, so a seeded `random`
+            # reproduces Demucs's own output; drawn even for skipped members to keep the sequence.
+            delays = [max_shift - random.randint(0, max_shift) for _ in range(options.shifts)] or [0]
+            picked = [weights[k] for k in index]
+            if not any(picked):
+                continue
+            lanes = [_Lane(model, separator.forward, index, frames, delay, options) for delay in delays]
+            self._members.append(_Member(model, picked, lanes))
+        self.chunks = sum(lane.chunks for member in self._members for lane in member.lanes)
+
+    def blocks(self, reader: FrameReader, on_chunk: Callable[[], None]) -> Iterator[np.ndarray]:
+        lanes = [lane for member in self._members for lane in member.lanes]
+        pending: dict[int, list[torch.Tensor]] = {id(lane): [] for lane in lanes}
+        emitted = 0
+        while emitted < self.frames:
+            lane = min((lane for lane in lanes if not lane.done), key=lambda item: item.frontier)
+            out, ran = lane.step(reader)
+            if out.shape[-1]:
+                pending[id(lane)].append(out)
+            for _ in range(ran):
+                on_chunk()
+            ready = min(item.frontier for item in lanes)
+            if ready > emitted:
+                yield self._combine(pending, ready - emitted).numpy()
+                emitted = ready
+
+    def _combine(self, pending: dict[int, list[torch.Tensor]], count: int) -> torch.Tensor:
+        estimate: torch.Tensor | float = 0.0
+        for member in self._members:
+            member_out: torch.Tensor | float = 0.0
+            for lane in member.lanes:
+                member_out = member_out + _take(pending[id(lane)], count)
+            if self._shifts:
+                member_out = member_out / self._shifts
+            weights = torch.tensor(member.weights, dtype=torch.float32)[:, None, None]
+            estimate = estimate + member_out * weights
+        totals = torch.tensor(self._totals, dtype=torch.float32)[:, None, None]
+        return estimate / totals
+
+
+def _take(queue: list[torch.Tensor], count: int) -> torch.Tensor:
+    """Pop the first `count` frames from a queue of (S, C, n) tensors."""
+    parts, need = [], count
+    while need:
+        head = queue[0]
+        if head.shape[-1] <= need:
+            parts.append(queue.pop(0))
+            need -= head.shape[-1]
+        else:
+            parts.append(head[..., :need])
+            queue[0] = head[..., need:]
+            need = 0
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+
+class DemucsSeparator:
+    """A loaded Demucs model or bag, on a device at a precision, ready to stream tracks."""
+
+    normalize = True  # Demucs's Separator normalises the whole track by its mean and std.
+
+    def __init__(self, name: str, model, device: torch.device, precision: str = "fp32") -> None:
+        self.name = name
+        self.model = model
+        self.device = device
+        self.precision = precision
+        self.samplerate = int(model.samplerate)
+        self.audio_channels = int(model.audio_channels)
+        self.sources = list(model.sources)
+
+    def members(self) -> tuple[list, list[list[float]]]:
+        from demucs.apply import BagOfModels
+
+        if isinstance(self.model, BagOfModels):
+            return list(self.model.models), [list(map(float, w)) for w in self.model.weights]
+        return [self.model], [[1.0] * len(self.sources)]
+
+    @property
+    def max_segment(self) -> float:
+        """HTDemucs cannot take segments longer than its training length."""
+        from demucs.htdemucs import HTDemucs
+
+        limits = [float(m.segment) for m in self.members()[0] if isinstance(m, HTDemucs)]
+        return min(limits, default=float("inf"))
+
+    def prepare(self, frames: int, stems: list[str], options: PassOptions) -> DemucsPass:
+        return DemucsPass(self, frames, stems, options)
+
+    def forward(self, model, batch: np.ndarray) -> torch.Tensor:
+        """One forward pass over a batch of padded chunks; float32 on the CPU out."""
+        x = torch.from_numpy(batch)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        with torch.inference_mode(), _autocast(self.device, self.precision):
+            out = model(x)
+        return out.float().cpu()
+
+
+def _autocast(device: torch.device, precision: str):
+    import contextlib
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,198 @@
+"""Finding and loading model weights, through Demucs 4.1's own loading code.
+
+Order: the local folder (`MUSICSEP_MODEL_REPO`: Demucs's `.th` + `.yaml` bag files, or
+`.safetensors` + `.yaml` as on the Hugging Face hub), the Hugging Face cache, Demucs's legacy
+torch-hub cache, then a download (unless offline). Loaded models are cached per
+(name, device, precision).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from musicsep.model.catalog import load_catalog
+from musicsep.model.errors import ModelUnavailable
+
+HOW_TO_GET_WEIGHTS = (
+    "run `musicsep models pull {name}` on a machine with internet access (it fills the "
+    "Hugging Face cache), or put the model's .yaml and weight files in a folder and set "
+    "MUSICSEP_MODEL_REPO to it"
+)
+
+
+def resolve_device(device: str = "auto"):
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelUnavailable("device 'cuda' was asked for but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def resolve_precision(precision: str, device) -> str:
+    """`auto`: bf16 on CUDA and on CPUs with AMX or AVX-512 bf16, fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16"
+    if device.type == "cpu" and _cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
+
+
+def _load_member(sig: str, folder: Path):
+    from demucs.hf import load_safetensors_model
+    from demucs.repo import LocalRepo
+
+    safetensors = folder / f"{sig}.safetensors"
+    if safetensors.is_file():
+        return load_safetensors_model(safetensors)
+    repo = LocalRepo(folder)  # finds `<sig>-<checksum>.th` and verifies the checksum
+    if repo.has_model(sig):
+        return repo.get_model(sig)
+    return None
+
+
+def load_from_folder(name: str, folder: Path):
+    """A bag `<name>.yaml` whose members are `.safetensors` or `.th` files, or a single model."""
+    import yaml
+    from demucs.apply import BagOfModels
+
+    bag_file = folder / f"{name}.yaml"
+    if bag_file.is_file():
+        bag = yaml.safe_load(bag_file.read_text())
+        models = []
+        for sig in bag["models"]:
+            member = _load_member(sig, folder)
+            if member is None:
+                raise ModelUnavailable(
+                    f"model '{name}' lists weights '{sig}' that are not in the model folder; "
+                    + HOW_TO_GET_WEIGHTS.format(name=name))
+            models.append(member)
+        return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+    return _load_member(name, folder)
+
+
+def load_from_caches(name: str):
+    """The Hugging Face cache, then Demucs's legacy torch-hub cache; never the network."""
+    import torch
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name, load_safetensors_model
+    from demucs.pretrained import REMOTE_ROOT
+    from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
+    try:
+        with open(hf_hub_download(repo_id, f"{name}.yaml", local_files_only=True)) as file:
+            bag = yaml.safe_load(file)
+        models = [load_safetensors_model(hf_hub_download(repo_id, f"{sig}.safetensors",
+                                                         local_files_only=True))
+                  for sig in bag["models"]]
+        return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+    except LocalEntryNotFoundError:
+        pass
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    if checkpoints.is_dir():
+        local = LocalRepo(checkpoints)
+        legacy = AnyModelRepo(local, BagOnlyRepo(REMOTE_ROOT, local))
+        try:
+            return legacy.get_model(name)
+        except Exception:  # a partial legacy cache is the same as none: try the next source
+            return None
+    return None
+
+
+def download(name: str):
+    """Demucs's own `get_model`: the Hugging Face hub, then the legacy repository."""
+    from demucs.pretrained import get_model
+
+    return get_model(name)
+
+
+class ModelLoader:
+    """Loads models once and hands out cached `DemucsSeparator`s; safe to share between threads."""
+
+    def __init__(self, repo: Path | None = None, offline: bool = False) -> None:
+        self.repo = Path(repo) if repo else None
+        self.offline = offline
+        self._cache: dict[tuple[str, str, str], object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, device: str = "auto", precision: str = "fp32"):
+        from musicsep.model.demucs_stream import DemucsSeparator
+
+        torch_device = resolve_device(device)
+        precision = resolve_precision(precision, torch_device)
+        key = (name, str(torch_device), precision)
+        with self._lock:
+            if key not in self._cache:
+                model = self._load(name)
+                model.to(torch_device).eval()
+                self._cache[key] = DemucsSeparator(name, model, torch_device, precision)
+            return self._cache[key]
+
+    def loaded(self) -> list[str]:
+        return sorted({name for name, _, _ in self._cache})
+
+    def is_available(self, name: str) -> bool:
+        """Whether the weights are on this machine (folder or caches), without loading them."""
+        try:
+            return self._find_locally(name) is not None
+        except ModelUnavailable:
+            return False
+
+    def _find_locally(self, name: str):
+        if self.repo is not None:
+            model = load_from_folder(name, self.repo)
+            if model is not None:
+                return model
+        return load_from_caches(name)
+
+    def _load(self, name: str):
+        catalog = load_catalog()
+        try:
+            model = self._find_locally(name)
+        except ImportError as exc:
+            raise _missing_package(name, exc) from exc
+        if model is not None:
+            return model
+        if name not in catalog:
+            known = ", ".join(catalog)
+            raise ModelUnavailable(f"unknown model '{name}'; known models: {known}")
+        if self.offline:
+            raise ModelUnavailable(
+                f"model '{name}' is not on this machine and downloads are off; "
+                + HOW_TO_GET_WEIGHTS.format(name=name))
+        try:
+            return download(name)
+        except ImportError as exc:
+            raise _missing_package(name, exc) from exc
+        except (Exception, SystemExit) as exc:  # network, hub and repo errors all mean the same here
+            raise ModelUnavailable(
+                f"model '{name}' is not on this machine and could not be downloaded "
+                f"({type(exc).__name__}); " + HOW_TO_GET_WEIGHTS.format(name=name)) from exc
+
+
+def _missing_package(name: str, exc: ImportError) -> ModelUnavailable:
+    if "diffq" in str(exc):
+        return ModelUnavailable(f"model '{name}' is quantized and needs the diffq package: "
+                                "pip install diffq")
+    return ModelUnavailable(f"model '{name}' needs a package that is not installed ({exc.name})")
