@@ -1,0 +1,197 @@
+"""Separate one file into stem files, chunk by chunk, with constant memory.
+
+decode (blocks → disk spill + running statistics) → stream the separator over the spill →
+write every stem incrementally. The Demucs CLI's results are reproduced: the same whole-track
+normalisation, `apply_model`'s overlap-add, the same two-stem `add` method and clip modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from musicsep.model.audio import FORMATS, StemWriter, decode_blocks, probe
+from musicsep.model.demucs_stream import PassOptions
+from musicsep.model.errors import Cancelled, InvalidOptions
+from musicsep.model.progress import ProgressCallback, ProgressTracker
+from musicsep.model.spill import TrackSpill
+
+
+@dataclass
+class SeparationRequest:
+    model: str = "htdemucs"
+    stems: list[str] | None = None  # a subset of the model's sources; None = all
+    two_stems: str | None = None  # `vocals` → vocals + no_vocals, like Demucs's --two-stems
+    other_method: str = "add"  # two-stem complement: Demucs's `add` (sum of the rest) or `minus`
+    format: str = "wav16"
+    clip: str = "rescale"
+    bitrate: int = 320
+    shifts: int = 0
+    overlap: float = 0.25
+    segment: float | None = None
+    batch_size: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass
+class SeparationResult:
+    model: str
+    stems: dict[str, Path]
+    samplerate: int
+    duration_s: float
+    frames: int
+    device: str
+    precision: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StemPlan:
+    compute: list[str]  # sources the separator must produce
+    outputs: list[str]  # files written, in order
+
+
+def plan_stems(sources: list[str], request: SeparationRequest) -> StemPlan:
+    """Which sources to compute and which files to write; refuses stems the model lacks."""
+    if request.two_stems is not None and request.stems:
+        raise InvalidOptions("choose either a list of stems or two-stem mode, not both")
+    wanted = [request.two_stems] if request.two_stems else list(request.stems or sources)
+    unknown = [stem for stem in wanted if stem not in sources]
+    if unknown:
+        raise InvalidOptions(
+            f"stem '{unknown[0]}' is not produced by this model; it produces: {', '.join(sources)}")
+    if request.two_stems is None:
+        return StemPlan(wanted, wanted)
+    stem = request.two_stems
+    if request.other_method == "minus":
+        return StemPlan([stem], [stem, f"no_{stem}"])
+    return StemPlan([stem] + [s for s in sources if s != stem], [stem, f"no_{stem}"])
+
+
+def _check_options(separator, request: SeparationRequest) -> None:
+    if request.format not in FORMATS:
+        raise InvalidOptions(f"unknown format '{request.format}'; choose one of {', '.join(FORMATS)}")
+    if not 0 <= request.overlap < 1:
+        raise InvalidOptions("overlap must be at least 0 and below 1")
+    if not 0 <= request.shifts <= 20:
+        raise InvalidOptions("shifts must be between 0 and 20")
+    if request.batch_size < 1:
+        raise InvalidOptions("batch size must be at least 1")
+    if request.other_method not in ("add", "minus"):
+        raise InvalidOptions("other_method must be 'add' or 'minus'")
+    if request.segment is not None:
+        limit = getattr(separator, "max_segment", float("inf"))
+        if not 0.1 <= request.segment <= limit:
+            raise InvalidOptions(f"segment must be between 0.1 and {limit:.2f} seconds for this model")
+
+
+def separate_file(
+    input_path: Path,
+    output_dir: Path,
+    request: SeparationRequest,
+    *,
+    loader,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    max_duration_s: float | None = None,
+) -> SeparationResult:
+    """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md."""
+    started = time.monotonic()
+    separator = loader.get(request.model, device=request.device, precision=request.precision)
+    loaded = time.monotonic()
+    _check_options(separator, request)
+    plan = plan_stems(separator.sources, request)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tracker = ProgressTracker(on_progress)
+
+    def checkpoint() -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("the separation was cancelled")
+
+    def on_chunk() -> None:
+        tracker.chunk_done()
+        checkpoint()
+
+    fmt = FORMATS[request.format]
+    timings = {"load_s": loaded - started}
+    with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".decoded-", delete=False) as handle:
+        spill = TrackSpill(Path(handle.name), separator.audio_channels)
+    try:
+        claimed = probe(input_path).duration_s
+        expected = max(1, int((claimed or 0) * separator.samplerate))
+
+        def on_block(frames: int) -> None:
+            tracker.report("decode", frames / expected)
+            checkpoint()
+
+        spill.fill(decode_blocks(input_path, samplerate=separator.samplerate,
+                                 channels=separator.audio_channels,
+                                 max_duration_s=max_duration_s), on_block)
+        decoded = time.monotonic()
+        timings["decode_s"] = decoded - loaded
+        mean, std = spill.stats() if separator.normalize else (0.0, 1.0)
+        spill.normalize(mean, std)
+        run = separator.prepare(spill.frames, plan.compute, PassOptions(
+            shifts=request.shifts, overlap=request.overlap, segment=request.segment,
+            batch_size=request.batch_size))
+        tracker.chunks = run.chunks
+        with contextlib.ExitStack() as stack:
+            writers = {
+                name: stack.enter_context(StemWriter(
+                    output_dir / f"{name}.{fmt.extension}", fmt, separator.samplerate,
+                    separator.audio_channels, request.clip, request.bitrate))
+                for name in plan.outputs
+            }
+            position = 0
+            for block in run.blocks(spill, on_chunk):
+                # Demucs: out * std + mean, in float32.
+                block = block * np.float32(std) + np.float32(mean)
+                _write_block(writers, plan, request, block, spill, position)
+                position += block.shape[-1]
+            separated = time.monotonic()
+            timings["separate_s"] = separated - decoded
+            tracker.report("encode", 0.0)
+            paths = {}
+            for index, (name, writer) in enumerate(writers.items(), start=1):
+                checkpoint()
+                paths[name] = writer.close()
+                tracker.report("encode", index / len(writers))
+        timings["encode_s"] = time.monotonic() - separated
+        timings["total_s"] = time.monotonic() - started
+        tracker.finish()
+        return SeparationResult(
+            model=separator.name, stems=paths, samplerate=separator.samplerate,
+            duration_s=spill.frames / separator.samplerate, frames=spill.frames,
+            device=str(getattr(separator, "device", "cpu")),
+            precision=getattr(separator, "precision", "fp32"), timings=timings)
+    except BaseException:
+        for name in plan.outputs:
+            (output_dir / f"{name}.{fmt.extension}").unlink(missing_ok=True)
+        raise
+    finally:
+        spill.close()
+
+
+def _write_block(writers: dict[str, StemWriter], plan: StemPlan, request: SeparationRequest,
+                 block: np.ndarray, spill: TrackSpill, position: int) -> None:
+    stems = dict(zip(plan.compute, block))
+    if request.two_stems is None:
+        for name in plan.outputs:
+            writers[name].write(stems[name])
+        return
+    stem = request.two_stems
+    writers[stem].write(stems[stem])
+    if request.other_method == "minus":
+        mix = spill.read_raw(position, position + block.shape[-1])
+        writers[f"no_{stem}"].write(mix - stems[stem])
+    else:
+        rest = [stems[name] for name in plan.compute if name != stem]
+        writers[f"no_{stem}"].write(np.sum(rest, axis=0, dtype=np.float32))
