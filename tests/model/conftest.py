@@ -18,7 +18,7 @@ import soundfile as sf
 
 AUDIO_RATE = 44100
 
-#: name -> (suffix, how it is made); lossless ones must decode within 1 LSB.
+#: name -> (file suffix, lossless?); lossless ones must decode within 1 LSB.
 AUDIO_INPUT_FORMATS: dict[str, tuple[str, bool]] = {
     "wav16": (".wav", True),
     "wav24": (".wav", True),

@@ -6,6 +6,7 @@ the server to 415/422, so the class is asserted exactly; the message must not le
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,11 @@ def folder(tmp_path: Path, kit: SimpleNamespace) -> Path:
     return tmp_path / "a_folder.wav"
 
 
+def fifo(tmp_path: Path, kit: SimpleNamespace) -> Path:
+    os.mkfifo(tmp_path / "pipe.wav")  # opening it for reading would block forever
+    return tmp_path / "pipe.wav"
+
+
 def missing(tmp_path: Path, kit: SimpleNamespace) -> Path:
     return tmp_path / "does_not_exist.wav"
 
@@ -110,6 +116,7 @@ CASES: list[tuple[str, Maker, type[MusicsepError], bool]] = [
     ("empty file", bytes_file(b""), InvalidAudio, True),
     ("missing file", missing, InvalidAudio, True),
     ("a folder", folder, InvalidAudio, True),
+    ("a named pipe", fifo, InvalidAudio, True),
     ("plain text", bytes_file("Yesterday, all my troubles seemed so far away.\n".encode() * 40), UnsupportedFormat, True),
     ("playlist naming a URL", bytes_file(b"#EXTM3U\n#EXTINF:1,x\nhttp://127.0.0.1:9/x.mp3\n"), UnsupportedFormat, True),
     ("PNG image", png, UnsupportedFormat, True),

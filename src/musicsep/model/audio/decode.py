@@ -34,7 +34,7 @@ MAX_SAMPLERATE = 768_000
 _BAD_PACKET_ALLOWANCE = 8
 
 #: How a container is named to the person who sent it.
-_LABELS = {"mp4": "MP4/M4A", "matroska": "MKV/WebM", "wavpack": "WavPack", "asf": "WMA"}
+_LABELS = {"ogg": "Ogg", "mp4": "MP4/M4A", "matroska": "MKV/WebM", "wavpack": "WavPack", "asf": "WMA"}
 
 _SUPPORTED = "WAV, FLAC, MP3, Ogg Vorbis, Opus, M4A/AAC, AIFF, or the audio track of MP4, WebM or MKV"
 
@@ -126,20 +126,23 @@ def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Au
 
 @contextmanager
 def _open_file(path: Path) -> Iterator[BinaryIO]:
-    """Open the file ourselves, so FFmpeg gets bytes, never a name it could read as a URL."""
+    """Open the file ourselves, so FFmpeg gets bytes, never a name it could read as a URL.
+
+    The checks come before `open()`, which would block forever on a FIFO or a terminal.
+    """
+    if path.is_dir():
+        raise InvalidAudio("The input is a folder, not an audio file.")
+    if not path.exists():
+        raise InvalidAudio("The input file does not exist.")
+    if not path.is_file():
+        raise InvalidAudio("The input is not a regular file.")
+    if path.stat().st_size == 0:
+        raise InvalidAudio("The file is empty.")
     try:
         file = path.open("rb")
-    except FileNotFoundError as exc:
-        raise InvalidAudio("The input file does not exist.") from exc
-    except IsADirectoryError as exc:
-        raise InvalidAudio("The input is a folder, not an audio file.") from exc
     except OSError as exc:
         raise InvalidAudio("The input file cannot be read.") from exc
     with file:
-        if not path.is_file():
-            raise InvalidAudio("The input is not a regular file.")
-        if path.stat().st_size == 0:
-            raise InvalidAudio("The file is empty.")
         yield file
 
 

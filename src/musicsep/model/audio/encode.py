@@ -21,7 +21,8 @@ import numpy as np
 
 from musicsep.model.errors import InvalidOptions
 
-from .sinks import PyAVSink, Sink, SoundfileSink, pcm16, pcm24, pcm_float
+from .mp3 import MP3_RATES, Mp3Sink
+from .sinks import OpusSink, Sink, SoundfileSink, pcm16, pcm24, pcm_float
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class StemWriter:
             low, high = _BITRATES[self.format.name]
             if not low <= bitrate <= high:
                 raise InvalidOptions(f"The {self.format.name} bitrate must be between {low} and {high} kbps.")
+        if self.format.name == "mp3" and samplerate not in MP3_RATES:
+            raise InvalidOptions(f"MP3 cannot store {samplerate} Hz audio; choose another format.")
         if channels not in (1, 2):
             raise ValueError("channels must be 1 or 2")
         if samplerate <= 0:
@@ -190,5 +193,5 @@ def _open_sink(path: Path, name: str, samplerate: int, channels: int, bitrate: i
     if name == "flac":
         return SoundfileSink(path, samplerate, channels, "FLAC", "PCM_16", pcm16)
     if name == "mp3":
-        return PyAVSink(path, samplerate, channels, "libmp3lame", bitrate)
-    return PyAVSink(path, samplerate, channels, "libopus", bitrate)
+        return Mp3Sink(path, samplerate, channels, bitrate)
+    return OpusSink(path, samplerate, channels, bitrate)

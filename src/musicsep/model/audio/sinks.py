@@ -4,16 +4,16 @@ Lossless formats go through soundfile (libsndfile). Their integer samples are ma
 Demucs 4.1's `encode_wav` makes them (clamp to [-1, 1], scale by 2**15 - 1 or 2**23 - 1,
 truncate), so a musicsep stem file holds the same numbers as the Demucs CLI's.
 
-MP3 and Ogg Opus go through PyAV (FFmpeg's libmp3lame and libopus) rather than lameenc or
-libsndfile: FFmpeg's muxers write the encoder delay and padding into the file (LAME/Xing tag,
-Opus pre-skip and end granule), so a decoded stem has exactly the input's length and no leading
-silence, whereas lameenc's raw frames come back about 1,200 samples longer and shifted; and the
-bitrate is an exact CBR kbps setting, where libsndfile only offers a 0-1 "compression level".
-Opus only runs at 48 kHz among the usual rates, so PyAV's encoder resamples into it.
+Ogg Opus goes through PyAV (FFmpeg's libopus and Ogg muxer) rather than libsndfile: the muxer
+records the pre-skip and the end granule, so a decoded stem has exactly the input's length, the
+bitrate is an exact kbps setting (libsndfile only offers a 0-1 "compression level"), and Opus
+runs at 48 kHz only among the usual rates, which PyAV's encoder resamples into on the way.
+MP3 has its own module (mp3.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
@@ -22,11 +22,9 @@ import av
 import numpy as np
 import soundfile as sf
 
-#: Sample rates LAME encodes natively; anything else is resampled to 48 kHz by PyAV.
-_MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 _OPUS_RATE = 48000
-#: LAME's -q 2, the quality Demucs uses for mp3 ("2: highest").
-_MP3_QUALITY = "2"
+#: libopus refuses more than 256 kbps per channel; higher requests are capped there.
+_OPUS_MAX_KBPS_PER_CHANNEL = 256
 
 
 class Sink(Protocol):
@@ -53,7 +51,15 @@ def pcm_float(block: np.ndarray) -> np.ndarray:
 class SoundfileSink:
     """WAV / FLAC through libsndfile, one block at a time."""
 
-    def __init__(self, path: Path, samplerate: int, channels: int, container: str, subtype: str, to_pcm) -> None:
+    def __init__(
+        self,
+        path: Path,
+        samplerate: int,
+        channels: int,
+        container: str,
+        subtype: str,
+        to_pcm: Callable[[np.ndarray], np.ndarray],
+    ) -> None:
         self._to_pcm = to_pcm
         self._file = sf.SoundFile(
             path, mode="w", samplerate=samplerate, channels=channels, format=container, subtype=subtype
@@ -66,30 +72,24 @@ class SoundfileSink:
         self._file.close()
 
 
-class PyAVSink:
-    """MP3 or Ogg Opus through FFmpeg's encoders and muxers (see the module docstring for why)."""
+class OpusSink:
+    """Ogg Opus through FFmpeg's libopus and Ogg muxer (see the module docstring for why)."""
 
-    def __init__(self, path: Path, samplerate: int, channels: int, codec: str, bitrate_kbps: int) -> None:
+    def __init__(self, path: Path, samplerate: int, channels: int, bitrate_kbps: int) -> None:
         self._samplerate = samplerate
         self._layout = "mono" if channels == 1 else "stereo"
         self._written = 0
-        if codec == "libmp3lame":
-            container, rate, options = "mp3", samplerate if samplerate in _MP3_RATES else 48000, {
-                "compression_level": _MP3_QUALITY
-            }
-        else:
-            container, rate, options = "ogg", _OPUS_RATE, {}
-        self._container = av.open(str(path), mode="w", format=container)
+        self._container = av.open(str(path), mode="w", format="ogg")
         try:
-            self._stream = self._container.add_stream(codec, rate=rate, layout=self._layout, options=options)
-            self._stream.bit_rate = bitrate_kbps * 1000
-            self._stream.format = "fltp" if codec == "libmp3lame" else "flt"
+            self._stream = self._container.add_stream("libopus", rate=_OPUS_RATE, layout=self._layout)
+            self._stream.bit_rate = min(bitrate_kbps, _OPUS_MAX_KBPS_PER_CHANNEL * channels) * 1000
+            self._stream.format = "flt"
         except BaseException:
             self._container.close()
             raise
 
     def write(self, block: np.ndarray) -> None:
-        # Clamped like Demucs's i16_pcm does before its mp3 encoder.
+        # Clamped to full scale like every other output format.
         samples = np.ascontiguousarray(np.clip(block, -1.0, 1.0), dtype=np.float32)
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=self._layout)
         frame.sample_rate = self._samplerate
