@@ -132,7 +132,7 @@ def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = No
     env = {**os.environ, **env_overrides, "MUSICSEP_PORT": str(port), "MUSICSEP_HOST": "127.0.0.1",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     handle = log.open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "musicsep", "serve"], env=env, stdout=handle,
+    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve"], env=env, stdout=handle,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 
@@ -146,3 +146,31 @@ def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = No
 
     _wait_until(ready, STARTUP_TIMEOUT_S, "the server process to answer /health")
     return ServerProcess(url, process, log, env)
+
+
+def stream_events(url: str, *, last_event_id: int = 0, stop_after: int | None = None,
+                  headers: dict[str, str] | None = None, timeout_s: float = 120.0) -> tuple[int, list[tuple[int, str, dict]]]:
+    """Open an event stream with httpx and parse it with the clients' parser.
+
+    Returns (status, [(id, type, data)]); stops at the terminal event, or after `stop_after`
+    events (closing the connection: a disconnect at that point).
+    """
+    import json
+
+    from musicsep.clients.sse import SSEParser
+
+    sent = dict(headers or {})
+    if last_event_id:
+        sent["Last-Event-ID"] = str(last_event_id)
+    parser = SSEParser()
+    events: list[tuple[int, str, dict]] = []
+    with httpx.stream("GET", url, headers=sent, timeout=timeout_s) as response:
+        if response.status_code != 200:
+            return response.status_code, events
+        for text in response.iter_text():
+            for message in parser.feed(text):
+                data = json.loads(message.data)
+                events.append((int(message.id or 0), message.event, data))
+                if message.event in ("completed", "failed", "cancelled") or len(events) == stop_after:
+                    return response.status_code, events
+    return response.status_code, events

@@ -21,6 +21,8 @@ class SSEMessage:
 class SSEParser:
     def __init__(self) -> None:
         self._pending = ""
+        #: A chunk ended in "\r": a "\n" starting the next chunk belongs to that line end.
+        self._skip_lf = False
         self._data: list[str] = []
         self._event = ""
         self._retry: int | None = None
@@ -30,6 +32,9 @@ class SSEParser:
         self.retry_ms: int | None = None
 
     def feed(self, text: str) -> list[SSEMessage]:
+        if self._skip_lf and text:
+            text = text[1:] if text.startswith("\n") else text
+            self._skip_lf = False
         self._pending += text
         messages: list[SSEMessage] = []
         while True:
@@ -37,6 +42,7 @@ class SSEParser:
             if cut is None:
                 return messages
             end, width = cut
+            self._skip_lf = end + width == len(self._pending) and self._pending[end] == "\r"
             line, self._pending = self._pending[:end], self._pending[end + width:]
             message = self._line(line)
             if message is not None:
@@ -69,12 +75,10 @@ class SSEParser:
 
 
 def _line_end(text: str) -> tuple[int, int] | None:
-    """Where the first line ends and how wide its terminator is; None if it may not be complete."""
+    """Where the first line ends and how wide its terminator is; None while no line is complete."""
     for index, char in enumerate(text):
         if char == "\n":
             return index, 1
         if char == "\r":
-            if index + 1 == len(text):
-                return None  # "\r" at the end: wait, "\n" may follow in the next chunk
-            return index, 2 if text[index + 1] == "\n" else 1
+            return index, 2 if text[index + 1:index + 2] == "\n" else 1
     return None

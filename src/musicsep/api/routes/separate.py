@@ -44,13 +44,17 @@ async def separate(
     created = await submit(request, params, file, service, settings, wait=wait)
     job_id = created.job.id
     if "text/event-stream" in request.headers.get("accept", ""):
-        return event_stream(
+        response: Response = event_stream(
             service.follow(job_id),
             retry_ms=settings.sse_retry_ms,
             ping_s=settings.sse_ping_s,
             on_unfinished=lambda: service.cancel(job_id, DISCONNECTED),
         )
-    return await _answer_when_done(request, service, job_id)
+    else:
+        response = await _answer_when_done(request, service, job_id)
+    # The job's id, so that a client can also follow it over GET …/events or download later.
+    response.headers["X-Job-Id"] = job_id
+    return response
 
 
 async def _answer_when_done(request: Request, service: JobService, job_id: str) -> Response:

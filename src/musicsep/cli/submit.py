@@ -1,0 +1,72 @@
+"""`musicsep submit`: send a file to a running server, show its progress, download the stems."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "submit",
+        help="separate a file on a musicsep server and download the stems",
+        description="Upload FILE to a musicsep server, follow its progress and save the stems.",
+    )
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--server", default=os.environ.get("MUSICSEP_SERVER", "http://127.0.0.1:8000"),
+                        help="server URL (default $MUSICSEP_SERVER or http://127.0.0.1:8000)")
+    parser.add_argument("--api-key", default=os.environ.get("MUSICSEP_API_KEY"), help="default $MUSICSEP_API_KEY")
+    parser.add_argument("--model")
+    parser.add_argument("--stems", help="comma-separated, e.g. vocals,drums")
+    parser.add_argument("--two-stems", help="a stem and its complement, e.g. vocals")
+    parser.add_argument("--format", choices=["wav16", "wav24", "float32", "flac", "mp3", "ogg"])
+    parser.add_argument("--priority", type=int, choices=range(1, 6), metavar="1-5")
+    parser.add_argument("--out", type=Path, default=Path("separated"), help="folder for the stems")
+    parser.add_argument("--no-download", action="store_true", help="print the links instead of downloading")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musicsep.clients import Client, Completed, Failed, Progress, Queued, ServerError
+
+    options = {"model": args.model, "stems": args.stems, "two_stems": args.two_stems,
+               "format": args.format, "priority": args.priority}
+    with Client(args.server, api_key=args.api_key) as client:
+        try:
+            accepted = client.submit(args.file, **options)
+            print(f"job {accepted['job_id']}", file=sys.stderr)
+            for event in client.events(accepted["events_url"]):
+                if isinstance(event, Queued) and event.position:
+                    print(f"queued, position {event.position}", file=sys.stderr)
+                elif isinstance(event, Progress):
+                    print(f"\r{event.stage:>8} {event.percent:5.1f}%", end="", file=sys.stderr, flush=True)
+                elif isinstance(event, Failed):
+                    print(f"\nfailed ({event.code}): {event.message}", file=sys.stderr)
+                    return 1
+                elif isinstance(event, Completed):
+                    print(file=sys.stderr)
+                    return _deliver(client, event, args)
+                elif event.terminal:
+                    print(f"\n{event.type}: {event.raw}", file=sys.stderr)
+                    return 1
+        except ServerError as exc:
+            print(f"musicsep submit: {exc.message} ({exc.code})", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"musicsep submit: {exc}", file=sys.stderr)
+            return 1
+    print("musicsep submit: the event stream ended early", file=sys.stderr)
+    return 1
+
+
+def _deliver(client, completed, args: argparse.Namespace) -> int:
+    if args.no_download:
+        for name, info in completed.stems.items():
+            print(f"{name}\t{client.base_url}{info['url']}")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, path in client.download_all(completed, args.out).items():
+        print(path)
+    return 0

@@ -1,0 +1,151 @@
+"""Downloads (signed, Range, zip, allow-listed names), auth with stream tokens, expiry (410),
+inline base64 payloads and their cap."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import time
+import zipfile
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from musicsep_tests_server_harness import stream_events
+
+KEY = "k" * 24
+
+
+def _run_job(url: str, clip, headers: dict[str, str] | None = None, **fields: str) -> tuple[dict, list]:
+    with clip.open("rb") as handle:
+        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data=fields,
+                              headers=headers or {}, timeout=60)
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    status, events = stream_events(url + accepted["events_url"])
+    assert status == 200
+    return accepted, events
+
+
+@pytest.fixture
+def completed(live_server, make_clip):
+    server = live_server()
+    accepted, events = _run_job(server.url, make_clip(seconds=3.0))
+    assert events[-1][1] == "completed"
+    return server, accepted, events[-1][2]
+
+
+def test_range_request_and_content_disposition(completed):
+    server, _, final = completed
+    info = final["stems"]["vocals"]
+    whole = httpx.get(server.url + info["url"])
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "audio/wav"
+    assert whole.headers["content-disposition"].startswith("attachment;")
+    assert len(whole.content) == info["bytes"]
+    part = httpx.get(server.url + info["url"], headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{info['bytes']}"
+    assert part.content == whole.content[100:200]
+
+
+def test_zip_holds_every_stem(completed):
+    server, accepted, final = completed
+    job = httpx.get(server.url + accepted["status_url"]).json()
+    archive = httpx.get(server.url + job["zip_url"])
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
+        sizes = {entry.filename.rsplit(".", 1)[0]: entry.file_size for entry in zipped.infolist()}
+    assert sizes == {name: info["bytes"] for name, info in final["stems"].items()}
+
+
+@pytest.mark.parametrize("stem", ["nope", "..", "%2e%2e", "..%2Finput", "%2e%2e%2f%2e%2e%2fsigning.key",
+                                  "vocals%2F..%2F..%2Finput", "input"])
+def test_unknown_stems_and_path_tricks_are_404(completed, stem):
+    server, accepted, final = completed
+    query = final["stems"]["vocals"]["url"].split("?", 1)[1]
+    # http.client sends the path byte for byte (httpx would normalise the dot segments away).
+    where = urlsplit(server.url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    connection.request("GET", f"{accepted['status_url']}/stems/{stem}?{query}")
+    response = connection.getresponse()
+    assert response.status == 404
+    assert set(json.loads(response.read())["error"]) == {"code", "message", "request_id"}
+    connection.close()
+
+
+def test_links_need_their_signature(completed):
+    server, _, final = completed
+    url = final["stems"]["vocals"]["url"]
+    assert httpx.get(server.url + url.split("?")[0]).status_code == 403
+    assert httpx.get(server.url + url.replace("sig=", "sig=x")).status_code == 403
+    other = final["stems"]["drums"]["url"].split("?")[1]
+    assert httpx.get(server.url + url.split("?")[0] + "?" + other).status_code == 403
+
+
+def test_expired_results_answer_410_and_their_files_are_gone(completed):
+    server, accepted, final = completed
+    job_dir = server.settings.data_dir / "jobs" / accepted["job_id"]
+    assert job_dir.exists()
+    assert server.service.cleanup_expired(now=time.time() + server.settings.result_ttl_s + 1) == 1
+    assert not job_dir.exists()
+    for path in (accepted["status_url"], accepted["events_url"], final["stems"]["vocals"]["url"]):
+        response = httpx.get(server.url + path)
+        assert response.status_code == 410
+        assert response.json()["error"]["code"] == "job_expired"
+
+
+def test_base64_payload_inlines_stems_and_the_cap_fails_clearly(live_server, make_clip):
+    server = live_server(max_inline_mb=1.0)
+    _, events = _run_job(server.url, make_clip(seconds=1.0), payload="base64", stems="vocals")
+    stem = events[-1][2]["stems"]["vocals"]
+    assert "url" not in stem
+    assert len(base64.b64decode(stem["data"])) == stem["bytes"]
+    _, events = _run_job(server.url, make_clip(seconds=8.0), payload="base64")
+    assert events[-1][1] == "failed"
+    assert events[-1][2]["code"] == "payload_too_large"
+    assert "payload=url" in events[-1][2]["message"]
+
+
+def test_auth_keys_basic_and_stream_tokens(live_server, make_clip):
+    server = live_server(api_keys=[KEY], basic_auth=["ann:secret-pass"])
+    clip = make_clip(seconds=1.0)
+    with clip.open("rb") as handle:
+        refused = httpx.post(f"{server.url}/api/v1/jobs", files={"file": handle})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers={"X-API-Key": "w" * 24}).status_code == 401
+    assert httpx.get(f"{server.url}/api/v1/jobs", headers={"X-API-Key": KEY}).status_code == 200
+    assert httpx.get(f"{server.url}/api/v1/jobs", auth=("ann", "secret-pass")).status_code == 200
+    assert httpx.get(f"{server.url}/api/v1/jobs", auth=("ann", "wrong")).status_code == 401
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+    accepted, events = _run_job(server.url, clip, headers={"Authorization": f"Bearer {KEY}"})
+    assert "token=" in accepted["events_url"]  # EventSource cannot send headers: the URL carries a token
+    assert events[-1][1] == "completed"
+    bare = f"{server.url}/api/v1/jobs/{accepted['job_id']}/events"
+    assert httpx.get(bare).status_code == 401
+    assert httpx.get(bare + "?token=1.forged").status_code == 401
+    # Signed download links work without credentials (a browser's <audio src>).
+    assert httpx.get(server.url + events[-1][2]["stems"]["vocals"]["url"]).status_code == 200
+
+
+def test_cors_star_with_credentials_is_refused():
+    from pydantic import ValidationError
+
+    from musicsep.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(cors_origins=["*"], cors_allow_credentials=True)
+
+
+def test_openapi_documents_the_upload_form(live_server):
+    server = live_server()
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in body
+    assert "202" in spec["paths"]["/api/v1/jobs"]["post"]["responses"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
