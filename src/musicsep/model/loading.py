@@ -167,11 +167,17 @@ class ModelLoader:
         return load_from_caches(name)
 
     def _load(self, name: str):
+        from demucs.repo import ModelLoadingError
+
         catalog = load_catalog()
         try:
             model = self._find_locally(name)
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
+        except (ModelLoadingError, OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelUnavailable(
+                f"the weights of model '{name}' on this machine are damaged or incomplete "
+                f"({type(exc).__name__}); download them again") from exc
         if model is not None:
             return model
         if name not in catalog:

@@ -1,0 +1,77 @@
+"""`musicsep models list | pull NAME | path`: what can run here, fetching weights, where they live."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("models", help="list, download and locate models")
+    commands = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    listing = commands.add_parser("list", help="the catalog and which models are on this machine")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=list_models)
+    pull = commands.add_parser("pull", help="download a model's weights (needs internet)")
+    pull.add_argument("name")
+    pull.set_defaults(func=pull_model)
+    path = commands.add_parser("path", help="folders searched for weights, in order")
+    path.set_defaults(func=show_paths)
+
+
+def _loader():
+    from musicsep.config import get_settings
+    from musicsep.model.loading import ModelLoader
+
+    settings = get_settings()
+    return ModelLoader(repo=settings.model_repo, offline=settings.offline)
+
+
+def list_models(args: argparse.Namespace) -> int:
+    from musicsep.model.catalog import load_catalog
+
+    loader = _loader()
+    rows = [{"name": info.name, "stems": list(info.stems), "bag": info.bag,
+             "available": loader.is_available(info.name), "description": info.description}
+            for info in load_catalog().values()]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    for row in rows:
+        mark = "yes" if row["available"] else "no "
+        print(f"{row['name']:<13} local:{mark}  {','.join(row['stems']):<40} {row['description']}")
+    return 0
+
+
+def pull_model(args: argparse.Namespace) -> int:
+    from musicsep.model.errors import MusicsepError
+    from musicsep.model.loading import download
+
+    loader = _loader()
+    if loader.is_available(args.name):
+        print(f"{args.name} is already on this machine")
+        return 0
+    try:
+        download(args.name)  # huggingface_hub shows a progress bar per file on stderr
+    except MusicsepError as exc:
+        print(f"musicsep: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # the hub's and the legacy repository's errors alike
+        print(f"musicsep: could not download {args.name}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 4
+    print(f"{args.name} downloaded")
+    return 0
+
+
+def show_paths(args: argparse.Namespace) -> int:
+    import torch
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    loader = _loader()
+    print(f"MUSICSEP_MODEL_REPO: {loader.repo or '(not set)'}")
+    print(f"Hugging Face cache:  {HF_HUB_CACHE}")
+    print(f"Demucs legacy cache: {torch.hub.get_dir()}/checkpoints")
+    return 0

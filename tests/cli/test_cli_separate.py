@@ -1,0 +1,81 @@
+"""The pinned `musicsep separate` interface, run as users run it: the console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+import soundfile as sf
+
+
+def _musicsep(*args, env_extra=None, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run(["musicsep", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+
+
+@pytest.fixture
+def cli_env(tiny_model_repo):
+    return {"MUSICSEP_MODEL_REPO": str(tiny_model_repo), "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def test_layout_json_and_progress(cli_env, make_clip, tmp_path):
+    first, second = make_clip(seconds=3.0), make_clip(seconds=2.0, suffix=".flac")
+    out = _musicsep("separate", first, second, "-m", "tiny_htdemucs", "-o", tmp_path / "sep",
+                    "--json", env_extra=cli_env)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["input"] for line in lines] == [str(first), str(second)]
+    for line, clip in zip(lines, (first, second)):
+        folder = tmp_path / "sep" / "tiny_htdemucs" / clip.stem
+        assert line["stems"] == {s: str(folder / f"{s}.wav") for s in ("drums", "bass", "other", "vocals")}
+        assert line["model"] == "tiny_htdemucs" and line["samplerate"] == 44100
+        assert set(line["timings"]) >= {"decode_s", "separate_s", "encode_s", "total_s"}
+        info = sf.info(line["stems"]["vocals"])
+        assert info.frames == sf.info(str(clip)).frames and info.subtype == "PCM_16"
+
+
+def test_two_stems_and_format(cli_env, make_clip, tmp_path):
+    clip = make_clip(seconds=2.0)
+    out = _musicsep("separate", clip, "-m", "tiny_hdemucs", "-o", tmp_path, "--two-stems",
+                    "vocals", "--format", "flac", env_extra=cli_env)
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "tiny_hdemucs" / clip.stem
+    assert sorted(p.name for p in folder.iterdir()) == ["no_vocals.flac", "vocals.flac"]
+    assert "100%" in out.stderr  # the progress bar reached the end
+
+
+def test_bad_input_exits_3_and_other_files_still_run(cli_env, make_clip, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio at all\n" * 10)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    good = make_clip(seconds=1.5)
+    out = _musicsep("separate", text, empty, tmp_path / "missing.mp3", good, "-m", "tiny_hdemucs",
+                    "-o", tmp_path / "o", "--json", env_extra=cli_env)
+    assert out.returncode == 3
+    assert [json.loads(line)["input"] for line in out.stdout.splitlines()] == [str(good)]
+    for name in ("notes.txt", "empty.wav", "missing.mp3"):
+        assert name in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_model_unavailable_exits_4(cli_env, make_clip):
+    out = _musicsep("separate", make_clip(seconds=1.0), "-m", "htdemucs_ft", env_extra=cli_env)
+    assert out.returncode == 4
+    assert "musicsep models pull htdemucs_ft" in out.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--stems", "vocals", "--two-stems", "vocals"],
+    ["--stems", "guitar"],
+    ["--format", "aac"],
+    [],
+])
+def test_usage_errors_exit_2(cli_env, make_clip, args):
+    clip = [make_clip(seconds=1.0)] if args else []
+    out = _musicsep("separate", *clip, "-m", "tiny_hdemucs", *args, env_extra=cli_env)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,85 @@
+"""Weights load through Demucs 4.1's own code from a local folder and from the Hugging Face cache."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from musicsep.config import get_settings
+from musicsep.model.errors import ModelUnavailable
+from musicsep.model.loading import ModelLoader
+
+
+@pytest.mark.parametrize("name,members,fmt", [
+    ("tiny_htdemucs", 1, ".th single model"),
+    ("tiny_hdemucs", 1, ".th single model"),
+    ("tiny_bag", 2, ".th bag"),
+    ("tiny_st", 1, ".safetensors bag"),
+    ("tiny_ft", 4, ".safetensors bag"),
+])
+def test_models_load_by_name_from_the_settings_folder(model_repo_env, name, members, fmt):
+    settings = get_settings()
+    loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
+    separator = loader.get(name, device="auto")
+    assert separator.sources == ["drums", "bass", "other", "vocals"]
+    assert len(separator.members()[0]) == members, fmt
+    assert str(separator.device) == "cpu"
+    assert loader.get(name, device="cpu") is separator  # cached
+    assert loader.loaded() == [name]
+
+
+def test_missing_offline_model_names_both_fixes(tiny_model_repo):
+    loader = ModelLoader(repo=tiny_model_repo, offline=True)
+    with pytest.raises(ModelUnavailable) as info:
+        loader.get("htdemucs_ft")
+    message = info.value.message
+    assert "musicsep models pull htdemucs_ft" in message and "MUSICSEP_MODEL_REPO" in message
+    assert not loader.is_available("htdemucs_ft")
+    assert loader.is_available("tiny_bag")
+
+
+def test_unknown_model_lists_the_catalog(tiny_model_repo):
+    with pytest.raises(ModelUnavailable, match="known models: htdemucs"):
+        ModelLoader(repo=tiny_model_repo, offline=False).get("no_such_model")
+
+
+def test_damaged_weights_are_a_clear_error(tiny_model_repo, tmp_path):
+    folder = tmp_path / "repo"
+    shutil.copytree(tiny_model_repo, folder)
+    damaged = next(folder.glob("tiny_htdemucs-*.th"))
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(ModelUnavailable, match="damaged"):
+        ModelLoader(repo=folder, offline=True).get("tiny_htdemucs")
+
+
+def test_bag_member_missing_from_folder(tiny_model_repo, tmp_path):
+    folder = tmp_path / "repo"
+    shutil.copytree(tiny_model_repo, folder)
+    next(folder.glob("cccc0002.safetensors")).unlink()
+    with pytest.raises(ModelUnavailable, match="cccc0002"):
+        ModelLoader(repo=folder, offline=True).get("tiny_ft")
+
+
+def test_hugging_face_cache_is_used_without_network(tiny_model_repo, tmp_path):
+    """A hub-style cache (models--adefossez--<repo>/snapshots/<rev>/...) as `models pull` leaves it."""
+    snapshot = tmp_path / "hub" / "models--adefossez--Demucs-tiny_st"
+    revision = "0" * 40
+    (snapshot / "refs").mkdir(parents=True)
+    (snapshot / "refs" / "main").write_text(revision)
+    files = snapshot / "snapshots" / revision
+    files.mkdir(parents=True)
+    shutil.copy(tiny_model_repo / "tiny_st.yaml", files)
+    shutil.copy(tiny_model_repo / "bbbb0004.safetensors", files)
+    # huggingface_hub reads its cache location at import: a fresh interpreter sees the new one.
+    code = ("from musicsep.model.loading import ModelLoader;"
+            "s = ModelLoader(offline=True).get('tiny_st', device='cpu');"
+            "print(len(s.members()[0]), s.sources)")
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+           "TORCH_HOME": str(tmp_path / "torch")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1 ['drums', 'bass', 'other', 'vocals']"
