@@ -1,0 +1,54 @@
+"""`musicsep serve` and `musicsep submit` as a user runs them."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+# The server harness lives with the API tests; tests/cli has no conftest of this helper's own.
+_NAME = "musicsep_tests_server_harness"
+if _NAME not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "api" / "server_harness.py")
+    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules[_NAME])
+harness = sys.modules[_NAME]
+
+
+def test_serve_help_is_light():
+    code = ("import sys; from musicsep.cli import main; "
+            "sys.argv=['musicsep','serve','--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy=[m for m in sys.modules if m.split('.')[0] in ('torch','fastapi','uvicorn','demucs')]\n"
+            "sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--max-concurrent" in result.stdout and "--preload" in result.stdout
+
+
+def test_serve_refuses_unsafe_settings():
+    env = {**os.environ, "MUSICSEP_CORS_ORIGINS": '["*"]', "MUSICSEP_CORS_ALLOW_CREDENTIALS": "1"}
+    result = subprocess.run([sys.executable, "-m", "musicsep.cli", "serve"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "credentials" in result.stderr
+
+
+def test_serve_then_submit_downloads_stems(tmp_path, tiny_model_repo, make_clip):
+    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu"}
+    server = harness.spawn_server(env, tmp_path / "server.log")
+    try:
+        assert f"musicsep serving on {server.url}" in (tmp_path / "server.log").read_text()
+        out = tmp_path / "out"
+        result = subprocess.run(
+            [sys.executable, "-m", "musicsep.cli", "submit", str(make_clip(seconds=2.0)), "--server", server.url,
+             "--two-stems", "vocals", "--out", str(out)],
+            capture_output=True, text=True, timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == ["no_vocals.wav", "vocals.wav"]
+    finally:
+        server.terminate()
