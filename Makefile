@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The server on the embedded default (SQLite + local files under ./data, no Redis, no S3);
+# `musicsep serve` prints the URL it listens on. MUSICSEP_* variables change the settings.
 run: setup
-	$(VENV)/bin/musicsep demo
+	$(VENV)/bin/musicsep serve --config uvicorn_config.json
 
 test: setup
 	$(PY) -m pytest -q
