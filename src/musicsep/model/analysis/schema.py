@@ -1,0 +1,64 @@
+"""The analysis result: one pydantic model that the CLI prints, the server sends in its `analysis`
+and `completed` events, and the clients read back.
+
+Pinned by the analysis issue (other tools read it):
+`{"duration_s", "tempo": {"bpm", "confidence", "beats"}, "key": {"label", "tonic", "mode",
+"confidence", "runner_up"}, "loudness": {"lufs", "peak_dbfs"}}`. Where a figure cannot be given
+(silence, noise, a clip too short to hold a tempo) it is `null` and the section's `reason` says
+why, so a reader never mistakes a guess for a measurement. Each section is always present.
+
+This module imports only pydantic so that anything may import it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+Mode = Literal["major", "minor"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Tempo(_Section):
+    """Tempo in beats per minute and the beat times it was tracked with."""
+
+    bpm: float | None = Field(None, description="Beats per minute; null when no steady pulse.")
+    confidence: float | None = Field(
+        None, ge=0.0, le=1.0, description="Periodicity strength of the onset envelope at the beat."
+    )
+    beats: list[float] = Field(default_factory=list, description="Beat times in seconds.")
+    reason: str | None = Field(None, description="Why bpm is null; null when it is given.")
+
+
+class Key(_Section):
+    """Musical key: tonic and mode, how clearly it won, and the key that came second."""
+
+    label: str | None = Field(None, description='Tonic and mode, e.g. "A minor".')
+    tonic: str | None = Field(None, description="Pitch class of the tonic, sharps only: C, C#, ...")
+    mode: Mode | None = None
+    confidence: float | None = Field(None, ge=0.0, le=1.0)
+    runner_up: str | None = Field(None, description="Label of the second-best key.")
+    reason: str | None = Field(None, description="Why the key is null; null when it is given.")
+
+
+class Loudness(_Section):
+    """ITU-R BS.1770 integrated loudness and sample peak."""
+
+    lufs: float | None = Field(None, description="Integrated loudness, LUFS (BS.1770-4).")
+    peak_dbfs: float | None = Field(None, description="Sample peak, dB relative to full scale.")
+    reason: str | None = Field(None, description="Why a figure is null; null when both are given.")
+
+
+class AnalysisResult(_Section):
+    """Tempo, key, loudness and exact duration of one track."""
+
+    duration_s: float = Field(..., ge=0.0, description="Exact, from the decoded sample count.")
+    tempo: Tempo
+    key: Key
+    loudness: Loudness
