@@ -37,7 +37,7 @@ def test_followers_get_live_events_until_the_terminal_one(tmp_path):
 
     async def scenario() -> list[list[int]]:
         async def follow() -> list[int]:
-            return [event.id async for event in log.follow("job")]
+            return [event.id async for batch in log.follow("job") for event in batch]
 
         followers = [asyncio.ensure_future(follow()) for _ in range(3)]
         await asyncio.sleep(0)  # let them reach their wait before the live appends

@@ -44,10 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from musicsep.model.loading import ModelLoader
+        from musicsep.model.loading import ModelLoader, resolve_device
         from musicsep.service.artifacts import Signer
         from musicsep.service.job_service import JobService
 
+        # Resolved once (it imports torch): an absent CUDA device fails the start, not a request.
+        app.state.device = str(await anyio.to_thread.run_sync(resolve_device, settings.device))
         loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
         service = JobService(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
         for name in settings.preload:

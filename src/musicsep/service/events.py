@@ -58,19 +58,25 @@ class EventLog:
         events = self._store.events(job_id, self._store.last_event_id(job_id) - 1)
         return Event(*events[-1]) if events else None
 
-    async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[Event]:
-        """Yield events with id > `after`, live, until (and including) the terminal one."""
+    async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
+        """Yield batches of events with id > `after`, live, until (and including) the terminal one.
+
+        Batches, not single events: a reader that joins late (or a replay) gets everything
+        already logged in one piece, which a stream sends in one write.
+        """
         while True:
             # Take the wake-up before reading: no await separates the two, so no append can
             # fall between the read and the wait.
             wakeup = self._wakeups.setdefault(job_id, asyncio.Event())
             events = self.read(job_id, after)
-            for event in events:
-                yield event
-                after = event.id
+            for index, event in enumerate(events):
                 if event.terminal:
+                    yield events[: index + 1]
                     return
-            if not events:
+            if events:
+                yield events
+                after = events[-1].id
+            else:
                 await wakeup.wait()
 
     def forget(self, job_id: str) -> None:

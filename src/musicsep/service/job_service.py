@@ -335,7 +335,7 @@ class JobService:
     def list(self, statuses: list[JobStatus] | None = None, limit: int = 100) -> list[Job]:
         return self.store.list_jobs(statuses, limit)
 
-    def follow(self, job_id: str, after: int = 0) -> AsyncIterator[Event]:
+    def follow(self, job_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         self.get(job_id)
         return self.events.follow(job_id, after)
 

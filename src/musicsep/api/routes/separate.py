@@ -59,8 +59,8 @@ async def separate(
 
 async def _answer_when_done(request: Request, service: JobService, job_id: str) -> Response:
     async def until_terminal() -> None:
-        async for event in service.follow(job_id):
-            if event.terminal:
+        async for batch in service.follow(job_id):
+            if batch[-1].terminal:
                 return
 
     async def until_disconnect() -> None:

@@ -6,7 +6,7 @@ import time
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
@@ -17,12 +17,10 @@ router = APIRouter(responses=ERROR_RESPONSES)
 
 
 @router.get("/health", response_model=HealthPublic, tags=["system"], summary="Liveness and load")
-async def health(service: ServiceDep, settings: SettingsDep) -> HealthPublic:
-    from musicsep.model.loading import resolve_device
-
+async def health(request: Request, service: ServiceDep) -> HealthPublic:
     return HealthPublic(
         status="ok",
-        device=str(resolve_device(settings.device)),
+        device=request.app.state.device,
         models_loaded=service.loader.loaded(),
         queue_depth=service.admission.depth,
         running=len(service.admission.running),
