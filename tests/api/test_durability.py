@@ -22,7 +22,8 @@ def _env(tmp_path, tiny_model_repo) -> dict[str, str]:
 
 def _submit(url: str, clip) -> dict:
     with clip.open("rb") as handle:
-        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, timeout=60)
+        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data={"analyze": "false"},
+                              timeout=60)
     assert response.status_code == 202
     return response.json()
 

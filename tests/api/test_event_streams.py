@@ -60,7 +60,10 @@ def test_three_watchers_see_the_same_log_and_stems_equal_the_engine(live_server,
     assert all(data["event"] == kind for _, kind, data in events)
     assert [kind for _, kind, _ in events if kind in TERMINAL] == ["completed"]
     assert events[-1][1] == "completed"
-    assert {"queued", "started", "progress", "stem"} <= {kind for _, kind, _ in events}
+    assert {"queued", "started", "progress", "analysis", "stem"} <= {kind for _, kind, _ in events}
+    analysis = events[-1][2]["analysis"]
+    assert abs(analysis["duration_s"] - 6.0) < 0.05
+    assert {"tempo", "key", "loudness"} <= set(analysis)
     headers, raw, _ = watched[0]
     assert headers["Cache-Control"] == "no-cache"
     assert headers["X-Accel-Buffering"] == "no"

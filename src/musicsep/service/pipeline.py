@@ -102,6 +102,7 @@ def run_pipeline(
     cancel: threading.Event,
 ) -> PipelineOutput:
     """Blocking: the whole job. Raises the model layer's typed errors, `Cancelled` on cancel."""
+    from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device
     from musicsep.model.separate import separate_file
@@ -135,7 +136,7 @@ def run_pipeline(
     separated = time.monotonic()
     analysis = None
     if spec.analyze:
-        analysis = {"duration_s": result.duration_s}
+        analysis = analyze_file(input_path, max_duration_s=options.max_duration_s).model_dump(mode="json")
         emit("analysis", analysis)
     timings = {
         "load_s": round(loaded - started, 4),
