@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from musicsep.model.analysis import features as feat
-from musicsep.model.analysis.key import KeyEstimate, estimate_key, segment_chroma
+from musicsep.model.analysis.key import (
+    MIN_TONALNESS,
+    KeyEstimate,
+    estimate_key,
+    segment_chroma,
+    tonalness,
+)
 from musicsep.model.analysis.loudness import LoudnessMeter
 from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo
 from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo
@@ -78,7 +84,7 @@ def _tempo_of(features: feat.SignalFeatures, duration_s: float) -> Tempo:
     if features.rms < SILENCE_RMS and duration_s >= MIN_SECONDS:
         estimate = TempoEstimate(None, None, reason="silent: nothing above -90 dBFS")
     else:
-        estimate = estimate_tempo(features.onset, features.fps, duration_s)
+        estimate = estimate_tempo(features.onset, features.fps, duration_s, feat.ONSET_LATENCY_S)
     return Tempo(
         bpm=estimate.bpm, confidence=estimate.confidence, beats=estimate.beats, reason=estimate.reason
     )
@@ -92,6 +98,10 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
         )
     elif features.rms < SILENCE_RMS:
         estimate = KeyEstimate(None, None, None, None, "silent: nothing above -90 dBFS")
+    elif tonalness(features.pitch_spectrum, feat.ANALYSIS_RATE, feat.N_FFT) < MIN_TONALNESS:
+        estimate = KeyEstimate(
+            None, None, None, None, "no pitched content: the spectrum is as smooth as noise"
+        )
     else:
         chroma = segment_chroma(
             features.spectrum, features.segments, feat.ANALYSIS_RATE, feat.N_FFT
@@ -135,6 +145,19 @@ def analysis_samplerate(path: Path) -> int:
     return int(probe(path).samplerate or 44100)
 
 
+def _read_ahead(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Decode the next block in a helper thread while this one is analysed: FFmpeg and numpy
+    release the GIL, so decoding and analysis overlap. One block ahead bounds the memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    source = iter(blocks)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="musicsep-decode") as pool:
+        pending = pool.submit(next, source, None)
+        while (block := pending.result()) is not None:
+            pending = pool.submit(next, source, None)
+            yield block
+
+
 def analyze_file(path: str | Path, *, max_duration_s: float | None = None) -> AnalysisResult:
     """Decode `path` block by block (stereo, its own rate) and analyse it."""
     from musicsep.model.audio import decode_blocks
@@ -142,7 +165,7 @@ def analyze_file(path: str | Path, *, max_duration_s: float | None = None) -> An
     path = Path(path)
     samplerate = analysis_samplerate(path)
     blocks = decode_blocks(path, samplerate=samplerate, channels=2, max_duration_s=max_duration_s)
-    return analyze_blocks(blocks, samplerate)
+    return analyze_blocks(_read_ahead(blocks), samplerate)
 
 
 def _rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:

@@ -118,8 +118,11 @@ def _bpm_from_beats(beats_s: np.ndarray, bpm: float) -> float:
     return 60.0 / slope if slope > 0 and abs(slope / period - 1.0) < 0.04 else bpm
 
 
-def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float) -> TempoEstimate:
-    """Tempo, confidence and beat times (s) from band-wise onset strength (bands, frames)."""
+def estimate_tempo(
+    onset: np.ndarray, fps: float, duration_s: float, latency_s: float = 0.0
+) -> TempoEstimate:
+    """Tempo, confidence and beat times (s) from band-wise onset strength (bands, frames) whose
+    peaks come `latency_s` before the onsets."""
     if duration_s < MIN_SECONDS:
         return TempoEstimate(
             None, None, reason=f"too short: {duration_s:.1f} s, a tempo needs at least {MIN_SECONDS:.0f} s"
@@ -140,6 +143,7 @@ def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float) -> TempoEst
             None, round(confidence, 3), reason="no steady pulse: onsets are not periodic"
         )
     bpm = 60.0 * fps / period
-    beats_s = _track(envelope, fps, bpm, tightness=100.0) / fps
+    beats_s = _track(envelope, fps, bpm, tightness=100.0) / fps + latency_s
     bpm = _bpm_from_beats(beats_s, bpm)
-    return TempoEstimate(round(bpm, 2), round(confidence, 3), [round(float(t), 3) for t in beats_s])
+    beats = [round(float(t), 3) for t in beats_s if 0.0 <= t <= duration_s]
+    return TempoEstimate(round(bpm, 2), round(confidence, 3), beats)
