@@ -1,0 +1,169 @@
+"""How well the weight-free `dsp` separator does, against a naive split measured in the same run.
+
+    python bench/dsp_quality.py                      # 6 songs of 24 s, then memory 5 vs 30 min
+    python bench/dsp_quality.py --songs 3 --no-memory
+
+Quality: synthetic multitrack songs (bench/_multitrack.py: drum kit, bass line, chords, a sung
+lead with vibrato and formants panned centre) are mixed and separated; per-stem SDR comes from
+fast_bss_eval (BSS Eval's SDR, 512-tap distortion filter), for `dsp` and for the naive baseline:
+drums = librosa's plain HPSS percussive part of the mix, and its harmonic part split equally
+among vocals, bass and other (each = harmonic / 3). Floors (issue 7): dsp's mean SDR over the
+four stems at least 1.5 dB above the naive one, and no stem's mean below its naive estimate.
+
+Memory: the separator runs over a 5-minute and a 30-minute input in a fresh subprocess each (the
+input is read on the fly, so only the separator's memory grows with length, if anything does) and
+the peak RSS of the two is compared. Floor: 30 minutes within 1.15x of 5 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _multitrack import SR, STEMS, make_song  # noqa: E402
+
+MEAN_MARGIN_DB = 1.5
+RSS_RATIO_FLOOR = 1.15
+
+
+def separate_dsp(mix: np.ndarray) -> dict[str, np.ndarray]:
+    from musicsep.model.dsp import DspSeparator
+    from musicsep.model.spill import ArrayReader
+
+    separator = DspSeparator()
+    blocks = list(separator.run(ArrayReader(mix), mix.shape[-1], list(STEMS), lambda: None))
+    return dict(zip(STEMS, np.concatenate(blocks, axis=-1)))
+
+
+def separate_naive(mix: np.ndarray) -> dict[str, np.ndarray]:
+    import librosa
+
+    harmonic, percussive = librosa.effects.hpss(mix)
+    return {"drums": percussive, "bass": harmonic / 3, "other": harmonic / 3, "vocals": harmonic / 3}
+
+
+def sdr(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray]) -> dict[str, float]:
+    """BSS Eval SDR per stem, averaged over the two channels.
+
+    Each stem is scored alone against its own reference (SDR does not depend on the other
+    references), so no permutation is searched for: the naive baseline's three equal estimates
+    cannot be shuffled onto better references.
+    """
+    import fast_bss_eval
+
+    n = min(min(x.shape[-1] for x in references.values()), min(x.shape[-1] for x in estimates.values()))
+    ref = np.stack([references[s][..., :n] for s in STEMS]).astype(np.float64).reshape(-1, 1, n)
+    est = np.stack([estimates[s][..., :n] for s in STEMS]).astype(np.float64).reshape(-1, 1, n)
+    scores = np.asarray(fast_bss_eval.sdr(ref, est))[:, 0].reshape(len(STEMS), -1).mean(axis=1)
+    return dict(zip(STEMS, map(float, scores)))
+
+
+def _row(label: str, dsp: dict[str, float], naive: dict[str, float]) -> str:
+    cells = "  ".join(f"{dsp[s]:6.2f} / {naive[s]:6.2f}" for s in STEMS)
+    return f"{label:<34}{cells}  {np.mean(list(dsp.values())):6.2f} / {np.mean(list(naive.values())):6.2f}"
+
+
+def quality(songs: int, seconds: float, first_seed: int) -> bool:
+    print(f"Per-stem SDR in dB (fast_bss_eval), dsp / naive, {songs} songs of {seconds:.0f} s")
+    print(f"{'song':<34}" + "  ".join(f"{s:^15}" for s in STEMS) + f"  {'mean':^15}")
+    dsp_all, naive_all, seconds_taken = [], [], 0.0
+    for seed in range(first_seed, first_seed + songs):
+        song = make_song(seed, seconds)
+        started = time.perf_counter()
+        dsp_est = separate_dsp(song.mix)
+        seconds_taken += time.perf_counter() - started
+        residue = float(np.max(np.abs(sum(dsp_est.values()) - song.mix)))
+        dsp_all.append(sdr(song.stems, dsp_est))
+        naive_all.append(sdr(song.stems, separate_naive(song.mix)))
+        print(_row(f"{seed}: {song.description}", dsp_all[-1], naive_all[-1]) + f"  sum err {residue:.1e}",
+              flush=True)
+    dsp_mean = {s: float(np.mean([d[s] for d in dsp_all])) for s in STEMS}
+    naive_mean = {s: float(np.mean([d[s] for d in naive_all])) for s in STEMS}
+    print(_row("MEAN", dsp_mean, naive_mean))
+    gain = np.mean(list(dsp_mean.values())) - np.mean(list(naive_mean.values()))
+    print(f"dsp speed: {songs * seconds / seconds_taken:.1f}x real time on this machine")
+    ok_mean = gain >= MEAN_MARGIN_DB
+    print(f"{'PASS' if ok_mean else 'FAIL'} mean SDR: dsp {gain:+.2f} dB over naive (floor +{MEAN_MARGIN_DB} dB)")
+    worse = [s for s in STEMS if dsp_mean[s] < naive_mean[s]]
+    print(f"{'FAIL' if worse else 'PASS'} no stem below its naive estimate"
+          + (f" (below: {', '.join(worse)})" if worse else
+             f" (smallest margin {min(dsp_mean[s] - naive_mean[s] for s in STEMS):+.2f} dB)"))
+    return ok_mean and not worse
+
+
+class _TiledReader:
+    """A long input made by repeating one song: read on demand, so its length costs no memory."""
+
+    def __init__(self, loop: np.ndarray) -> None:
+        self.loop = loop
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        index = np.arange(start, stop)
+        out = self.loop[:, index % self.loop.shape[-1]]
+        out[:, index < 0] = 0.0
+        return out
+
+
+def _measure_child(minutes: float) -> None:
+    """Subprocess body: separate `minutes` of audio, print peak RSS (MiB) and time as JSON."""
+    from musicsep.model.dsp import DspSeparator
+
+    loop = make_song(0, 24.0).mix
+    frames = int(minutes * 60 * SR)
+    reader = _TiledReader(loop)
+    separator = DspSeparator()
+    started = time.perf_counter()
+    total = 0
+    for block in separator.run(reader, frames, list(STEMS), lambda: None):
+        total += block.shape[-1]
+    assert total == frames
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"peak_rss_mib": peak_kib / 1024, "seconds": time.perf_counter() - started}))
+
+
+def memory(minutes: list[float]) -> bool:
+    peaks = {}
+    for length in minutes:
+        done = subprocess.run([sys.executable, __file__, "--rss-child", str(length)],
+                              check=True, capture_output=True, text=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        peaks[length] = result["peak_rss_mib"]
+        print(f"{length:g} min input: peak RSS {result['peak_rss_mib']:.0f} MiB, "
+              f"separated in {result['seconds']:.0f} s ({length * 60 / result['seconds']:.1f}x real time)",
+              flush=True)
+    ratio = peaks[minutes[-1]] / peaks[minutes[0]]
+    ok = ratio <= RSS_RATIO_FLOOR
+    print(f"{'PASS' if ok else 'FAIL'} peak RSS {minutes[-1]:g} min / {minutes[0]:g} min = {ratio:.3f} "
+          f"(floor {RSS_RATIO_FLOOR})")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--songs", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=24.0)
+    parser.add_argument("--first-seed", type=int, default=10)
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-minutes", default="5,30")
+    parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child is not None:
+        _measure_child(args.rss_child)
+        return 0
+    ok = quality(args.songs, args.seconds, args.first_seed)
+    if not args.no_memory:
+        ok = memory([float(m) for m in args.memory_minutes.split(",")]) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
