@@ -188,9 +188,14 @@ def watch(url: str, song: Path, watchers: int, rounds: int, running: bool) -> tu
     events_url = f"{url}/api/v1/jobs/{job_id}/events"
     stream: list[float] = []
     health: list[float] = []
+    asyncio.run(first_bytes(events_url, watchers))  # warm-up round, not counted (lazy imports, caches)
+    asyncio.run(first_bytes(f"{url}/health", watchers))
     for _ in range(rounds):
         stream += asyncio.run(first_bytes(events_url, watchers))
         health += asyncio.run(first_bytes(f"{url}/health", watchers))
+        if os.environ.get("BENCH_VERBOSE"):
+            print(f"  round: events p99 {1000 * p99(stream[-watchers:]):.1f} ms, "
+                  f"health p99 {1000 * p99(health[-watchers:]):.1f} ms")
     httpx.delete(f"{url}/api/v1/jobs/{job_id}")
     return stream, health
 

@@ -9,6 +9,8 @@ from sse-starlette's ping task, its disconnect listener stops the stream when th
 from __future__ import annotations
 
 import json
+
+import anyio.lowlevel
 from typing import AsyncIterator, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -44,6 +46,8 @@ def event_stream(
         finished = False
         try:
             yield ServerSentEvent(retry=retry_ms)
+            # Let other streams that are opening send their first byte before this one replays.
+            await anyio.lowlevel.checkpoint()
             async for batch in batches:
                 yield encode(batch)
                 finished = batch[-1].terminal
