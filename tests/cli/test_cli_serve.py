@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -52,3 +53,53 @@ def test_serve_then_submit_downloads_stems(tmp_path, tiny_model_repo, make_clip)
         assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == ["no_vocals.wav", "vocals.wav"]
     finally:
         server.terminate()
+
+
+def test_json_logs_carry_the_request_id_on_request_and_job_lines(tmp_path, tiny_model_repo, make_clip):
+    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
+           "MUSICSEP_LOG_JSON": "1"}
+    log = tmp_path / "server.log"
+    server = harness.spawn_server(env, log)
+    try:
+        with make_clip(seconds=1.0).open("rb") as handle:
+            accepted = harness.httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
+                                          data={"analyze": "false"}, headers={"X-Request-Id": "trace-log-1"}).json()
+        status, events = harness.stream_events(server.url + accepted["events_url"])
+        assert events[-1][1] == "completed"
+    finally:
+        server.terminate()
+    records = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line)["record"])
+    assert any("Application startup complete" in r["message"] for r in records)  # uvicorn routed in
+    mine = [r for r in records if r["extra"].get("request_id") == "trace-log-1"]
+    assert any("POST /api/v1/jobs" in r["message"] for r in mine)
+    assert any(r["extra"].get("job_id") == accepted["job_id"] and "started" in r["message"] for r in mine)
+
+
+def test_sigterm_keeps_the_running_job_for_the_next_start(tmp_path, tiny_model_repo, make_clip):
+    """A graceful stop is not a crash: the job runs again after the restart, attempt not counted."""
+    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu"}
+    log = tmp_path / "server.log"
+    server = harness.spawn_server(env, log)
+    try:
+        with make_clip(seconds=40.0).open("rb") as handle:
+            accepted = harness.httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
+                                          data={"analyze": "false"}).json()
+        status, events = harness.stream_events(server.url + accepted["events_url"], stop_after=3)
+        assert "started" in [kind for _, kind, _ in events]
+    finally:
+        server.terminate()
+    # uvicorn re-raises SIGTERM after its shutdown, so the exit status is -15; the log shows it was clean.
+    assert "job put back in the queue" in log.read_text()
+    assert "Application shutdown complete" in log.read_text()
+    restarted = harness.spawn_server(env, log)
+    try:
+        status, events = harness.stream_events(restarted.url + accepted["events_url"])
+        assert events[-1][1] == "completed"
+        assert harness.httpx.get(restarted.url + accepted["status_url"]).json()["attempts"] == 1
+    finally:
+        restarted.terminate()
