@@ -149,7 +149,8 @@ def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = No
 
 
 def stream_events(url: str, *, last_event_id: int = 0, stop_after: int | None = None,
-                  headers: dict[str, str] | None = None, timeout_s: float = 120.0) -> tuple[int, list[tuple[int, str, dict]]]:
+                  headers: dict[str, str] | None = None,
+                  timeout_s: float = 120.0) -> tuple[int, list[tuple[int, str, dict]]]:
     """Open an event stream with httpx and parse it with the clients' parser.
 
     Returns (status, [(id, type, data)]); stops at the terminal event, or after `stop_after`

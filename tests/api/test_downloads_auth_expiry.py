@@ -149,3 +149,19 @@ def test_openapi_documents_the_upload_form(live_server):
     assert "multipart/form-data" in body
     assert "202" in spec["paths"]["/api/v1/jobs"]["post"]["responses"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_idempotency_key_returns_the_first_job_and_jobs_are_listed(live_server, make_clip):
+    server = live_server()
+    clip = make_clip(seconds=1.0)
+    answers = []
+    for _ in range(2):
+        with clip.open("rb") as handle:
+            answers.append(httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
+                                      data={"idempotency_key": "upload-7", "analyze": "false"}))
+    assert answers[0].json()["job_id"] == answers[1].json()["job_id"]
+    assert "idempotent-replayed" not in answers[0].headers
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    stream_events(server.url + answers[0].json()["events_url"])
+    listed = httpx.get(f"{server.url}/api/v1/jobs", params={"status": "completed"}).json()["jobs"]
+    assert [job["id"] for job in listed] == [answers[0].json()["job_id"]]

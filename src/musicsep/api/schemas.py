@@ -14,7 +14,8 @@ OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
 class SeparationForm(BaseModel):
     """The options of a separation, sent as multipart form fields beside `file`."""
 
-    model: str | None = Field(default=None, description="Model name (GET /api/v1/models); the server default if absent.",
+    model: str | None = Field(default=None,
+                              description="Model name (GET /api/v1/models); the server default if absent.",
                               examples=["htdemucs"])
     stems: str | None = Field(default=None, description="Comma-separated stems to keep; all if absent.",
                               examples=["vocals,drums"])

@@ -67,6 +67,6 @@ def _deliver(client, completed, args: argparse.Namespace) -> int:
             print(f"{name}\t{client.base_url}{info['url']}")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, path in client.download_all(completed, args.out).items():
+    for path in client.download_all(completed, args.out).values():
         print(path)
     return 0

@@ -10,8 +10,6 @@ from urllib.parse import urljoin
 OPTION_NAMES = ("model", "stems", "two_stems", "format", "shifts", "overlap", "segment", "payload", "analyze",
                 "priority", "webhook_url", "idempotency_key")
 
-TERMINAL = ("completed", "failed", "cancelled")
-
 
 def form_fields(options: dict[str, Any]) -> dict[str, str]:
     """Separation options → multipart form fields (lists joined by commas, booleans lower-case)."""

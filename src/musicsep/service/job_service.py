@@ -74,7 +74,9 @@ class JobService:
         self.admission = Admission(
             settings.max_concurrent, settings.queue_size, start=self._start, on_positions=self._announce_positions
         )
-        self.metrics = ServiceMetrics(self.store.count_by_status, lambda: self.admission.depth, lambda: self.runner.live)
+        self.metrics = ServiceMetrics(
+            self.store.count_by_status, lambda: self.admission.depth, lambda: self.runner.live
+        )
         self._options = EngineOptions(
             device=settings.device,
             precision=settings.precision,
@@ -350,7 +352,8 @@ class JobService:
         links = {}
         for name, info in stems.items():
             expires, sig = self.signer.sign_until("stem", job.id, name, int(job.expires_at or 0))
-            links[name] = {"url": self._links(job.id, name, expires, sig), "format": info["format"], "bytes": info["bytes"]}
+            url = self._links(job.id, name, expires, sig)
+            links[name] = {"url": url, "format": info["format"], "bytes": info["bytes"]}
         return links
 
     def zip_link(self, job: Job) -> str | None:

@@ -44,9 +44,10 @@ class ThreadRunner:
         with self._lock:
             return self._live
 
-    def records(self, job_id: str | None = None) -> list[ThreadRecord]:
+    def records(self) -> list[ThreadRecord]:
+        """Start and end of the most recent worker threads, oldest first."""
         with self._lock:
-            return [r for r in self._records if job_id is None or r.job_id == job_id]
+            return list(self._records)
 
     def _record(self, job_id: str, what: Literal["start", "end"]) -> None:
         with self._lock:

@@ -21,12 +21,16 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONS
              summary="Upload a song and queue its separation")
 async def create_job(
     request: Request,
+    response: Response,
     params: Annotated[SeparationForm, Form()],
     service: ServiceDep,
     settings: SettingsDep,
     file: Annotated[UploadFile | None, File(description="The song: WAV, FLAC, MP3, Ogg, M4A…")] = None,
 ) -> JobAccepted:
     created = await submit(request, params, file, service, settings)
+    if created.existing:
+        # Same idempotency key as an earlier request: that job, not a new one (Stripe's header name).
+        response.headers["Idempotent-Replayed"] = "true"
     return job_accepted(service, created.job, request.app.state.links, settings.auth_enabled,
                         settings.stream_token_ttl_s)
 
