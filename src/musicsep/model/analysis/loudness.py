@@ -17,15 +17,16 @@ import math
 
 import numpy as np
 
-# BS.1770 channel weights for more than five channels, in FFmpeg/SMPTE order
-# (L, R, C, LFE, Ls, Rs, ...): fronts 1.0, LFE excluded, every further channel a surround (1.41).
-# pyloudnorm weights up to five channels itself and refuses more.
 _LFE_INDEX = 3
 _SURROUND_GAIN = 1.41
 _STEPS_PER_SECOND = 10  # BS.1770: 400 ms blocks with 75 % overlap -> 100 ms steps
 
 
-def _surround_weights(channels: int) -> np.ndarray:
+def _channel_weights(channels: int) -> np.ndarray:
+    """BS.1770 weights: pyloudnorm's for up to five channels (L, R, C, Ls, Rs); for more, in
+    FFmpeg/SMPTE order (L, R, C, LFE, Ls, Rs, ...), fronts 1.0, LFE 0, the rest 1.41."""
+    if channels <= 5:
+        return np.array([1.0, 1.0, 1.0, _SURROUND_GAIN, _SURROUND_GAIN][:channels])
     weights = np.full(channels, _SURROUND_GAIN)
     weights[:3] = 1.0
     weights[_LFE_INDEX] = 0.0
@@ -99,8 +100,11 @@ class LoudnessMeter:
         if len(steps) < 4:
             return None, peak, "shorter than one 400 ms BS.1770 gating block"
         energy = np.stack(steps) * self._power_gain / (self.samplerate / _STEPS_PER_SECOND)
-        if self.channels > 5:
-            energy = (energy * _surround_weights(self.channels)).sum(axis=1, keepdims=True)
+        # BS.1770 gates on the weighted channel sum of each block's energy, and averages it
+        # linearly: handing pyloudnorm that sum as one channel gives the same figure, with half
+        # of its per-block Python loop for stereo; it also covers layouts pyloudnorm refuses
+        # (more than five channels).
+        energy = (energy * _channel_weights(self.channels)).sum(axis=1, keepdims=True)
         meter = pyloudnorm.Meter(_STEPS_PER_SECOND, filter_class="custom")
         lufs = float(meter.integrated_loudness(np.sqrt(energy)))
         if not math.isfinite(lufs):
