@@ -260,7 +260,7 @@ def render(spec: ClipSpec, samplerate: int = 22050, seconds: float = 30.0) -> di
     buf = {name: np.zeros(n + 4 * sr) for name in STEMS}
 
     def place(stem: str, wave: np.ndarray, at_beats: float, gain: float) -> None:
-        start = int(round(at_beats * beat_s * sr))
+        start = int(np.rint(at_beats * beat_s * sr))
         if start < n:
             buf[stem][start : start + wave.size] += gain * wave[: buf[stem].size - start]
 
@@ -269,7 +269,6 @@ def render(spec: ClipSpec, samplerate: int = 22050, seconds: float = 30.0) -> di
 
     chords = PROGRESSIONS[spec.mode][spec.progression]
     scale = SCALES[spec.mode]
-    tonic_low = 48 + spec.tonic  # C3 .. B3
     melody_pitch = 67 + spec.tonic % 12
     for bar in range(beats // 4 + 1):
         root, quality = chords[bar % len(chords)]

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _synth_music import PITCH_CLASSES, ClipSpec, make_specs, render  # noqa: E402
+from _synth_music import PITCH_CLASSES, ClipSpec, make_specs, render
 
 EVAL_RATE = 22050
 TOLERANCE = 0.04

@@ -9,7 +9,12 @@ import pyloudnorm
 import pytest
 import soundfile
 
-from musicsep.model.analysis import AnalysisResult, analyze_blocks, analyze_file, analyze_stems
+from musicsep.model.analysis import (
+    AnalysisResult,
+    analyze_blocks,
+    analyze_file,
+    analyze_stems,
+)
 from musicsep.model.errors import InvalidAudio
 
 SR = 44100

@@ -11,6 +11,7 @@ has the table).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -139,7 +140,7 @@ def cadences(chroma: np.ndarray) -> np.ndarray:
     held = [int(run[0]) for run in runs if run.size >= 2]
     chords = [c for i, c in enumerate(held) if i == 0 or c != held[i - 1]]
     result = np.zeros(24)
-    for before, after in zip(chords, chords[1:]):
+    for before, after in pairwise(chords):
         if before < 12 and (before - after) % 12 == 7:
             result[after] += 1.0
     return result / max(1, len(chords) - 1)

@@ -47,7 +47,7 @@ def _autocorrelation(envelope: np.ndarray, max_lag: int) -> np.ndarray:
 
 def _peak_near(acf: np.ndarray, lag: float, radius: int = 2) -> tuple[float, float]:
     """Interpolated (lag, height) of the highest point within `radius` hops of `lag`."""
-    centre = int(round(lag))
+    centre = round(lag)
     lo, hi = max(1, centre - radius), min(acf.size - 2, centre + radius)
     if hi < lo:
         return lag, 0.0
