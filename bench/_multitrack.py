@@ -160,7 +160,7 @@ def vocals(rng: np.random.Generator, n: int, beat: int, scale_notes: list[int]) 
         note = rng.choice(scale_notes)
         while pos < phrase_end:
             length = int(beat * rng.choice([0.5, 1, 1, 1.5, 2]))
-            note = int(np.clip(note + rng.choice([-3, -2, -1, 0, 1, 2, 3]) * 1, min(scale_notes), max(scale_notes)))
+            note = int(np.clip(note + rng.choice([-3, -2, -1, 0, 1, 2, 3]), min(scale_notes), max(scale_notes)))
             note = min(scale_notes, key=lambda s: abs(s - note))
             seg = slice(pos, min(phrase_end, pos + length))
             count = seg.stop - seg.start
@@ -173,9 +173,10 @@ def vocals(rng: np.random.Generator, n: int, beat: int, scale_notes: list[int]) 
         pos += int(beat * rng.choice([2, 4]))
     # Glide pitch and vowels over ~40 ms so note changes are legato like a voice.
     smooth = np.ones(int(0.04 * SR)) / int(0.04 * SR)
-    last = 60.0
-    for i in np.flatnonzero(f0 == 0):
-        f0[i] = last if i == 0 else f0[i - 1]
+    # Hold the last pitch through rests (the gate silences them) so glides start from a real note.
+    if f0[0] == 0:
+        f0[0] = 60.0
+    f0 = f0[np.maximum.accumulate(np.where(f0 != 0, np.arange(n), 0))]
     f0 = np.convolve(f0, smooth, mode="same")
     hz = 440.0 * 2.0 ** ((f0 - 69) / 12)
     phase = 2 * np.pi * np.cumsum(hz) / SR

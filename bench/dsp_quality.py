@@ -22,6 +22,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,13 +114,12 @@ class _TiledReader:
         return out
 
 
-def _measure_child(minutes: float) -> None:
+def _measure_child(minutes: float, loop_path: str) -> None:
     """Subprocess body: separate `minutes` of audio, print peak RSS (MiB) and time as JSON."""
     from musicsep.model.dsp import DspSeparator
 
-    loop = make_song(0, 24.0).mix
+    reader = _TiledReader(np.load(loop_path))
     frames = int(minutes * 60 * SR)
-    reader = _TiledReader(loop)
     separator = DspSeparator()
     started = time.perf_counter()
     total = 0
@@ -131,15 +131,18 @@ def _measure_child(minutes: float) -> None:
 
 
 def memory(minutes: list[float]) -> bool:
+    """Peak RSS of a fresh process per length; the song is made here, not in the measured process."""
     peaks = {}
-    for length in minutes:
-        done = subprocess.run([sys.executable, __file__, "--rss-child", str(length)],
-                              check=True, capture_output=True, text=True)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        peaks[length] = result["peak_rss_mib"]
-        print(f"{length:g} min input: peak RSS {result['peak_rss_mib']:.0f} MiB, "
-              f"separated in {result['seconds']:.0f} s ({length * 60 / result['seconds']:.1f}x real time)",
-              flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        loop_path = str(Path(tmp) / "loop.npy")
+        np.save(loop_path, make_song(0, 24.0).mix)
+        for length in minutes:
+            done = subprocess.run([sys.executable, __file__, "--rss-child", str(length), loop_path],
+                                  check=True, capture_output=True, text=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            peaks[length] = result["peak_rss_mib"]
+            print(f"{length:g} min input: peak RSS {result['peak_rss_mib']:.0f} MiB, separated in "
+                  f"{result['seconds']:.0f} s ({length * 60 / result['seconds']:.1f}x real time)", flush=True)
     ratio = peaks[minutes[-1]] / peaks[minutes[0]]
     ok = ratio <= RSS_RATIO_FLOOR
     print(f"{'PASS' if ok else 'FAIL'} peak RSS {minutes[-1]:g} min / {minutes[0]:g} min = {ratio:.3f} "
@@ -154,10 +157,10 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=10)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--memory-minutes", default="5,30")
-    parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
-        _measure_child(args.rss_child)
+        _measure_child(float(args.rss_child[0]), args.rss_child[1])
         return 0
     ok = quality(args.songs, args.seconds, args.first_seed)
     if not args.no_memory:

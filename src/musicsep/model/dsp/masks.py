@@ -58,11 +58,9 @@ class DspParams:
         """Frames of context the horizontal median filter reads on each side."""
         return self.harmonic_kernel // 2
 
-    def context(self, samplerate: int, repetition: bool) -> int:
-        """Frames of context each side a frame's masks depend on."""
-        if not repetition:
-            return self.edge
-        return max(self.edge, int(round(self.repeat_window_s * self.frames_per_second(samplerate))))
+    def repeat_frames(self, samplerate: int) -> int:
+        """How far, in frames, the repetition search looks on each side of a frame."""
+        return int(round(self.repeat_window_s * self.frames_per_second(samplerate)))
 
 
 def running_median(values: np.ndarray, size: int, axis: int) -> np.ndarray:
@@ -98,28 +96,28 @@ def centre_similarity(spec: np.ndarray) -> np.ndarray:
     return cross / (np.abs(left) ** 2 + np.abs(right) ** 2 + _EPS)
 
 
-def repetition_mask(magnitude: np.ndarray, targets: slice, candidates: slice, params: DspParams,
+def repetition_mask(magnitude: np.ndarray, targets: slice, params: DspParams,
                     samplerate: int) -> np.ndarray:
     """Soft mask of what does not repeat, for the `targets` frames of `magnitude` `(bins, frames)`.
 
     librosa's own REPET-SIM recipe searches the whole track for neighbours; here each frame looks
-    only at `candidates` within `repeat_window_s` of it, so the result of a frame does not depend
-    on the block it was computed in (no seams) and memory stays bounded. That banded neighbour
-    search is the hand-written part: librosa's recurrence_matrix has no maximum distance.
+    only at the frames of `magnitude` within `repeat_window_s` of it, so a frame's result does not
+    depend on the block it was computed in (no seams) and memory stays bounded. That banded
+    neighbour search is the hand-written part: librosa's recurrence_matrix has no maximum distance.
     """
     fps = params.frames_per_second(samplerate)
     bins = int(np.searchsorted(librosa.fft_frequencies(sr=samplerate, n_fft=params.n_fft),
                                params.feature_max_hz))
     features = np.log1p(_FEATURE_GAIN * magnitude[:bins])
     features /= np.linalg.norm(features, axis=0, keepdims=True) + _EPS
-    target_idx = np.arange(targets.start, targets.stop)
-    candidate_idx = np.arange(candidates.start, candidates.stop)
+    target_idx = np.arange(targets.start, targets.stop, dtype=np.int32)
+    candidate_idx = np.arange(magnitude.shape[1], dtype=np.int32)
     background = magnitude[:, targets]
     if candidate_idx.size == 0 or target_idx.size == 0:
         return np.zeros_like(background)
     similarity = features[:, target_idx].T @ features[:, candidate_idx]
     distance = np.abs(target_idx[:, None] - candidate_idx[None, :])
-    similarity[(distance < params.repeat_gap_s * fps) | (distance > params.repeat_window_s * fps)] = -np.inf
+    similarity[(distance < params.repeat_gap_s * fps) | (distance > params.repeat_frames(samplerate))] = -np.inf
     k = min(params.neighbours, candidate_idx.size)
     picks = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
     usable = np.isfinite(np.take_along_axis(similarity, picks, axis=1))
@@ -128,7 +126,10 @@ def repetition_mask(magnitude: np.ndarray, targets: slice, candidates: slice, pa
     # rec[i, j] != 0: frame i is one of frame j's neighbours (librosa's convention, column-wise).
     frames = magnitude.shape[1]
     rec = scipy.sparse.csc_matrix((np.ones(rows.size), (rows, cols)), shape=(frames, frames))
-    repeating = librosa.decompose.nn_filter(magnitude, rec=rec, aggregate=np.median)[:, targets]
+    # Frames as contiguous rows: nn_filter gathers neighbours with np.take along its frame axis,
+    # which copies the whole array on every call when that axis is strided (measured: 20x slower).
+    rows_first = np.ascontiguousarray(magnitude.T)
+    repeating = librosa.decompose.nn_filter(rows_first, rec=rec, aggregate=np.median, axis=0)[targets].T
     background = np.minimum(background, repeating)
     foreground = magnitude[:, targets] - background
     return librosa.util.softmask(foreground, background, power=2)
@@ -139,23 +140,25 @@ def _lowpass_gain(freqs: np.ndarray, cutoff: float, order: int) -> np.ndarray:
     return 1.0 / np.sqrt(1.0 + (freqs / cutoff) ** (2 * order))
 
 
-def stem_masks(spec: np.ndarray, frames: slice, candidates: slice, stems: list[str],
+def stem_masks(spec: np.ndarray, magnitude: np.ndarray | None, own: slice, stems: list[str],
                params: DspParams, samplerate: int) -> dict[str, np.ndarray]:
-    """Masks `(channels, bins, len(frames))` for `stems`, for the `frames` of the window `spec`.
+    """Masks `(channels, bins, frames)` for `stems`, for a block's own frames.
 
-    `spec` is the complex STFT `(channels, bins, window_frames)` of a window holding every frame
-    the masks of `frames` look at; `candidates` are the window's frames that touch the track.
+    `spec` is the complex STFT `(channels, bins, frames + 2 * edge)` of the block's own frames
+    with `params.edge` frames more each side for the horizontal median. `magnitude` is the
+    channels' RMS magnitude `(bins, window_frames)` of the repetition context (every frame within
+    `repeat_window_s` that touches the track), in which `own` are the block's frames; it may be
+    None when only drums are asked for.
     """
     edge = params.edge
-    wide = slice(frames.start - edge, frames.stop + edge)
-    drums = percussive_mask(np.abs(spec[..., wide]), params)[..., edge:edge + frames.stop - frames.start]
+    count = spec.shape[-1] - 2 * edge
+    drums = percussive_mask(np.abs(spec), params)[..., edge:edge + count]
     masks = {"drums": drums}
     if not set(stems) - {"drums"}:
         return masks
     freqs = librosa.fft_frequencies(sr=samplerate, n_fft=params.n_fft)[:, None]
-    magnitude = np.sqrt(np.mean(np.abs(spec) ** 2, axis=0))
-    vocal = (repetition_mask(magnitude, frames, candidates, params, samplerate)
-             * centre_similarity(spec[..., frames]) ** params.centre_power
+    vocal = (repetition_mask(magnitude, own, params, samplerate)
+             * centre_similarity(spec[..., edge:edge + count]) ** params.centre_power
              * (1.0 - _lowpass_gain(freqs, params.vocal_low_hz, params.crossover_order)))
     rest = 1.0 - drums
     masks["vocals"] = rest * vocal

@@ -8,12 +8,15 @@ gives its measured figures.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 import numpy as np
 
-from musicsep.model.dsp.framing import block_bounds, overlapping_frames, plan_block
+from musicsep.model.dsp.framing import BlockFrames, block_bounds, plan_block
 from musicsep.model.errors import InvalidOptions
+
+if TYPE_CHECKING:
+    from musicsep.model.dsp.masks import DspParams
 
 
 class FrameReader(Protocol):
@@ -33,10 +36,10 @@ class DspSeparator:
     samplerate = 44100
     audio_channels = 2
     sources = ["drums", "bass", "other", "vocals"]
-    normalize = False
-    description = "Weight-free DSP separation (HPSS, repetition, stereo centre); far below Demucs quality."
+    normalize = False  # masks are scale-free: no whole-track normalisation pass is needed
 
-    def __init__(self, block_hops: int = 1024, params=None) -> None:
+    def __init__(self, block_hops: int = 1024, params: DspParams | None = None) -> None:
+        # masks.py imports librosa; deferred so importing the separator stays cheap.
         from musicsep.model.dsp.masks import DspParams
 
         self.params = params or DspParams()
@@ -59,26 +62,40 @@ class DspSeparator:
                                  f"{', '.join(self.sources)}")
         p = self.params
         half = p.n_fft // 2
-        context = p.context(self.samplerate, repetition=bool(set(stems) - {"drums"}))
-        track_first, track_last = overlapping_frames(0, frames, p.n_fft, p.hop)
+        repetition = bool(set(stems) - {"drums"})  # drums alone need no repetition search
+        context = p.repeat_frames(self.samplerate)
         for start, stop in block_bounds(frames, self.block):
-            plan = plan_block(start, stop, frames, n_fft=p.n_fft, hop=p.hop, context=context, edge=p.edge)
-            audio = reader.read(plan.window_first * p.hop - half, (plan.window_last - 1) * p.hop + half)
-            # float64 throughout: the four inverse transforms then add up to the input far below 1e-4.
+            plan = plan_block(start, stop, frames, n_fft=p.n_fft, hop=p.hop, context=context)
+            magnitude = self._context_magnitude(reader, plan) if repetition else None
+            # The block's own frames (and the median filter's edge) in float64: the inverse
+            # transforms of the four masked copies then add up to the input far below 1e-4.
+            audio = reader.read((plan.first - p.edge) * p.hop - half, (plan.last + p.edge - 1) * p.hop + half)
             spec = librosa.stft(audio.astype(np.float64), n_fft=p.n_fft, hop_length=p.hop, center=False)
             own = slice(plan.first - plan.window_first, plan.last - plan.window_first)
-            candidates = slice(max(track_first, plan.window_first) - plan.window_first,
-                               min(track_last, plan.window_last) - plan.window_first)
-            masks = stem_masks(spec, own, candidates, stems, p, self.samplerate)
+            masks = stem_masks(spec, magnitude, own, stems, p, self.samplerate)
+            del magnitude
+            spec = spec[..., p.edge:spec.shape[-1] - p.edge]
             origin = plan.first * p.hop - half
             block = np.empty((len(stems), self.audio_channels, stop - start), np.float32)
             for index, stem in enumerate(stems):
-                wave = librosa.istft(spec[..., own] * masks[stem], n_fft=p.n_fft, hop_length=p.hop,
-                                     center=False)
+                wave = librosa.istft(spec * masks.pop(stem), n_fft=p.n_fft, hop_length=p.hop, center=False)
                 block[index] = wave[:, start - origin:stop - origin]
-            del spec, masks
+            del spec
             on_chunk()
             yield block
+
+    def _context_magnitude(self, reader: FrameReader, plan: BlockFrames) -> np.ndarray:
+        """RMS-over-channels magnitude of the repetition window, float32: the window is several
+        times the block, and the search and the median need no more precision than this."""
+        import librosa
+
+        p = self.params
+        half = p.n_fft // 2
+        audio = reader.read(plan.window_first * p.hop - half, (plan.window_last - 1) * p.hop + half)
+        power = np.zeros((p.n_fft // 2 + 1, plan.window_last - plan.window_first), np.float32)
+        for channel in audio:
+            power += np.abs(librosa.stft(channel, n_fft=p.n_fft, hop_length=p.hop, center=False)) ** 2
+        return np.sqrt(power / len(audio))
 
     def prepare(self, frames: int, stems: list[str], options: object = None) -> "DspPass":
         """The engine's entry point (`separate_file`); Demucs's pass options do not apply here."""
