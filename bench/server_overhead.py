@@ -64,7 +64,8 @@ def engine_once(song: Path, out: Path, model: str, loader) -> float:
     return time.perf_counter() - started
 
 
-def server_once(url: str, song: Path) -> float:
+def server_once(url: str, song: Path, parts: list[tuple[float, float]] | None = None) -> float:
+    """Client wall time; `parts` gets (job's own overhead around the engine, transport + queue)."""
     from musicsep.clients import Client
 
     started = time.perf_counter()
@@ -73,8 +74,9 @@ def server_once(url: str, song: Path) -> float:
         final = client.wait(accepted["job_id"])
     elapsed = time.perf_counter() - started
     assert final.type == "completed", final.raw
-    if os.environ.get("BENCH_VERBOSE"):
-        print("  server timings:", final.raw["timings"])
+    timings = final.raw["timings"]
+    if parts is not None:
+        parts.append((timings["total_s"] - timings["engine_total_s"], elapsed - timings["total_s"]))
     return elapsed
 
 
@@ -151,15 +153,20 @@ def main() -> int:
     try:
         engine_once(song, work / "warm", model, loader)  # both sides warm: model loaded, caches hot
         server_once(url, song)
-        engine, server = [], []
+        engine, server, parts = [], [], []
         for run in range(args.runs):  # interleaved, so drift in machine load hits both alike
             engine.append(engine_once(song, work / f"engine{run}", model, loader))
-            server.append(server_once(url, song))
+            server.append(server_once(url, song, parts))
         ratio = statistics.median(server) / statistics.median(engine)
         print(f"song {args.seconds:.0f} s, model {model}, {args.runs} runs each (median):")
         print(f"  engine alone        {statistics.median(engine):8.3f} s   {['%.3f' % s for s in engine]}")
         print(f"  through the server  {statistics.median(server):8.3f} s   {['%.3f' % s for s in server]}")
         print(f"  ratio server/engine {ratio:8.3f}   (target <= 1.10) {'OK' if ratio <= 1.10 else 'OVER'}")
+        job_extra = statistics.median(p[0] for p in parts)
+        transport = statistics.median(p[1] for p in parts)
+        print(f"  where the server adds time (same runs, median): around the engine call {job_extra:.3f} s, "
+              f"upload + queue + event stream {transport:.3f} s "
+              f"= {(job_extra + transport) / statistics.median(engine):.1%} of the engine time")
 
         for label, running in (("a finished job, idle server", False),
                                ("during a separation", True)):
