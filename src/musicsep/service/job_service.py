@@ -267,23 +267,20 @@ class JobService:
             "analysis": output.analysis,
             "timings": timings,
         }
+        total = sum(info["bytes"] for info in stems.values())
+        if job.spec.payload == "base64" and total > self.settings.max_inline_mb * 1024 * 1024:
+            self._finish(job, JobStatus.FAILED, {
+                "code": "payload_too_large",
+                "message": f"the stems total {total / 1048576:.1f} MB, over the "
+                f"{self.settings.max_inline_mb:g} MB cap for payload=base64; ask for payload=url",
+            })
+            return
         links = self.stem_links(job)
         for name, link in links.items():
             self.events.append(job.id, "stem", {"name": name, **link})
+        delivered: dict[str, Any] = links
         if job.spec.payload == "base64":
-            cap = int(self.settings.max_inline_mb * 1024 * 1024)
-            total = sum(info["bytes"] for info in stems.values())
-            if total > cap:
-                self._finish(job, JobStatus.FAILED, {
-                    "code": "payload_too_large",
-                    "message": f"the stems total {total / 1048576:.1f} MB, over the "
-                    f"{self.settings.max_inline_mb:g} MB cap for payload=base64; ask for payload=url",
-                })
-                return
-            inline = await anyio.to_thread.run_sync(self._inline_stems, job.id, stems)
-            delivered: dict[str, Any] = inline
-        else:
-            delivered = links
+            delivered = await anyio.to_thread.run_sync(self._inline_stems, job.id, stems)
         self.metrics.separation_seconds.observe(total_s)
         if output.duration_s:
             self.metrics.realtime_factor.observe(total_s / output.duration_s)
