@@ -126,8 +126,18 @@ def _measure_child(minutes: float, loop_path: str) -> None:
     for block in separator.run(reader, frames, list(STEMS), lambda: None):
         total += block.shape[-1]
     assert total == frames
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"peak_rss_mib": peak_kib / 1024, "seconds": time.perf_counter() - started}))
+    print(json.dumps({"peak_rss_mib": _peak_rss_kib() / 1024, "seconds": time.perf_counter() - started}))
+
+
+def _peak_rss_kib() -> int:
+    """This process's own peak RSS. Linux's getrusage ru_maxrss survives fork and exec, so a child
+    of a big parent reports the parent's peak; /proc's VmHWM belongs to this process image alone."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def memory(minutes: list[float]) -> bool:

@@ -2,10 +2,11 @@
 
 The dsp separator works on one global STFT grid: frame `t` is centred on sample `t * hop` and
 spans `[t*hop - n_fft/2, t*hop + n_fft/2)`. Every mask value of frame `t` depends only on frames
-`t - context .. t + context` (the median filters and the repetition search), and frames beyond the
-track are computed from the reader's zeros (the median filters) or never looked at (the search). So a block can be separated from a bounded window of
-audio and give the same samples as the whole track processed at once: there are no seams at block
-boundaries, and memory does not grow with the track.
+`t - context .. t + context` (the median filters and the repetition search); frames beyond the
+track are computed from the reader's zeros (the median filters) or never looked at (the search).
+So a block can be separated from a bounded window of audio and give the same samples as the whole
+track processed at once: there are no seams at block boundaries, and memory does not grow with
+the track.
 """
 
 from __future__ import annotations

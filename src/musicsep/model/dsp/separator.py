@@ -1,9 +1,9 @@
 """`DspSeparator`: the weight-free separator, streamed block by block like the Demucs engine.
 
-It needs no model weights (only numpy, scipy and librosa), so musicsep still separates when
-Demucs cannot run. It is much lower quality than Demucs: the masks come from signal cues
-(percussiveness, repetition, stereo position, frequency band), not from learning; docs/dsp.md
-gives its measured figures.
+It needs no model weights (only numpy, scipy, librosa and bottleneck), so musicsep still
+separates when Demucs cannot run. It is much lower quality than Demucs: the masks come from
+signal cues (percussiveness, repetition, stereo position, frequency band), not from learning;
+docs/dsp.md gives its measured figures.
 """
 
 from __future__ import annotations
