@@ -2,14 +2,22 @@
 
 Weights are randomly initialised: speed and memory do not depend on their values. Everything is
 written to a temporary folder and never committed.
+
+Benches call this file as a subprocess (`build_model_folder`, `build_track`) so that their own
+process never imports torch: Linux's ru_maxrss of a child (what `_measure.measure` reads through
+wait4) is at least the parent's peak RSS at fork/exec time, so a big parent inflates every child.
+
+    python bench/_fixtures.py models DIR [--no-full] [--no-small] [--ft-bag]
+    python bench/_fixtures.py track PATH SECONDS
 """
 
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
-
-import numpy as np
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 
@@ -51,6 +59,7 @@ def write_model_folder(folder: Path, full_size: bool = True, small: bool = True,
 
 def write_track(path: Path, seconds: float, samplerate: int = 44100, seed: int = 0) -> Path:
     """A stereo 16-bit wav written block by block (a 60-minute track never sits in memory)."""
+    import numpy as np
     import soundfile as sf
 
     rng = np.random.default_rng(seed)
@@ -68,3 +77,43 @@ def write_track(path: Path, seconds: float, samplerate: int = 44100, seed: int =
             out.write((0.5 * np.stack([left, right], axis=1)).astype(np.float32))
             done += n
     return path
+
+
+def build_model_folder(folder: Path, full_size: bool = True, small: bool = True,
+                       ft_bag: bool = False) -> Path:
+    """`write_model_folder` in a child process (keeps torch out of the calling bench)."""
+    flags = [] if full_size else ["--no-full"]
+    flags += [] if small else ["--no-small"]
+    flags += ["--ft-bag"] if ft_bag else []
+    subprocess.run([sys.executable, __file__, "models", str(folder), *flags], check=True)
+    return folder
+
+
+def build_track(path: Path, seconds: float) -> Path:
+    """`write_track` in a child process (soundfile and numpy stay out of the calling bench)."""
+    subprocess.run([sys.executable, __file__, "track", str(path), str(seconds)], check=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    models = sub.add_parser("models")
+    models.add_argument("folder", type=Path)
+    models.add_argument("--no-full", action="store_true")
+    models.add_argument("--no-small", action="store_true")
+    models.add_argument("--ft-bag", action="store_true")
+    track = sub.add_parser("track")
+    track.add_argument("path", type=Path)
+    track.add_argument("seconds", type=float)
+    args = parser.parse_args()
+    if args.what == "models":
+        write_model_folder(args.folder, full_size=not args.no_full, small=not args.no_small,
+                           ft_bag=args.ft_bag)
+    else:
+        write_track(args.path, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

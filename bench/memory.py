@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _fixtures import write_model_folder, write_track
+from _fixtures import build_model_folder, build_track
 from _measure import measure
 
 THREADS = {"OMP_NUM_THREADS": "2"}
@@ -41,17 +41,17 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="musicsep-bench-") as tmp:
         tmp = Path(tmp)
-        repo = write_model_folder(tmp / "models")
+        repo = build_model_folder(tmp / "models")
         rows = []
         small = {}
         for minutes in args.minutes:
-            track = write_track(tmp / f"track_{minutes:g}min.wav", minutes * 60)
+            track = build_track(tmp / f"track_{minutes:g}min.wav", minutes * 60)
             m = musicsep(track, repo, "small", tmp / "out")
             assert m.returncode == 0, m.stderr[-2000:]
             small[minutes] = m.peak_rss_mb
             rows.append(("musicsep", "small", minutes, m))
             track.unlink()
-        track = write_track(tmp / "track_full.wav", args.full_minutes * 60)
+        track = build_track(tmp / "track_full.wav", args.full_minutes * 60)
         full = musicsep(track, repo, "htdemucs", tmp / "out")
         assert full.returncode == 0, full.stderr[-2000:]
         rows.append(("musicsep", "htdemucs", args.full_minutes, full))
