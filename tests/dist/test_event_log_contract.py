@@ -1,0 +1,106 @@
+"""One contract for every event log: the embedded SQLite one and Redis Streams behave alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from musicsep.service.events import EventLog
+from musicsep.service.store import SqliteStore
+
+OpenLog = Callable[[], Any]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def open_log(request, tmp_path) -> OpenLog:
+    """Opens a log over the same backing data each time it is called (another process, a restart)."""
+    closers: list[Any] = []
+
+    def open_() -> Any:
+        if request.param == "sqlite":
+            store = SqliteStore(tmp_path / "db.sqlite3")
+            closers.append(store)
+            return EventLog(store)
+        from musicsep.dist.redis_events import RedisEventLog
+
+        log = RedisEventLog(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+        closers.append(log)
+        return log
+
+    yield open_
+    for closer in closers:
+        closer.close()
+
+
+def test_ids_have_no_gaps_and_replay_from_any_point(open_log):
+    log = open_log()
+    for n in range(5):
+        assert log.append("job", "progress", {"percent": n}).id == n + 1
+    log.append("job", "completed", {"stems": {}})
+    events = log.read("job")
+    assert [e.id for e in events] == [1, 2, 3, 4, 5, 6]
+    assert [e.data for e in events][:2] == [{"event": "progress", "percent": 0}, {"event": "progress", "percent": 1}]
+    for after in range(8):
+        assert [e.id for e in log.read("job", after)] == list(range(after + 1, 7))
+    assert log.last("job").type == "completed"
+    assert log.last("other") is None
+    assert log.read("other") == []
+
+
+def test_ids_continue_in_another_instance(open_log):
+    open_log().append("job", "queued", {"position": 1})
+    open_log().append("job", "started", {})
+    assert open_log().append("job", "progress", {"percent": 1.0}).id == 3
+    assert [e.type for e in open_log().read("job")] == ["queued", "started", "progress"]
+
+
+def test_jobs_have_separate_logs(open_log):
+    log = open_log()
+    log.append("a", "queued", {"position": 1})
+    log.append("b", "queued", {"position": 2})
+    log.append("a", "started", {})
+    assert [e.id for e in log.read("a")] == [1, 2]
+    assert [(e.id, e.data["position"]) for e in log.read("b")] == [(1, 2)]
+
+
+def test_forgotten_logs_are_empty(open_log):
+    log = open_log()
+    log.append("job", "queued", {"position": 1})
+    log.append("job", "cancelled", {"reason": "test"})
+    log.forget("job")
+    assert log.read("job") == []
+    assert log.last("job") is None
+
+
+def test_followers_get_replay_and_live_events_until_the_terminal_one(open_log):
+    log = open_log()
+    log.append("job", "queued", {"position": 1})
+
+    async def scenario() -> list[list[int]]:
+        async def follow(after: int) -> list[int]:
+            return [event.id async for batch in log.follow("job", after) for event in batch]
+
+        followers = [asyncio.ensure_future(follow(after)) for after in (0, 0, 1)]
+        await asyncio.sleep(0)
+        for n in range(3):
+            log.append("job", "progress", {"percent": n})
+            await asyncio.sleep(0)
+        log.append("job", "cancelled", {"reason": "test"})
+        return await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
+
+    assert asyncio.run(scenario()) == [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [2, 3, 4, 5]]
+
+
+def test_a_follower_stops_at_the_terminal_event_even_when_more_was_appended(open_log):
+    log = open_log()
+    log.append("job", "queued", {"position": 0})
+    log.append("job", "failed", {"code": "x", "message": "y"})
+    log.append("job", "progress", {"percent": 1})
+
+    async def scenario() -> list[list[str]]:
+        return [[e.type for e in batch] async for batch in log.follow("job")]
+
+    assert asyncio.run(asyncio.wait_for(scenario(), timeout=10)) == [["queued", "failed"]]

@@ -1,0 +1,116 @@
+"""One contract for every job store: the embedded SQLite one and the Redis one behave alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from musicsep.service.jobs import Job, JobSpec, JobStatus
+from musicsep.service.store import DuplicateIdempotencyKey, SqliteStore
+
+OpenStore = Callable[[], Any]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def open_store(request, tmp_path) -> OpenStore:
+    """Opens a store over the same backing data each time it is called (a "restart")."""
+    opened: list[Any] = []
+
+    def open_() -> Any:
+        if request.param == "sqlite":
+            store = SqliteStore(tmp_path / "db.sqlite3")
+        else:
+            from musicsep.dist.redis_store import RedisStore
+
+            store = RedisStore.from_url(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+def make_job(seq: int, **spec: Any) -> Job:
+    return Job(id=f"{seq:032x}", spec=JobSpec(model="tiny_htdemucs", **spec), seq=seq, request_id="req")
+
+
+def test_a_job_reads_back_as_written_and_survives_a_reopen(open_store):
+    job = make_job(1, stems=("vocals", "drums"), priority=5, webhook_url="https://example.org/hook")
+    open_store().insert_job(job)
+    assert open_store().get_job(job.id) == job
+    assert open_store().get_job("f" * 32) is None
+
+
+def test_updates_change_status_times_and_results(open_store):
+    store = open_store()
+    job = make_job(1)
+    store.insert_job(job)
+    job.status, job.started_at, job.attempts = JobStatus.RUNNING, 10.0, 1
+    store.update_job(job)
+    assert store.get_job(job.id) == job
+    job.status, job.finished_at, job.expires_at = JobStatus.COMPLETED, 11.0, 100.0
+    job.result = {"stems": {"vocals": {"file": "vocals.wav", "format": "wav16", "bytes": 3}}}
+    store.update_job(job)
+    assert store.get_job(job.id) == job
+    assert store.count_by_status() == {"completed": 1}
+
+
+def test_an_update_of_an_unknown_job_creates_nothing(open_store):
+    store = open_store()
+    store.update_job(make_job(7))
+    assert store.get_job(make_job(7).id) is None
+    assert store.list_jobs() == []
+    assert store.count_by_status() == {}
+
+
+def test_a_repeated_idempotency_key_names_the_first_job(open_store):
+    store = open_store()
+    first = make_job(1, idempotency_key="abc")
+    store.insert_job(first)
+    with pytest.raises(DuplicateIdempotencyKey) as raised:
+        store.insert_job(make_job(2, idempotency_key="abc"))
+    assert raised.value.job_id == first.id
+    assert store.find_by_idempotency_key("abc") == first.id
+    assert store.find_by_idempotency_key("other") is None
+    assert [j.id for j in store.list_jobs()] == [first.id]
+
+
+def test_listing_is_newest_first_filtered_and_limited(open_store):
+    store = open_store()
+    jobs = [make_job(seq) for seq in range(1, 7)]
+    for job in jobs:
+        store.insert_job(job)
+    for job in jobs[:2]:
+        job.status = JobStatus.FAILED
+        store.update_job(job)
+    jobs[2].status = JobStatus.RUNNING
+    store.update_job(jobs[2])
+    assert [j.seq for j in store.list_jobs()] == [6, 5, 4, 3, 2, 1]
+    assert [j.seq for j in store.list_jobs(limit=2)] == [6, 5]
+    assert [j.seq for j in store.list_jobs([JobStatus.FAILED])] == [2, 1]
+    assert [j.seq for j in store.list_jobs([JobStatus.QUEUED, JobStatus.RUNNING], limit=3)] == [6, 5, 4]
+    assert store.count_by_status() == {"queued": 3, "running": 1, "failed": 2}
+    assert store.next_seq() == 7
+    assert open_store().next_seq() == 7
+
+
+def test_the_next_seq_of_an_empty_store_is_one(open_store):
+    assert open_store().next_seq() == 1
+
+
+def test_expiry_lists_finished_jobs_past_their_time_once(open_store):
+    store = open_store()
+    old, new = make_job(1), make_job(2)
+    for job, expires in ((old, 50.0), (new, 500.0)):
+        store.insert_job(job)
+        job.status, job.expires_at = JobStatus.COMPLETED, expires
+        store.update_job(job)
+    assert store.expired_before(100.0) == [old.id]
+    old.status = JobStatus.EXPIRED
+    store.update_job(old)
+    assert store.expired_before(100.0) == []
+    assert sorted(store.expired_before(1000.0)) == [new.id]
+    assert store.get_job(old.id).status is JobStatus.EXPIRED
