@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1, ge=1, le=64)
     max_duration_s: float = Field(default=3600.0, gt=0, description="Longest decoded track accepted.")
     offline: bool = Field(default=False, description="Never try to download weights.")
+    fallback: str = Field(
+        default="htdemucs,dsp",
+        description="Models tried in order when the requested one's weights are unavailable; 'none' to fail instead.",
+    )
 
     # --- server ------------------------------------------------------------------------------
     data_dir: Path = Path("data")
@@ -82,6 +86,12 @@ class Settings(BaseSettings):
         if toml_path:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         return tuple(sources)
+
+    @property
+    def fallback_chain(self) -> tuple[str, ...]:
+        if self.fallback.strip().lower() in ("", "none"):
+            return ()
+        return tuple(name.strip() for name in self.fallback.split(",") if name.strip())
 
     @field_validator("model_repo")
     @classmethod

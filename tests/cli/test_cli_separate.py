@@ -18,7 +18,8 @@ def _musicsep(*args, env_extra=None, timeout=300):
 
 @pytest.fixture
 def cli_env(tiny_model_repo):
-    return {"MUSICSEP_MODEL_REPO": str(tiny_model_repo), "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    return {"MUSICSEP_MODEL_REPO": str(tiny_model_repo), "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+            "MUSICSEP_FALLBACK": "none"}
 
 
 def test_layout_json_and_progress(cli_env, make_clip, tmp_path):
@@ -62,10 +63,22 @@ def test_bad_input_exits_3_and_other_files_still_run(cli_env, make_clip, tmp_pat
     assert "Traceback" not in out.stderr
 
 
-def test_model_unavailable_exits_4(cli_env, make_clip):
+def test_model_unavailable_exits_4_without_fallback(cli_env, make_clip):
     out = _musicsep("separate", make_clip(seconds=1.0), "-m", "htdemucs_ft", env_extra=cli_env)
     assert out.returncode == 4
     assert "musicsep models pull htdemucs_ft" in out.stderr
+
+
+def test_missing_weights_fall_back_to_dsp_and_say_so(cli_env, make_clip, tmp_path):
+    env = {**cli_env, "MUSICSEP_FALLBACK": "htdemucs,dsp"}
+    out = _musicsep("separate", make_clip(seconds=2.0), "-m", "htdemucs_ft", "-o", tmp_path,
+                    "--json", env_extra=env)
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout)
+    assert line["model"] == "dsp" and line["requested_model"] == "htdemucs_ft"
+    assert "used 'dsp' instead" in line["fallback_reason"]
+    assert out.stderr.count("musicsep models pull htdemucs_ft") == 1  # said once, plainly
+    assert set(line["stems"]) == {"drums", "bass", "other", "vocals"}
 
 
 @pytest.mark.parametrize("args", [

@@ -8,11 +8,14 @@ routes through `app.state` (read by the dependencies in deps.py).
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from loguru import logger
 
 from musicsep import __version__
@@ -30,6 +33,9 @@ Upload with `POST /api/v1/jobs` (202, then follow `events_url`) or `POST /api/v1
 (the events come in the response). Every error is `{"error": {"code", "message", "request_id"}}`.
 """
 
+#: The web page (docs/web.md): static files that use the public API like any other client.
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+
 
 def _signing_key(settings: Settings) -> bytes:
     from musicsep.service.artifacts import load_or_create_key
@@ -44,13 +50,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from musicsep.model.loading import ModelLoader, resolve_device
+        from musicsep.model.loading import HOW_TO_GET_WEIGHTS, ModelLoader, resolve_device
         from musicsep.service.artifacts import Signer
         from musicsep.service.job_service import JobService
 
         # Resolved once (it imports torch): an absent CUDA device fails the start, not a request.
         app.state.device = str(await anyio.to_thread.run_sync(resolve_device, settings.device))
-        loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
+        loader = ModelLoader(repo=settings.model_repo, offline=settings.offline,
+                             fallback=settings.fallback_chain)
+        if not await anyio.to_thread.run_sync(loader.is_available, settings.default_model):
+            logger.warning(
+                "Demucs weights for '{}' are not on this machine: jobs will use the first model of "
+                "the fallback chain that is ({}). To get them, {}.", settings.default_model,
+                ", ".join(settings.fallback_chain) or "none: jobs fail",
+                HOW_TO_GET_WEIGHTS.format(name=settings.default_model))
         service = JobService(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
         for name in settings.preload:
             await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)
@@ -74,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (jobs, separate, downloads, system):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.add_api_route("/", lambda: FileResponse(WEB_DIR / "index.html"), include_in_schema=False)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -25,7 +25,8 @@ def _loader():
     from musicsep.model.loading import ModelLoader
 
     settings = get_settings()
-    return ModelLoader(repo=settings.model_repo, offline=settings.offline)
+    return ModelLoader(repo=settings.model_repo, offline=settings.offline,
+                       fallback=settings.fallback_chain)
 
 
 def list_models(args: argparse.Namespace) -> int:

@@ -56,12 +56,16 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip, bitrate=args.bitrate, shifts=args.shifts, overlap=args.overlap,
         segment=args.segment, batch_size=args.batch_size or settings.batch_size,
         device=args.device or settings.device, precision=args.precision or settings.precision)
-    loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
+    loader = ModelLoader(repo=settings.model_repo, offline=settings.offline,
+                         fallback=settings.fallback_chain)
     try:
-        loader.get(request.model, device=request.device, precision=request.precision)
+        _, fallback_reason = loader.resolve(request.model, device=request.device,
+                                            precision=request.precision)
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    if fallback_reason:
+        print(f"musicsep: {fallback_reason}", file=sys.stderr)
     status = EXIT_OK
     for path in args.files:
         code = _separate_one(path, args, request, loader, settings.max_duration_s)
@@ -99,7 +103,8 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float) -> i
             return exc.exit_code
     if args.json:
         print(json.dumps({
-            "input": str(path), "model": result.model, "device": result.device,
+            "input": str(path), "model": result.model, "requested_model": result.requested_model,
+            "fallback_reason": result.fallback_reason, "device": result.device,
             "precision": result.precision, "samplerate": result.samplerate,
             "duration_s": round(result.duration_s, 6),
             "stems": {name: str(p) for name, p in result.stems.items()},

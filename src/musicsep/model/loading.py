@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Sequence
 
 from musicsep.model.catalog import load_catalog
 from musicsep.model.errors import ModelUnavailable
@@ -127,26 +128,81 @@ def download(name: str):
     return get_model(name)
 
 
-class ModelLoader:
-    """Loads models once and hands out cached `DemucsSeparator`s; safe to share between threads."""
+class UnknownModel(ModelUnavailable):
+    """A name that is neither in the catalog nor in the model folder: a typo, not a missing download."""
 
-    def __init__(self, repo: Path | None = None, offline: bool = False) -> None:
+
+class ModelLoader:
+    """Loads models once and hands out cached separators; safe to share between threads.
+
+    `fallback` is the chain tried, in order, when a requested model's weights are unavailable
+    (`MUSICSEP_FALLBACK`, e.g. `htdemucs,dsp`); `dsp` needs no weights and always loads.
+    """
+
+    def __init__(self, repo: Path | None = None, offline: bool = False,
+                 fallback: Sequence[str] = ()) -> None:
         self.repo = Path(repo) if repo else None
         self.offline = offline
+        self.fallback = tuple(fallback)
         self._cache: dict[tuple[str, str, str], object] = {}
+        self._failures: dict[str, ModelUnavailable] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str, device: str = "auto", precision: str = "fp32"):
-        from musicsep.model.demucs_stream import DemucsSeparator
+        if name == "dsp":
+            return self._get_dsp()
+        from musicsep.model.recovery import RecoveringSeparator
 
         torch_device = resolve_device(device)
         precision = resolve_precision(precision, torch_device)
         key = (name, str(torch_device), precision)
         with self._lock:
             if key not in self._cache:
-                model = self._load(name)
+                # A model found missing stays missing until `forget` (a download can take 30 s
+                # to fail; it is not retried for every job).
+                if name in self._failures:
+                    raise self._failures[name]
+                try:
+                    model = self._load(name)
+                except ModelUnavailable as exc:
+                    self._failures[name] = exc
+                    raise
                 model.to(torch_device).eval()
-                self._cache[key] = DemucsSeparator(name, model, torch_device, precision)
+                self._cache[key] = RecoveringSeparator(name, model, torch_device, precision)
+            return self._cache[key]
+
+    def resolve(self, name: str, device: str = "auto", precision: str = "fp32"):
+        """`(separator, fallback_reason)`: the requested model, or the first of the fallback
+        chain that loads, with the reason in plain words; raises when none does."""
+        try:
+            return self.get(name, device, precision), None
+        except UnknownModel:
+            raise
+        except ModelUnavailable as first:
+            for candidate in self.fallback:
+                if candidate == name:
+                    continue
+                try:
+                    separator = self.get(candidate, device, precision)
+                except ModelUnavailable:
+                    continue
+                return separator, f"{first.message} — used '{candidate}' instead"
+            raise
+
+    def forget(self, name: str) -> None:
+        """Drop a model from the caches (reload after new weights arrived, or after a GPU fallback)."""
+        with self._lock:
+            self._failures.pop(name, None)
+            for key in [key for key in self._cache if key[0] == name]:
+                del self._cache[key]
+
+    def _get_dsp(self):
+        from musicsep.model.dsp import DspSeparator
+
+        with self._lock:
+            key = ("dsp", "cpu", "fp32")
+            if key not in self._cache:
+                self._cache[key] = DspSeparator()
             return self._cache[key]
 
     def loaded(self) -> list[str]:
@@ -154,6 +210,8 @@ class ModelLoader:
 
     def is_available(self, name: str) -> bool:
         """Whether the weights are on this machine (folder or caches), without loading them."""
+        if name == "dsp":
+            return True
         try:
             return self._find_locally(name) is not None
         except ModelUnavailable:
@@ -182,7 +240,7 @@ class ModelLoader:
             return model
         if name not in catalog:
             known = ", ".join(catalog)
-            raise ModelUnavailable(f"unknown model '{name}'; known models: {known}")
+            raise UnknownModel(f"unknown model '{name}'; known models: {known}")
         if self.offline:
             raise ModelUnavailable(
                 f"model '{name}' is not on this machine and downloads are off; "

@@ -42,7 +42,7 @@ class SeparationRequest:
 
 @dataclass
 class SeparationResult:
-    model: str
+    model: str  # what actually ran
     stems: dict[str, Path]
     samplerate: int
     duration_s: float
@@ -50,6 +50,9 @@ class SeparationResult:
     device: str
     precision: str
     timings: dict[str, float] = field(default_factory=dict)
+    requested_model: str = ""
+    #: Why `model` differs from `requested_model`, or what recovery happened; None when neither.
+    fallback_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,9 @@ def separate_file(
 ) -> SeparationResult:
     """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md."""
     started = time.monotonic()
-    separator = loader.get(request.model, device=request.device, precision=request.precision)
+    separator, fallback_reason = loader.resolve(request.model, device=request.device,
+                                                precision=request.precision)
+    recoveries_before = len(getattr(separator, "recoveries", ()))
     loaded = time.monotonic()
     _check_options(separator, request)
     plan = plan_stems(separator.sources, request)
@@ -167,11 +172,14 @@ def separate_file(
         timings["encode_s"] = time.monotonic() - separated
         timings["total_s"] = time.monotonic() - started
         tracker.finish()
+        notes = [fallback_reason] if fallback_reason else []
+        notes += list(getattr(separator, "recoveries", ()))[recoveries_before:]
         return SeparationResult(
             model=separator.name, stems=paths, samplerate=separator.samplerate,
             duration_s=spill.frames / separator.samplerate, frames=spill.frames,
             device=str(getattr(separator, "device", "cpu")),
-            precision=getattr(separator, "precision", "fp32"), timings=timings)
+            precision=getattr(separator, "precision", "fp32"), timings=timings,
+            requested_model=request.model, fallback_reason="; ".join(notes) or None)
     except BaseException:
         for name in plan.outputs:
             (output_dir / f"{name}.{fmt.extension}").unlink(missing_ok=True)

@@ -260,6 +260,8 @@ class JobService:
         }
         job.result = {
             "model": output.model,
+            "requested_model": job.spec.model,
+            "fallback_reason": output.fallback_reason,
             "device": output.device,
             "samplerate": output.samplerate,
             "duration_s": output.duration_s,
@@ -284,7 +286,9 @@ class JobService:
         self.metrics.separation_seconds.observe(total_s)
         if output.duration_s:
             self.metrics.realtime_factor.observe(total_s / output.duration_s)
-        self._finish(job, JobStatus.COMPLETED, {"stems": delivered, "analysis": output.analysis, "timings": timings})
+        self._finish(job, JobStatus.COMPLETED, {
+            "stems": delivered, "analysis": output.analysis, "timings": timings,
+            "model": output.model, "fallback_reason": output.fallback_reason})
 
     def _inline_stems(self, job_id: str, stems: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {

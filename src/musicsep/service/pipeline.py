@@ -35,13 +35,14 @@ class EngineOptions:
 
 @dataclass
 class PipelineOutput:
-    model: str
+    model: str  # what actually ran
     device: str
     samplerate: int
     duration_s: float
     stems: dict[str, Path]
     analysis: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
+    fallback_reason: str | None = None
 
 
 class ProgressThinner:
@@ -108,7 +109,7 @@ def run_pipeline(
     from musicsep.model.separate import separate_file
 
     started = time.monotonic()
-    separator = loader.get(spec.model, options.device, options.precision)
+    separator, fallback_reason = loader.resolve(spec.model, options.device, options.precision)
     loaded = time.monotonic()
     if spec.two_stems:
         stems = [spec.two_stems, f"no_{spec.two_stems}"]
@@ -117,8 +118,10 @@ def run_pipeline(
     emit(
         "started",
         {
-            "model": spec.model,
-            "device": str(resolve_device(options.device)),
+            "model": separator.name,
+            "requested_model": spec.model,
+            "fallback_reason": fallback_reason,
+            "device": str(getattr(separator, "device", resolve_device(options.device))),
             "stems": stems,
             # The header's claim, for display only; the decoder enforces the real limit.
             "duration_s": probe(input_path).duration_s,
@@ -152,4 +155,5 @@ def run_pipeline(
         stems=dict(result.stems),
         analysis=analysis,
         timings=timings,
+        fallback_reason=result.fallback_reason,
     )
