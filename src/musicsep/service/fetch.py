@@ -1,0 +1,162 @@
+"""Outbound HTTP on a caller's behalf (`audio_url` inputs, webhook targets) without SSRF.
+
+A URL typed by a caller must not let it reach the server's own network: loopback, private
+ranges, link-local (169.254.169.254 is the cloud metadata service), shared, reserved. Checking
+the hostname's addresses is not enough, because the HTTP library would resolve the name again
+and a second DNS answer can differ (DNS rebinding). So every hop here is:
+
+1. resolve the host once; refuse unless every address is public;
+2. connect to the checked address itself (the URL's host replaced by the IP), sending the real
+   name in `Host` and, for HTTPS, as TLS SNI and the name the certificate is verified against
+   (httpcore's `sni_hostname` request extension), so certificates still prove the name;
+3. never follow a redirect automatically: each `Location` goes through 1–2 again.
+
+Bodies are streamed to disk with a byte cap (counted, not trusted from Content-Length) and an
+overall deadline. Proxies from the environment are ignored (`trust_env=False`): a proxy would
+do its own resolution. `advocate` does the same for `requests` but is unmaintained since 2020
+and does not support httpx, hence this module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+
+from musicsep.model.errors import MusicsepError
+
+#: host, port -> every address the name resolves to.
+Resolver = Callable[[str, int], list[str]]
+
+_CHUNK = 1 << 16
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class UrlRefused(MusicsepError):
+    """The URL is not one the server may fetch: wrong scheme, or it leads to a non-public address."""
+
+    code = "url_refused"
+    exit_code = 3
+
+
+class UrlFetchFailed(MusicsepError):
+    """The URL was allowed but the download did not work (status, timeout, too large, too many hops)."""
+
+    code = "url_fetch_failed"
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    max_bytes: int = 200 * 1024 * 1024
+    #: Whole download, every redirect included.
+    timeout_s: float = 60.0
+    max_redirects: int = 5
+    #: Test-only: lets 127.0.0.1 / ::1 through (never private or link-local ranges).
+    allow_loopback: bool = False
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UrlFetchFailed(f"the host name '{host}' could not be resolved") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def address_allowed(address: str, *, allow_loopback: bool = False) -> bool:
+    """True for globally routable unicast addresses (and loopback when the test allowance is on)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return allow_loopback
+    # is_global is False for private, shared (100.64/10), link-local, reserved, unspecified and
+    # documentation ranges; multicast is "global" for some ranges but never a web server.
+    return ip.is_global and not ip.is_multicast
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    url: httpx.URL  # the URL with its host replaced by the checked address
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+def pin(url: str, limits: FetchLimits, resolve: Resolver) -> PinnedTarget:
+    """Check `url` and every address its host resolves to; return where to connect."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        raise UrlRefused("the URL is not a valid http(s) URL") from None
+    if parsed.scheme not in _DEFAULT_PORTS or not parsed.host:
+        raise UrlRefused("only http and https URLs are accepted")
+    host = parsed.host
+    port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
+    addresses = resolve(host, port)
+    if not addresses:
+        raise UrlFetchFailed(f"the host name '{host}' could not be resolved")
+    if not all(address_allowed(a, allow_loopback=limits.allow_loopback) for a in addresses):
+        raise UrlRefused(f"the URL's host '{host}' is not a public address; it was not fetched")
+    host_header = host if parsed.port is None else f"{host}:{parsed.port}"
+    extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return PinnedTarget(parsed.copy_with(host=addresses[0]), {"Host": host_header}, extensions)
+
+
+@contextmanager
+def open_client(timeout_s: float) -> Iterator[httpx.Client]:
+    """A client that never follows redirects itself and ignores proxy variables."""
+    with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout_s) as client:
+        yield client
+
+
+def fetch_to_file(
+    url: str, dest: Path, limits: FetchLimits | None = None, *, resolve: Resolver = system_resolver
+) -> int:
+    """Download `url` into `dest`; returns the byte count. Raises UrlRefused / UrlFetchFailed."""
+    limits = limits or FetchLimits()
+    deadline = time.monotonic() + limits.timeout_s
+    with open_client(limits.timeout_s) as client:
+        for _ in range(limits.max_redirects + 1):
+            target = pin(url, limits, resolve)
+            try:
+                with client.stream("GET", target.url, headers=target.headers, extensions=target.extensions) as reply:
+                    if reply.is_redirect and "location" in reply.headers:
+                        url = urljoin(url, reply.headers["location"])
+                        continue
+                    if reply.status_code != 200:
+                        raise UrlFetchFailed(f"the URL answered HTTP {reply.status_code}")
+                    return _save(reply, dest, limits, deadline)
+            except httpx.TimeoutException:
+                raise UrlFetchFailed(f"the URL did not answer within {limits.timeout_s:g} s") from None
+            except httpx.HTTPError:
+                raise UrlFetchFailed("the URL could not be downloaded (connection failed)") from None
+    raise UrlFetchFailed(f"the URL redirected more than {limits.max_redirects} times")
+
+
+def _save(reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: float) -> int:
+    too_large = UrlFetchFailed(f"the file at the URL is larger than {limits.max_bytes / 1048576:g} MB")
+    declared = reply.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise too_large
+    written = 0
+    try:
+        with dest.open("wb") as out:
+            for chunk in reply.iter_raw(_CHUNK):
+                written += len(chunk)
+                if written > limits.max_bytes:
+                    raise too_large
+                if time.monotonic() > deadline:
+                    raise UrlFetchFailed(f"the download took longer than {limits.timeout_s:g} s")
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return written

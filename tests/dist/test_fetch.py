@@ -1,0 +1,129 @@
+"""SSRF-safe downloads of `audio_url` inputs (issue 6, item 7).
+
+Refusals are tested with the loopback allowance off. Where a test must reach the local target
+server (redirect checks, pinning), the allowance is on: it lets 127.0.0.1 through and nothing
+else, which the redirect tests show. "A hostname resolving to a private address" uses an injected
+resolver: there is no DNS server here that could answer with one (a fake for what cannot run).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from musicsep.service.fetch import (
+    FetchLimits,
+    UrlFetchFailed,
+    UrlRefused,
+    address_allowed,
+    fetch_to_file,
+)
+
+from .http_target import http_target
+
+STRICT = FetchLimits(timeout_s=10)
+LOOPBACK_OK = FetchLimits(timeout_s=10, allow_loopback=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/a.wav",
+        "http://localhost:9/a.wav",
+        "http://[::1]:9/a.wav",
+        "http://10.1.2.3/a.wav",
+        "http://192.168.0.10/a.wav",
+        "http://172.16.5.5/a.wav",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/a.wav",
+        "http://0.0.0.0/a.wav",
+        "http://[::ffff:10.0.0.1]/a.wav",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://2130706433/a.wav",
+    ],
+)
+def test_non_public_addresses_are_refused_before_any_connection(url, tmp_path):
+    with pytest.raises(UrlRefused, match="not a public address"):
+        fetch_to_file(url, tmp_path / "in", STRICT)
+    assert not (tmp_path / "in").exists()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/a.wav", "gopher://x/", "not a url"])
+def test_only_http_and_https_are_accepted(url, tmp_path):
+    with pytest.raises(UrlRefused, match="http"):
+        fetch_to_file(url, tmp_path / "in", STRICT)
+
+
+def test_a_hostname_resolving_to_a_private_address_is_refused(tmp_path):
+    with pytest.raises(UrlRefused, match="'files.example' is not a public address"):
+        fetch_to_file("https://files.example/a.wav", tmp_path / "in", STRICT, resolve=lambda h, p: ["10.0.0.7"])
+
+
+def test_one_private_address_among_public_ones_is_enough_to_refuse(tmp_path):
+    with pytest.raises(UrlRefused):
+        fetch_to_file("https://files.example/a.wav", tmp_path / "in", STRICT, resolve=lambda h, p: ["8.8.8.8", "10.0.0.7"])
+
+
+def test_the_loopback_allowance_lets_only_loopback_through():
+    assert address_allowed("127.0.0.1", allow_loopback=True)
+    assert address_allowed("8.8.8.8")
+    for address in ("10.0.0.1", "169.254.169.254", "192.168.1.1", "fe80::1", "fc00::1"):
+        assert not address_allowed(address, allow_loopback=True)
+
+
+def test_a_file_is_downloaded_with_the_loopback_allowance(tmp_path):
+    with http_target() as target:
+        target.audio = b"RIFF" + bytes(5000)
+        assert fetch_to_file(f"{target.url}/audio", tmp_path / "in", LOOPBACK_OK) == 5004
+    assert (tmp_path / "in").read_bytes() == target.audio
+
+
+@pytest.mark.parametrize(
+    "where", ["http://10.0.0.1/a.wav", "http://169.254.169.254/latest/meta-data/", "http://private.example/a.wav"]
+)
+def test_a_redirect_to_a_private_address_is_refused(where, tmp_path):
+    def resolve(host: str, port: int) -> list[str]:
+        return {"private.example": ["192.168.7.7"]}.get(host, [host])
+
+    with http_target() as target:
+        with pytest.raises(UrlRefused, match="not a public address"):
+            fetch_to_file(f"{target.url}/redirect?to={where}", tmp_path / "in", LOOPBACK_OK, resolve=resolve)
+        assert [path for path, _ in target.requests] == [f"/redirect?to={where}"]
+
+
+def test_the_connection_goes_to_the_checked_address_not_a_second_dns_answer(tmp_path):
+    """DNS rebinding: a second lookup would say 10.0.0.1; the fetch never asks twice per hop."""
+    answers = iter([["127.0.0.1"]])
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return next(answers, ["10.0.0.1"])
+
+    with http_target() as target:
+        target.audio = b"ok"
+        port = target.url.rsplit(":", 1)[1]
+        assert fetch_to_file(f"http://media.example:{port}/audio", tmp_path / "in", LOOPBACK_OK, resolve=rebinding) == 2
+        ((_, headers),) = target.requests
+    assert headers["Host"] == f"media.example:{port}"
+
+
+def test_redirects_are_followed_and_counted(tmp_path):
+    with http_target() as target:
+        target.audio = b"data"
+        hop = f"{target.url}/redirect?to={target.url}/audio"
+        assert fetch_to_file(hop, tmp_path / "in", LOOPBACK_OK) == 4
+        with pytest.raises(UrlFetchFailed, match="redirected more than 0 times"):
+            fetch_to_file(hop, tmp_path / "in", FetchLimits(max_redirects=0, allow_loopback=True))
+
+
+def test_the_size_cap_is_counted_not_trusted(tmp_path):
+    with http_target() as target, pytest.raises(UrlFetchFailed, match="larger than"):
+        fetch_to_file(f"{target.url}/big", tmp_path / "in", FetchLimits(max_bytes=100_000, allow_loopback=True))
+    assert not (tmp_path / "in").exists()
+
+
+def test_error_statuses_and_dead_ports_fail_clearly(tmp_path):
+    with http_target() as target:
+        with pytest.raises(UrlFetchFailed, match="HTTP 404"):
+            fetch_to_file(f"{target.url}/status/404", tmp_path / "in", LOOPBACK_OK)
+        dead = target.url
+    with pytest.raises(UrlFetchFailed, match="connection failed"):
+        fetch_to_file(f"{dead}/audio", tmp_path / "in", LOOPBACK_OK)
