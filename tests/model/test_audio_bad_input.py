@@ -178,3 +178,23 @@ def test_errors_stop_decoding_before_any_bad_block_is_yielded(tmp_path: Path, au
             yielded.append(block)
     assert all(np.isfinite(block).all() for block in yielded)
     assert sum(block.shape[1] for block in yielded) <= 30_000
+
+
+def test_cli_exits_3_on_every_bad_input_and_names_each(tmp_path: Path, audio_kit) -> None:
+    """The whole table through `musicsep separate` in one run: exit 3, one clear line per file."""
+    import os
+    import subprocess
+
+    paths = []
+    for index, (_, make, _, _) in enumerate(CASES):
+        folder_for_case = tmp_path / f"case{index:02d}"
+        folder_for_case.mkdir()
+        paths.append(make(folder_for_case, audio_kit))
+    env = {**os.environ, "MUSICSEP_MAX_DURATION_S": "2", "MUSICSEP_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(["musicsep", "separate", *map(str, paths), "-m", "dsp", "-o", str(tmp_path / "out"),
+                          "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == ""
+    lines = [line for line in out.stderr.splitlines() if line.startswith("musicsep: ")]
+    assert len(lines) == len(CASES), out.stderr
+    assert "Traceback" not in out.stderr

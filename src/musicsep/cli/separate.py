@@ -82,7 +82,8 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float) -> i
     from musicsep.model.separate import separate_file
 
     if not path.is_file():
-        print(f"musicsep: {path}: no such file", file=sys.stderr)
+        problem = "not a regular file" if path.exists() else "no such file"
+        print(f"musicsep: {path}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     track = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
     out_dir = args.out / request.model / track
