@@ -1,0 +1,199 @@
+"""The web page in headless Chromium against a real server with a tiny Demucs model (issue 5)."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+
+import httpx
+import pytest
+import soundfile as sf
+
+from musicsep_tests_server_harness import stream_events
+
+pytestmark = pytest.mark.browser
+
+SONG_S = 20.0
+
+
+def _choose_and_submit(page, clip) -> None:
+    page.set_input_files("#file", str(clip))
+    page.click("#submit")
+
+
+def test_upload_to_done_with_waveforms_analysis_and_downloads(page, live_server, make_clip, artifacts):
+    from playwright.sync_api import expect
+
+    server = live_server()
+    clip = make_clip(seconds=SONG_S)
+    page.goto(server.url)
+    expect(page.locator("#model option")).not_to_have_count(0)
+    page.screenshot(path=str(artifacts / "idle.png"), full_page=True)
+
+    _choose_and_submit(page, clip)
+    page.wait_for_function("document.querySelector('#progress').value > 0")
+    page.screenshot(path=str(artifacts / "running.png"), full_page=True)
+
+    page.wait_for_function("document.querySelector('#progress').value === 100", timeout=120_000)
+    expect(page.locator("#progress-text")).to_have_text("100%")
+    expect(page.locator("#stems")).to_have_attribute("data-ready", "true", timeout=60_000)
+    rows = page.locator("#stems li.stem")
+    expect(rows).to_have_count(4)
+    stems = rows.evaluate_all("rows => rows.map(r => r.dataset.stem)")
+    assert sorted(stems) == ["bass", "drums", "other", "vocals"]
+    inked = page.evaluate("""() => [...document.querySelectorAll('canvas.waveform')].map(canvas => {
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let inked = 0;
+        for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked += 1;
+        return inked / (canvas.width * canvas.height);
+    })""")
+    assert all(share > 0.05 for share in inked), inked
+    expect(page.locator('#analysis dd[data-field="bpm"]')).to_have_text(re.compile(r"^\d+ BPM$"))
+    expect(page.locator('#analysis dd[data-field="key"]')).to_have_text(re.compile(r"^[A-G]#? (major|minor)$"))
+    page.screenshot(path=str(artifacts / "done.png"), full_page=True)
+
+    for stem in stems:
+        href = page.get_attribute(f'li[data-stem="{stem}"] a.download', "href")
+        response = httpx.get(server.url + href, timeout=30)
+        assert response.status_code == 200
+        audio, rate = sf.read(io.BytesIO(response.content))
+        assert abs(len(audio) / rate - SONG_S) < 0.05
+    assert page.console_errors == []
+
+
+def _submit_by_api(url: str, clip) -> dict:
+    with clip.open("rb") as handle:
+        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, timeout=60)
+    assert response.status_code == 202
+    return response.json()
+
+
+def _snapshot(page) -> dict:
+    return page.evaluate("window.musicsep.mixer.snapshot()")
+
+
+def test_mixer_plays_mutes_solos_and_seeks_all_stems_after_a_reload(page, live_server, make_clip):
+    from playwright.sync_api import expect
+
+    server = live_server()
+    job = _submit_by_api(server.url, make_clip(seconds=8.0))
+    _, events = stream_events(server.url + job["events_url"])
+    assert events[-1][1] == "completed"
+
+    page.goto(server.url)
+    page.click(f'#recent-list li[data-job-id="{job["job_id"]}"] button')
+    expect(page.locator("#stems")).to_have_attribute("data-ready", "true")
+    page.reload()  # the job stays in the address and reopens
+    expect(page.locator("#stems")).to_have_attribute("data-ready", "true")
+
+    page.click("#play")
+    page.wait_for_function("window.musicsep.mixer.position() > 0.3")
+    snapshot = _snapshot(page)
+    assert snapshot["playing"] and all(stem["playing"] for stem in snapshot["stems"].values())
+
+    page.click('button[aria-label="Mute drums"]')
+    gains = {name: stem["gain"] for name, stem in _snapshot(page)["stems"].items()}
+    assert gains == {"drums": 0, "bass": 1, "other": 1, "vocals": 1}
+    page.click('button[aria-label="Mute drums"]')
+    page.click('button[aria-label="Solo vocals"]')
+    gains = {name: stem["gain"] for name, stem in _snapshot(page)["stems"].items()}
+    assert gains == {"drums": 0, "bass": 0, "other": 0, "vocals": 1}
+    page.fill('input[aria-label="Volume vocals"]', "0.5")
+    assert _snapshot(page)["stems"]["vocals"]["gain"] == 0.5
+
+    page.fill("#seek", "5")
+    page.wait_for_function("window.musicsep.mixer.position() >= 5")
+    snapshot = _snapshot(page)
+    assert {stem["startOffset"] for stem in snapshot["stems"].values()} == {5}
+    assert snapshot["playing"]
+    assert page.console_errors == []
+
+
+def _drop_all_connections(server) -> int:
+    """Close every client socket of the server, from its own event loop (as a dying proxy would)."""
+    connections = list(server.server.server_state.connections)
+    closed = threading.Event()
+
+    def close_all() -> None:
+        for connection in connections:
+            connection.transport.abort()
+        closed.set()
+
+    connections[0].loop.call_soon_threadsafe(close_all)
+    assert closed.wait(10)
+    return len(connections)
+
+
+def test_a_dropped_connection_resumes_without_repeats_or_steps_back(page, live_server, make_clip):
+    from playwright.sync_api import expect
+
+    server = live_server(sse_retry_ms=200)
+    page.goto(server.url)
+    expect(page.locator("#model option")).not_to_have_count(0)
+    page.evaluate("""() => {
+        window.progressSeen = [];
+        new MutationObserver(() => window.progressSeen.push(document.querySelector('#progress').value))
+            .observe(document.querySelector('#progress'), {attributes: true, attributeFilter: ['value']});
+    }""")
+    _choose_and_submit(page, make_clip(seconds=SONG_S))
+    page.wait_for_function("document.querySelector('#progress').value > 0")
+    assert _drop_all_connections(server) >= 1
+    page.wait_for_function("Number(document.querySelector('#connection').dataset.reconnects) >= 1")
+    page.wait_for_function("document.querySelector('#progress').value === 100", timeout=120_000)
+    expect(page.locator("#job-status")).to_have_text("Done.")
+
+    shown = page.locator("#event-log li").evaluate_all("items => items.map(i => Number(i.dataset.eventId))")
+    job_id = page.evaluate("window.musicsep.state.jobId")
+    _, logged = stream_events(f"{server.url}/api/v1/jobs/{job_id}/events")
+    assert shown == [event_id for event_id, _, _ in logged]  # every event once, in order
+    seen = page.evaluate("window.progressSeen")
+    assert seen == sorted(seen) and seen[-1] == 100
+    assert page.console_errors == []
+
+
+def test_plain_word_errors_for_too_large_not_audio_and_busy(page, live_server, make_clip, tmp_path):
+    from playwright.sync_api import expect
+
+    server = live_server(max_upload_mb=0.5, queue_size=0)
+    page.goto(server.url)
+    expect(page.locator("#model option")).not_to_have_count(0)
+    error = page.locator("#form-error")
+
+    _choose_and_submit(page, make_clip(seconds=10.0))  # 1.7 MB of WAV
+    expect(error).to_contain_text("This file is too large for this server")
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a song, just words\n" * 20)
+    _choose_and_submit(page, text)
+    expect(error).to_have_text("This is not an audio file the server can read. Try WAV, FLAC, MP3, Ogg or M4A.")
+
+    small = make_clip(seconds=1.0)
+    # The one slot is taken by a job held at the real model loader; the queue holds none.
+    with server.service.loader._lock:
+        _submit_by_api(server.url, small)
+        _choose_and_submit(page, small)
+        expect(error).to_have_text(re.compile(r"^The server is busy — try again in \d+ s\.$"))
+    assert page.console_errors == []
+
+
+def test_usable_at_360_px_with_every_control_labelled(browser, live_server):
+    server = live_server()
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#model option", state="attached")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, button')]
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+            .map(el => el.id || el.outerHTML)""")
+        assert unlabelled == []
+        page.keyboard.press("Tab")  # keyboard reaches the form's controls in order
+        focused = []
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            focused.append(page.evaluate("document.activeElement.id || document.activeElement.name"))
+        assert {"file", "url", "model"} <= set(focused)
+    finally:
+        context.close()
