@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup browser run test bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml Makefile
 run: setup
 	$(VENV)/bin/musicsep serve --config uvicorn_config.json
 
-test: setup
+# The browser tests drive Debian's Chromium (Playwright's own download does not work here);
+# installed when missing and apt can be used (root), else those tests skip.
+browser:
+	command -v chromium >/dev/null || (test "$$(id -u)" = 0 && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || true
+
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:
