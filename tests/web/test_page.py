@@ -197,3 +197,41 @@ def test_usable_at_360_px_with_every_control_labelled(browser, live_server):
         assert {"file", "url", "model"} <= set(focused)
     finally:
         context.close()
+
+
+def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, live_server, make_clip):
+    from playwright.sync_api import expect
+
+    server = live_server(max_concurrent=1)
+    page.goto(server.url)
+    expect(page.locator("#model option")).not_to_have_count(0)
+    clip = make_clip(seconds=1.0)
+    with server.service.loader._lock:  # the running job waits at the real model loader
+        _submit_by_api(server.url, clip)
+        _choose_and_submit(page, clip)
+        expect(page.locator("#job-status")).to_have_text("Waiting: number 1 in the queue.")
+        page.click("#cancel")
+        expect(page.locator("#job-status")).to_have_text("Cancelled.")
+    types = page.locator("#event-log li").evaluate_all("items => items.map(i => i.dataset.type)")
+    assert types == ["queued", "cancelled"]
+    assert page.console_errors == []
+
+
+def test_with_auth_on_the_key_unlocks_the_page_and_the_stream_uses_the_job_token(page, live_server, make_clip):
+    from playwright.sync_api import expect
+
+    key = "a-key-long-enough-for-the-check"
+    server = live_server(api_keys=[key])
+    page.goto(server.url)
+    expect(page.locator("#form-error")).to_have_text(
+        "This server needs an API key: enter it under “Server key” at the top.")
+    page.click(".key summary")
+    page.fill("#api-key", key)
+    page.press("#api-key", "Enter")
+    expect(page.locator("#model option")).not_to_have_count(0)
+    expect(page.locator("#form-error")).to_be_hidden()
+
+    _choose_and_submit(page, make_clip(seconds=4.0))
+    expect(page.locator("#stems")).to_have_attribute("data-ready", "true", timeout=60_000)
+    expect(page.locator("#stems li.stem")).to_have_count(4)
+    assert page.console_errors == []

@@ -34,6 +34,7 @@ function eventsUrl(jobId) {
 
 async function loadModels() {
   const select = $("model");
+  showError($("form-error"), null);
   try {
     const { models, default: fallback } = await listModels();
     for (const model of models) state.models.set(model.name, model);

@@ -117,6 +117,9 @@ function bindTransport(mixer) {
   const clock = $("clock");
   seek.max = String(mixer.duration);
   seek.value = "0";
+  let dragging = false; // while the thumb is held, the clock must not pull it back
+  seek.onpointerdown = () => { dragging = true; };
+  seek.onpointerup = () => { dragging = false; };
   const show = () => {
     const position = mixer.position();
     if (mixer.playing && position >= mixer.duration) {
@@ -125,7 +128,7 @@ function bindTransport(mixer) {
     }
     play.textContent = mixer.playing ? "Pause" : "Play";
     play.setAttribute("aria-label", mixer.playing ? "Pause" : "Play");
-    if (document.activeElement !== seek) seek.value = String(position);
+    if (!dragging) seek.value = String(position);
     clock.textContent = `${formatTime(position)} / ${formatTime(mixer.duration)}`;
     clock.dataset.seconds = position.toFixed(3);
     if (mixer.playing) requestAnimationFrame(show);
