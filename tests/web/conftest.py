@@ -35,6 +35,8 @@ def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (make test installs it)")
+    # Separation and analysis share two busy cores with other work: state waits get room, not sleeps.
+    sync_api.expect.set_options(timeout=60_000)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched
@@ -45,7 +47,7 @@ def browser() -> Iterator[object]:
 def page(browser, request) -> Iterator[object]:
     """A fresh context per test (own storage), with console errors collected for the assertions."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(60_000)
     opened = context.new_page()
     opened.console_errors = []
     opened.on("pageerror", lambda error: opened.console_errors.append(str(error)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import io
 import re
 import threading
@@ -140,8 +142,7 @@ def test_a_dropped_connection_resumes_without_repeats_or_steps_back(page, live_s
     page.wait_for_function("document.querySelector('#progress').value > 0")
     assert _drop_all_connections(server) >= 1
     page.wait_for_function("Number(document.querySelector('#connection').dataset.reconnects) >= 1")
-    page.wait_for_function("document.querySelector('#progress').value === 100", timeout=120_000)
-    expect(page.locator("#job-status")).to_have_text("Done.")
+    expect(page.locator("#job-status")).to_have_text("Done.", timeout=120_000)
 
     shown = page.locator("#event-log li").evaluate_all("items => items.map(i => Number(i.dataset.eventId))")
     job_id = page.evaluate("window.musicsep.state.jobId")
@@ -234,4 +235,58 @@ def test_with_auth_on_the_key_unlocks_the_page_and_the_stream_uses_the_job_token
     _choose_and_submit(page, make_clip(seconds=4.0))
     expect(page.locator("#stems")).to_have_attribute("data-ready", "true", timeout=60_000)
     expect(page.locator("#stems li.stem")).to_have_count(4)
+    assert page.console_errors == []
+
+
+class _AudioHandler(http.server.SimpleHTTPRequestHandler):
+    """Another origin serving the clip; `/open/…` allows cross-origin reads, `/closed/…` does not."""
+
+    def end_headers(self) -> None:
+        if self.path.startswith("/open/"):
+            self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def translate_path(self, path: str) -> str:
+        return super().translate_path("/" + path.split("/", 2)[-1])
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_song_can_be_dropped_or_linked(page, live_server, make_clip):
+    from playwright.sync_api import expect
+
+    server = live_server(max_concurrent=1)
+    clip = make_clip(seconds=1.0)
+    handler = functools.partial(_AudioHandler, directory=str(clip.parent))
+    other_origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=other_origin.serve_forever, daemon=True).start()
+    page.goto(server.url)
+    expect(page.locator("#model option")).not_to_have_count(0)
+    try:
+        with server.service.loader._lock:  # jobs are accepted but wait: only the upload matters here
+            page.evaluate("""bytes => {
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.wav', {type: 'audio/wav'}));
+                document.querySelector('#drop-zone').dispatchEvent(
+                    new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+            }""", list(clip.read_bytes()))
+            expect(page.locator("#drop-text")).to_have_text("Chosen: dropped.wav")
+            page.click("#submit")
+            expect(page.locator("#job")).to_be_visible()
+            first = page.evaluate("window.musicsep.state.jobId")
+
+            page.set_input_files("#file", [])
+            port = other_origin.server_address[1]
+            page.fill("#url", f"http://127.0.0.1:{port}/open/{clip.name}")
+            page.click("#submit")
+            page.wait_for_function(f"window.musicsep.state.jobId !== {first!r}")
+
+            page.fill("#url", f"http://127.0.0.1:{port}/closed/{clip.name}")
+            page.click("#submit")
+            expect(page.locator("#form-error")).to_contain_text("could not be read from this browser")
+            jobs = httpx.get(f"{server.url}/api/v1/jobs", timeout=30).json()["jobs"]
+            assert len(jobs) == 2
+    finally:
+        other_origin.shutdown()
     assert page.console_errors == []
