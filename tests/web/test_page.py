@@ -153,7 +153,7 @@ def test_a_dropped_connection_resumes_without_repeats_or_steps_back(page, live_s
     assert page.console_errors == []
 
 
-def test_plain_word_errors_for_too_large_not_audio_and_busy(page, live_server, make_clip, tmp_path):
+def test_plain_word_errors_for_too_large_not_audio_unknown_model_and_busy(page, live_server, make_clip, tmp_path):
     from playwright.sync_api import expect
 
     server = live_server(max_upload_mb=0.5, queue_size=0)
@@ -170,6 +170,11 @@ def test_plain_word_errors_for_too_large_not_audio_and_busy(page, live_server, m
     expect(error).to_have_text("This is not an audio file the server can read. Try WAV, FLAC, MP3, Ogg or M4A.")
 
     small = make_clip(seconds=1.0)
+    page.evaluate("document.querySelector('#model').add(new Option('no_such_model', 'no_such_model', true, true))")
+    _choose_and_submit(page, small)
+    expect(error).to_have_text("This model is not available on this server. Choose another one.")
+    page.select_option("#model", "tiny_htdemucs")
+
     # The one slot is taken by a job held at the real model loader; the queue holds none.
     with server.service.loader._lock:
         _submit_by_api(server.url, small)

@@ -174,7 +174,8 @@ function onEvent(type, data, id) {
   } else if (type === "started") {
     state.percent = 0;
     setProgress(0);
-    setStatus(`Separating with ${data.model} on ${data.device}…`, true);
+    const instead = data.fallback_reason ? ` (instead of ${data.requested_model}: ${data.fallback_reason})` : "";
+    setStatus(`Separating with ${data.model} on ${data.device}${instead}…`, true);
   } else if (type === "progress") {
     setProgress(data.percent);
     describeProgress(data);
