@@ -1,0 +1,186 @@
+"""musicsep against the Demucs 4.1 CLI, side by side on the same model, track and machine.
+
+    python bench/separate_vs_demucs.py              # 3-min track, median of 3 alternated runs
+    python bench/separate_vs_demucs.py --quick      # 60 s track, 1 run (development)
+
+One randomly initialised full-size HTDemucs folder is loaded by both tools (Demucs through
+`--repo`); settings are the same (shifts 0, overlap 0.25, fp32, rescale clipping, float32 wav).
+Runs alternate tool by tool so that load from other processes on the machine hits all alike;
+each figure is the median over rounds and each ratio is taken against the Demucs CLI measured
+in the same rounds. SDR is computed in a child process after every timing (numpy stays out of
+this process: see _measure.py). Floors are those of issue 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from _fixtures import build_model_folder, build_track
+from _measure import Measurement, measure
+
+THREADS = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+SOURCES = ["drums", "bass", "other", "vocals"]
+
+
+def demucs_cli(track: Path, repo: Path, out: Path, model: str = "htdemucs") -> Measurement:
+    return measure([sys.executable, "-m", "demucs", "-n", model, "--repo", str(repo),
+                    "--shifts", "0", "--overlap", "0.25", "--float32", "-o", str(out), str(track)],
+                   env=THREADS)
+
+
+def musicsep_cli(track: Path, repo: Path, out: Path, model: str = "htdemucs",
+                 precision: str = "fp32", extra: list[str] | None = None) -> Measurement:
+    return measure([sys.executable, "-m", "musicsep.cli", "separate", str(track), "-m", model,
+                    "-o", str(out), "--shifts", "0", "--overlap", "0.25", "--format", "float32",
+                    "--clip", "rescale", "--precision", precision, "--json", *(extra or [])],
+                   env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", **THREADS})
+
+
+def _check(m: Measurement, what: str) -> Measurement:
+    if m.returncode != 0:
+        raise SystemExit(f"{what} failed ({m.returncode}):\n{m.stderr[-3000:]}")
+    return m
+
+
+def sdr_db(reference_dir: Path, estimate_dir: Path) -> dict[str, float]:
+    """Per-stem SDR of estimate against reference: 10·log10(Σref² / Σ(ref − est)²), over the
+    whole stereo file (the plain definition; no projection, so any difference counts)."""
+    out = _run_child("sdr", str(reference_dir), str(estimate_dir))
+    return json.loads(out)
+
+
+def _run_child(*args: str) -> str:
+    import subprocess
+
+    return subprocess.run([sys.executable, __file__, "--child", *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _child(args: list[str]) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    if args[0] == "sdr":
+        reference, estimate = Path(args[1]), Path(args[2])
+        result = {}
+        for path in sorted(reference.glob("*.wav")):
+            ref = sf.read(str(path), dtype="float64")[0]
+            est = sf.read(str(estimate / path.name), dtype="float64")[0]
+            err = np.sum((ref - est) ** 2)
+            result[path.stem] = float("inf") if err == 0 else float(
+                10 * np.log10(np.sum(ref ** 2) / err))
+        print(json.dumps(result))
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=180.0, help="track length")
+    parser.add_argument("--runs", type=int, default=3, help="alternated rounds (median taken)")
+    parser.add_argument("--ft-seconds", type=float, default=60.0,
+                        help="track length for the htdemucs_ft stems-subset comparison (0: skip)")
+    parser.add_argument("--ft-runs", type=int, default=None,
+                        help="rounds of the htdemucs_ft comparison (default: --runs)")
+    parser.add_argument("--quick", action="store_true", help="60 s track, 1 round, 20 s ft track")
+    parser.add_argument("--compile", action="store_true", help="also time musicsep --compile")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.runs, args.ft_seconds = 60.0, 1, 20.0
+    with tempfile.TemporaryDirectory(prefix="musicsep-vs-demucs-") as tmp:
+        tmp = Path(tmp)
+        repo = build_model_folder(tmp / "models", small=False, ft_bag=args.ft_seconds > 0)
+        track = build_track(tmp / "track.wav", args.seconds)
+        tools = {
+            "demucs CLI": lambda out: demucs_cli(track, repo, out),
+            "musicsep exact": lambda out: musicsep_cli(track, repo, out),
+            "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16"),
+        }
+        if args.compile:
+            tools["musicsep compile"] = lambda out: musicsep_cli(track, repo, out,
+                                                                 extra=["--compile"])
+        results: dict[str, list[Measurement]] = {name: [] for name in tools}
+        outputs: dict[str, Path] = {}
+        for round_ in range(args.runs):
+            for name, run in tools.items():
+                out = tmp / name.replace(" ", "_")
+                results[name].append(_check(run(out), name))
+                outputs[name] = out / "htdemucs" / "track"
+                m = results[name][-1]
+                print(f"round {round_ + 1} {name:<16} wall {m.wall_s:7.1f} s  cpu {m.cpu_s:7.1f} s"
+                      f"  peak RSS {m.peak_rss_mb:6.0f} MB", flush=True)
+        ft = None
+        if args.ft_seconds > 0:
+            ft_track = build_track(tmp / "ft_track.wav", args.ft_seconds)
+            ft = {"vocals": [], "all": []}
+            for round_ in range(args.ft_runs or args.runs):
+                ft["all"].append(_check(musicsep_cli(ft_track, repo, tmp / "ft_all", "htdemucs_ft"),
+                                        "htdemucs_ft all"))
+                ft["vocals"].append(_check(musicsep_cli(ft_track, repo, tmp / "ft_vocals",
+                                                        "htdemucs_ft", extra=["--stems", "vocals"]),
+                                           "htdemucs_ft vocals"))
+                print(f"round {round_ + 1} htdemucs_ft all stems wall {ft['all'][-1].wall_s:.1f} s,"
+                      f" --stems vocals wall {ft['vocals'][-1].wall_s:.1f} s", flush=True)
+        reference = outputs["demucs CLI"]
+        sdr = {name: sdr_db(reference, outputs[name]) for name in tools if name != "demucs CLI"}
+        sdr_fast_vs_exact = sdr_db(outputs["musicsep exact"], outputs["musicsep fast"])
+    return report(args, results, sdr, sdr_fast_vs_exact, ft)
+
+
+def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
+    print(f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
+          f" {THREADS['OMP_NUM_THREADS']} threads, median of {args.runs} alternated round(s)")
+    print(f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'speed-up':>9}")
+    base = _median([m.wall_s for m in results["demucs CLI"]])
+    speedups = {}
+    for name, runs in results.items():
+        wall = _median([m.wall_s for m in runs])
+        # Ratio per round (same round, same machine load), then the median of the ratios.
+        speedups[name] = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs)])
+        print(f"{name:<18} {wall:>8.1f} {_median([m.cpu_s for m in runs]):>8.1f}"
+              f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedups[name]:>8.2f}x")
+    print(f"(Demucs CLI median wall {base:.1f} s)")
+    for name, per_stem in sdr.items():
+        print(f"SDR {name} vs demucs CLI --float32: "
+              + ", ".join(f"{k} {v:.1f} dB" for k, v in per_stem.items()))
+    print("SDR musicsep fast vs exact: "
+          + ", ".join(f"{k} {v:.1f} dB" for k, v in sdr_fast_vs_exact.items()))
+    rss = {name: _median([m.peak_rss_mb for m in runs]) for name, runs in results.items()}
+    verdicts = [
+        (f"exact speed-up {speedups['musicsep exact']:.2f}x (floor >= 1.15)",
+         speedups["musicsep exact"] >= 1.15),
+        (f"exact SDR vs Demucs min {min(sdr['musicsep exact'].values()):.1f} dB (floor >= 80)",
+         min(sdr["musicsep exact"].values()) >= 80),
+        (f"fast speed-up {speedups['musicsep fast']:.2f}x (floor >= 2.0)",
+         speedups["musicsep fast"] >= 2.0),
+        (f"fast SDR vs exact min {min(sdr_fast_vs_exact.values()):.1f} dB (floor >= 40)",
+         min(sdr_fast_vs_exact.values()) >= 40),
+        (f"exact peak RSS {rss['musicsep exact']:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB"
+         " (floor <= Demucs and < 1536)",
+         rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536),
+    ]
+    if ft is not None:
+        ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"])])
+        print(f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "
+              f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
+              f"{_median([m.wall_s for m in ft['vocals']]):.1f} s")
+        verdicts.append((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems"
+                         " (floor >= 3.5)", ratio >= 3.5))
+    for text, ok in verdicts:
+        print(("PASS " if ok else "FAIL ") + text)
+    return 0 if all(ok for _, ok in verdicts) else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2:])
+        sys.exit(0)
+    sys.exit(main())
