@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     )
     preload: list[str] = Field(default_factory=list, description="Models loaded at startup.")
 
+    # --- scale-out (docs/deploy.md) -----------------------------------------------------------
+    queue: Literal["local", "celery"] = Field(
+        default="local", description="local: in-process queue, SQLite, one process. celery: Redis + workers."
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Broker, job store and event log.")
+    redis_prefix: str = Field(default="musicsep:", description="Prefix of every musicsep key in Redis.")
+    visibility_timeout_s: float = Field(
+        default=4 * 3600.0, gt=0,
+        description="A job whose worker died is redelivered after this long; keep it above the longest job.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

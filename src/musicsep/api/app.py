@@ -64,7 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "the fallback chain that is ({}). To get them, {}.", settings.default_model,
                 ", ".join(settings.fallback_chain) or "none: jobs fail",
                 HOW_TO_GET_WEIGHTS.format(name=settings.default_model))
-        service = JobService(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
+        service_class: type[JobService] = JobService
+        if settings.queue == "celery":
+            from musicsep.dist.celery_service import CeleryJobService
+
+            service_class = CeleryJobService
+        service = service_class(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
         for name in settings.preload:
             await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)
             logger.info("model {} loaded", name)

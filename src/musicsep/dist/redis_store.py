@@ -17,7 +17,7 @@ sets. The client is redis-py's synchronous one: each call is one round trip on 1
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -97,6 +97,32 @@ class RedisStore:
         written, *_ = pipe.execute()
         if not written:
             self._unindex(job.id)
+
+    def update_if(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Read, change and write one job atomically (WATCH/MULTI), or leave it alone.
+
+        `change` mutates the job and returns True to write it; the changed job is returned, or
+        None when the job is missing or `change` declined. Used where two processes may race for
+        one transition (a worker taking a job while the API cancels it): exactly one wins.
+        """
+        key = self._key("job", job_id)
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    text = pipe.get(key)
+                    if text is None:
+                        return None
+                    job = job_from_json(text)
+                    if not change(job):
+                        return None
+                    pipe.multi()
+                    pipe.set(key, job_to_json(job))
+                    self._index(pipe, job)
+                    pipe.execute()
+                    return job
+                except redis.WatchError:
+                    continue
 
     def _index(self, pipe: Any, job: Job) -> None:
         for status in JobStatus:

@@ -61,14 +61,17 @@ class JobService:
         signer: Signer,
         links: LinkBuilder,
         pipeline: Pipeline = run_pipeline,
+        store: Any = None,
+        events: Any = None,
     ) -> None:
+        """`store` and `events` default to SQLite; scale-out passes the Redis ones (same methods)."""
         self.settings = settings
         self.loader = loader
         self.signer = signer
         self._links = links
         self._pipeline = pipeline
-        self.store = SqliteStore(settings.data_dir / "musicsep.sqlite3")
-        self.events = EventLog(self.store)
+        self.store = store or SqliteStore(settings.data_dir / "musicsep.sqlite3")
+        self.events = events or EventLog(self.store)
         self.artifacts = ArtifactStore(settings.data_dir)
         self.runner = ThreadRunner(settings.max_concurrent)
         self.admission = Admission(

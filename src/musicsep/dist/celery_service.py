@@ -1,0 +1,233 @@
+"""The job service of the scale-out mode: Redis store and event log, Celery queue.
+
+The same `JobService` the embedded mode uses (so links, results, terminal events and expiry are
+built by the same code), with three parts swapped:
+
+- jobs and events live in Redis (`RedisStore`, `RedisEventLog`), so every API node and worker
+  sees the same job and the same log;
+- admission sends a Celery task instead of taking an in-process slot; Redis being unreachable
+  answers 503 before anything is promised (`BrokerUnavailable`);
+- the API never runs a pipeline. `run_delivered` is what a worker does with a delivered task:
+  take the job (atomically, so a cancel and a worker cannot both win), count the attempt, run
+  the pipeline with a cancel flag read from Redis between chunks, then finish like the embedded
+  service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from kombu.exceptions import OperationalError
+from loguru import logger
+
+from musicsep.config import Settings
+from musicsep.dist.celery_app import TASK, celery_priority, make_celery
+from musicsep.dist.redis_events import RedisEventLog
+from musicsep.dist.redis_store import RedisStore
+from musicsep.model.errors import Cancelled, MusicsepError
+from musicsep.service.admission import QueueFull
+from musicsep.service.job_service import Created, JobService, LinkBuilder
+from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
+from musicsep.service.store import DuplicateIdempotencyKey
+
+#: How often a running job looks at its cancel flag in Redis (the engine checks between chunks).
+_CANCEL_POLL_S = 0.2
+_RETRY_AFTER_S = 5
+
+
+class BrokerUnavailable(QueueFull):
+    """Redis cannot be reached: nothing was queued, the client should retry (503)."""
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "the job queue is unreachable right now; nothing was queued, retry shortly")
+        self.retry_after_s = _RETRY_AFTER_S
+
+
+class BrokerAdmission:
+    """What the routes read from admission, answered from Redis (no in-process slots here)."""
+
+    def __init__(self, client: redis.Redis, store: RedisStore, slots: int) -> None:
+        self._r = client
+        self._store = store
+        self.slots = slots
+
+    def check(self, *, wait: bool = True) -> None:
+        try:
+            self._r.ping()
+        except redis.RedisError:
+            raise BrokerUnavailable() from None
+
+    @property
+    def depth(self) -> int:
+        return self._store.count_by_status().get(JobStatus.QUEUED.value, 0)
+
+    @property
+    def running(self) -> frozenset[str]:
+        return frozenset(job.id for job in self._store.list_jobs([JobStatus.RUNNING], limit=10_000))
+
+    def position(self, job_id: str) -> int | None:
+        return None
+
+
+class CeleryJobService(JobService):
+    def __init__(self, settings: Settings, *, loader: Any, signer: Any, links: LinkBuilder, **kwargs: Any) -> None:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+        store = RedisStore(client, settings.redis_prefix)
+        events = RedisEventLog(settings.redis_url, settings.redis_prefix)
+        super().__init__(settings, loader=loader, signer=signer, links=links, store=store, events=events, **kwargs)
+        self._r = client
+        self.admission = BrokerAdmission(client, store, settings.max_concurrent)  # type: ignore[assignment]
+        self.celery = make_celery(settings)
+        self.celery.conf.broker_transport_options["socket_connect_timeout"] = 2
+        self.celery.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+
+    def _cancel_key(self, job_id: str) -> str:
+        return f"{self.settings.redis_prefix}cancel:{job_id}"
+
+    # --- lifecycle: Celery redelivers what a dead worker left, so there is nothing to recover -----
+    async def start(self) -> None:
+        self._seq = self.store.next_seq()
+        self._cleaner = asyncio.create_task(self._clean_periodically())
+
+    def _recover(self) -> None:
+        return None
+
+    # --- API side ---------------------------------------------------------------------------
+    def create(
+        self, spec: JobSpec, upload: Path, *, filename: str | None, request_id: str | None, wait: bool = True
+    ) -> Created:
+        try:
+            return self._create(spec, upload, filename=filename, request_id=request_id)
+        except redis.RedisError:
+            upload.unlink(missing_ok=True)
+            raise BrokerUnavailable() from None
+
+    def _create(self, spec: JobSpec, upload: Path, *, filename: str | None, request_id: str | None) -> Created:
+        if spec.idempotency_key and (existing := self.store.find_by_idempotency_key(spec.idempotency_key)):
+            upload.unlink(missing_ok=True)
+            return Created(self.get(existing), existing=True)
+        self.admission.check()
+        job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename)
+        self._seq += 1
+        input_path = self.artifacts.input_path(job.id)
+        input_path.parent.mkdir(parents=True, exist_ok=True)
+        upload.replace(input_path)
+        try:
+            self.store.insert_job(job)
+        except DuplicateIdempotencyKey as dup:
+            self.artifacts.remove(job.id)
+            return Created(self.get(dup.job_id), existing=True)
+        self.events.append(job.id, "queued", {"position": self.admission.depth})
+        try:
+            self.celery.send_task(TASK, args=[job.id], priority=celery_priority(spec.priority))
+        except (OperationalError, redis.RedisError, OSError):
+            # Not queued after all: the job must not sit `queued` forever, and the caller gets 503.
+            logger.bind(job_id=job.id).exception("could not queue the job")
+            self._finish(job, JobStatus.FAILED, {"code": "queue_unavailable", "message": "the job could not be queued"})
+            raise BrokerUnavailable() from None
+        logger.bind(job_id=job.id).info("job queued: model={} priority={}", spec.model, spec.priority)
+        return Created(job)
+
+    def cancel(self, job_id: str, reason: str) -> Job:
+        """Queued: cancelled here at once. Running: the worker sees the flag within one chunk."""
+        job = self.get(job_id)
+        if job.status.terminal:
+            return job
+        self._r.set(self._cancel_key(job_id), reason, ex=int(self.settings.visibility_timeout_s) + 3600)
+
+        def cancel_if_queued(current: Job) -> bool:
+            if current.status is not JobStatus.QUEUED:
+                return False
+            current.status, current.finished_at = JobStatus.CANCELLED, time.time()
+            current.expires_at = current.finished_at + self.settings.result_ttl_s
+            current.error = {"reason": reason}
+            return True
+
+        cancelled = self.store.update_if(job_id, cancel_if_queued)  # type: ignore[attr-defined]
+        if cancelled is not None:
+            self.events.append(job_id, JobStatus.CANCELLED.value, {"reason": reason})
+            self.artifacts.remove(job_id)
+            self.metrics.finished.labels(JobStatus.CANCELLED.value).inc()
+            return cancelled
+        return job
+
+    # --- worker side ------------------------------------------------------------------------
+    def run_delivered(self, job_id: str) -> None:
+        """Run one delivered task to its end. Blocking; called in the Celery worker."""
+        log = logger.bind(job_id=job_id)
+
+        def take(current: Job) -> bool:
+            # RUNNING too: a redelivery after the previous worker died mid-job.
+            if current.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+                return False
+            current.status, current.started_at = JobStatus.RUNNING, time.time()
+            current.attempts += 1
+            return True
+
+        job = self.store.update_if(job_id, take)  # type: ignore[attr-defined]
+        if job is None:
+            log.info("task skipped: the job is cancelled, finished or gone")
+            return
+        log = log.bind(request_id=job.request_id)
+        if job.attempts > self.settings.max_attempts:
+            self._finish(job, JobStatus.FAILED, {
+                "code": "worker_lost",
+                "message": f"the worker running this job stopped {job.attempts - 1} times; it was not run again",
+            })
+            return
+        self.artifacts.clear_stems(job_id)
+        if not self.artifacts.input_path(job_id).exists():
+            self._finish(job, JobStatus.FAILED, {"code": "input_lost", "message": "the uploaded file was lost"})
+            return
+        if job.attempts > 1:
+            self.events.append(job_id, "queued", {
+                "position": 0, "reason": "the worker running this job stopped; it runs again",
+            })
+        log.info("job started (attempt {})", job.attempts)
+        cancel, done = threading.Event(), threading.Event()
+        watcher = threading.Thread(target=self._watch_cancel, args=(job_id, cancel, done), daemon=True)
+        watcher.start()
+        try:
+            output = self._pipeline(
+                job.spec,
+                self.artifacts.input_path(job_id),
+                self.artifacts.stems_dir(job_id),
+                loader=self.loader,
+                options=self._options,
+                emit=lambda type_, payload: self.events.append(job_id, type_, payload),
+                cancel=cancel,
+            )
+        except Cancelled:
+            reason = self._r.get(self._cancel_key(job_id))
+            self._finish(job, JobStatus.CANCELLED, {"reason": reason.decode() if reason else "cancelled"})
+            log.info("job cancelled")
+        except MusicsepError as exc:
+            self._finish(job, JobStatus.FAILED, {"code": exc.code, "message": exc.message})
+            log.info("job failed: {}", exc.code)
+        except Exception:
+            log.exception("job failed unexpectedly")
+            self._finish(job, JobStatus.FAILED, {
+                "code": "internal_error",
+                "message": f"the separation failed unexpectedly (request id {job.request_id})",
+            })
+        else:
+            asyncio.run(self._complete(job, output))
+            log.info("job completed")
+        finally:
+            done.set()
+            watcher.join(timeout=5)
+
+    def _watch_cancel(self, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
+        key = self._cancel_key(job_id)
+        while not done.wait(_CANCEL_POLL_S):
+            try:
+                if self._r.exists(key):
+                    cancel.set()
+                    return
+            except redis.RedisError:
+                continue  # Redis away for a moment: keep running, look again

@@ -1,0 +1,94 @@
+"""Scale-out processes for the tests: `musicsep serve` (celery mode) and `musicsep worker`.
+
+Every process is a real subprocess on 127.0.0.1 sharing one Redis key prefix (database 13) and
+one data dir; each is stopped (SIGTERM, then SIGKILL) when the test ends.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_NAME = "musicsep_tests_server_harness"
+if _NAME not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "api" / "server_harness.py")
+    assert _spec is not None and _spec.loader is not None
+    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules[_NAME])
+harness = sys.modules[_NAME]
+
+WORKER_READY_S = 90.0
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Bounded wait for something another process makes true."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log: Path
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@dataclass
+class ScaleOut:
+    env: dict[str, str]
+    logs: Path
+    apis: list = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    def api(self) -> str:
+        index = len(self.apis)
+        server = harness.spawn_server(self.env, self.logs / f"api{index}.log")
+        self.apis.append(server)
+        return server.url
+
+    def worker(self, name: str, extra_env: dict[str, str] | None = None) -> Worker:
+        log = self.logs / f"{name}.log"
+        env = {**os.environ, **self.env, **(extra_env or {}), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        handle = log.open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "musicsep.cli", "worker", "--name", f"{name}@test"],
+            env=env, stdout=handle, stderr=subprocess.STDOUT,
+        )
+        worker = Worker(process, log)
+        self.workers.append(worker)
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"worker {name} exited: {log.read_text()[-3000:]}")
+            return "ready." in log.read_text(errors="replace")
+
+        wait_until(ready, WORKER_READY_S, f"worker {name} to be ready")
+        return worker
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for server in self.apis:
+            server.terminate()

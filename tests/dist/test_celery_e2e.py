@@ -1,0 +1,152 @@
+"""Scale-out end to end: two API processes, Celery workers as subprocesses, one Redis.
+
+Issue 6 items 1 (resume on the other node), 2 (kill -9 of a worker), 4 (priorities) and 5
+(cancel). Storage here is the shared local data dir (MUSICSEP_STORAGE=s3 is not built yet).
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from musicsep.dist.redis_store import RedisStore
+
+from .scaleout import ScaleOut, harness
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture
+def scaleout(tmp_path, tiny_model_repo, redis_url, redis_prefix):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        "MUSICSEP_QUEUE": "celery",
+        "MUSICSEP_REDIS_URL": redis_url,
+        "MUSICSEP_REDIS_PREFIX": redis_prefix,
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_FALLBACK": "none",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
+        "MUSICSEP_MAX_ATTEMPTS": "3",
+        "MUSICSEP_VISIBILITY_TIMEOUT_S": "600",
+    }
+    cluster = ScaleOut(env, logs)
+    yield cluster
+    cluster.stop()
+
+
+def submit(api: str, clip, **fields) -> str:
+    with clip.open("rb") as handle:
+        reply = httpx.post(f"{api}/api/v1/jobs", files={"file": (clip.name, handle, "audio/wav")},
+                           data={k: str(v) for k, v in fields.items()}, timeout=60)
+    assert reply.status_code == 202, reply.text
+    return reply.json()["job_id"]
+
+
+def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing_twice(scaleout, make_clip):
+    node_a, node_b = scaleout.api(), scaleout.api()
+    scaleout.worker("w1")
+    job = submit(node_a, make_clip(seconds=6.0), analyze="false")
+    status, first = harness.stream_events(f"{node_b}/api/v1/jobs/{job}/events", stop_after=3)
+    assert status == 200 and len(first) == 3
+    status, rest = harness.stream_events(f"{node_a}/api/v1/jobs/{job}/events", last_event_id=first[-1][0])
+    events = first + rest
+    assert [e[0] for e in events] == list(range(1, len(events) + 1))
+    assert [e[1] for e in events if e[1] in TERMINAL] == ["completed"]
+    assert [e[1] for e in events][:2] == ["queued", "started"]
+    stems = events[-1][2]["stems"]
+    assert set(stems) == {"drums", "bass", "other", "vocals"}
+    for node in (node_a, node_b):
+        reply = httpx.get(node + stems["vocals"]["url"], timeout=30)
+        assert reply.status_code == 200 and len(reply.content) == stems["vocals"]["bytes"]
+    assert httpx.get(f"{node_b}/api/v1/jobs/{job}", timeout=10).json()["status"] == "completed"
+    terminal_id = events[-1][0]
+    assert harness.stream_events(f"{node_b}/api/v1/jobs/{job}/events", last_event_id=terminal_id)[0] == 204
+
+
+def events_of(api: str, job: str, after: int = 0) -> list[tuple[int, str, dict]]:
+    status, events = harness.stream_events(f"{api}/api/v1/jobs/{job}/events", last_event_id=after)
+    assert status == 200
+    return events
+
+
+def first_progress(api: str, job: str) -> list[tuple[int, str, dict]]:
+    """The job's events up to and including its first `progress` (it is running)."""
+    seen: list[tuple[int, str, dict]] = []
+    for _ in range(20):
+        _, more = harness.stream_events(f"{api}/api/v1/jobs/{job}/events", last_event_id=len(seen), stop_after=1)
+        seen += more
+        if seen[-1][1] == "progress":
+            return seen
+    raise AssertionError(f"no progress event: {seen}")
+
+
+def test_cancel_of_a_queued_and_of_a_running_job_ends_each_with_one_cancelled_event(scaleout, make_clip):
+    api = scaleout.api()
+    queued = submit(api, make_clip(seconds=4.0), analyze="false")
+    assert httpx.delete(f"{api}/api/v1/jobs/{queued}", timeout=10).status_code == 202
+    assert [e[1] for e in events_of(api, queued)] == ["queued", "cancelled"]
+
+    scaleout.worker("w1")
+    running = submit(api, make_clip(seconds=30.0), analyze="false")
+    seen = first_progress(api, running)
+    assert httpx.delete(f"{api}/api/v1/jobs/{running}", timeout=10).status_code == 202
+    rest = events_of(api, running, after=seen[-1][0])
+    events = seen + rest
+    assert [e[1] for e in events if e[1] in TERMINAL] == ["cancelled"]
+    assert events[-1][2]["reason"] == "cancelled by request"
+    chunks = events[-2][2].get("chunks") if events[-2][1] == "progress" else None
+    assert chunks is None or events[-2][2]["chunk"] < chunks, "the job ran to its end instead of stopping"
+
+    after = submit(api, make_clip(seconds=3.0), analyze="false")
+    assert events_of(api, after)[-1][1] == "completed"
+    for job in (queued, running):
+        assert [e[1] for e in events_of(api, job) if e[1] in TERMINAL] == ["cancelled"]
+        assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "cancelled"
+
+
+def test_a_priority_5_job_starts_before_the_priority_1_jobs_queued_ahead_of_it(scaleout, make_clip):
+    api = scaleout.api()
+    clip = make_clip(seconds=2.0)
+    low = [submit(api, clip, priority=1, analyze="false") for _ in range(20)]
+    urgent = submit(api, clip, priority=5, analyze="false")
+    scaleout.worker("w1")
+    assert events_of(api, urgent)[-1][1] == "completed"
+    for job in low:
+        httpx.delete(f"{api}/api/v1/jobs/{job}", timeout=10)
+    started_at = {job: httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json().get("started_at") for job in low}
+    urgent_started = httpx.get(f"{api}/api/v1/jobs/{urgent}", timeout=10).json()["started_at"]
+    before = [job for job, at in started_at.items() if at is not None and at < urgent_started]
+    assert len(before) <= 1
+
+
+def stem_bytes(api: str, events: list[tuple[int, str, dict]]) -> dict[str, bytes]:
+    stems = events[-1][2]["stems"]
+    return {name: httpx.get(api + info["url"], timeout=30).content for name, info in stems.items()}
+
+
+def test_a_job_whose_worker_is_killed_runs_again_elsewhere_with_a_clean_runs_stems(scaleout, make_clip):
+    scaleout.env["MUSICSEP_VISIBILITY_TIMEOUT_S"] = "3"
+    api = scaleout.api()
+    clip = make_clip(seconds=20.0)
+    first = scaleout.worker("w1")
+    job = submit(api, clip, analyze="false")
+    first_progress(api, job)
+    first.kill()
+    scaleout.worker("w2")
+    events = events_of(api, job)
+    assert [e[1] for e in events if e[1] in TERMINAL] == ["completed"]
+    assert [e[1] for e in events].count("started") == 2
+    assert any(e[1] == "queued" and "runs again" in e[2].get("reason", "") for e in events)
+    assert RedisStore.from_url(scaleout.env["MUSICSEP_REDIS_URL"], scaleout.env["MUSICSEP_REDIS_PREFIX"]).get_job(
+        job
+    ).attempts == 2
+    clean = submit(api, clip, analyze="false")
+    clean_events = events_of(api, clean)
+    assert stem_bytes(api, events) == stem_bytes(api, clean_events)
