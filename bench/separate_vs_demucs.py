@@ -163,8 +163,8 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
          speedups["musicsep fast"] >= 2.0),
         (f"fast SDR vs exact min {min(sdr_fast_vs_exact.values()):.1f} dB (floor >= 40)",
          min(sdr_fast_vs_exact.values()) >= 40),
-        (f"exact peak RSS {rss['musicsep exact']:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB"
-         " (floor <= Demucs and < 1536)",
+        ((f"exact peak RSS {rss['musicsep exact']:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB"
+          " (floor <= Demucs and < 1536)"),
          rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536),
     ]
     if ft is not None:
@@ -172,8 +172,8 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
         print(f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "
               f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
               f"{_median([m.wall_s for m in ft['vocals']]):.1f} s")
-        verdicts.append((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems"
-                         " (floor >= 3.5)", ratio >= 3.5))
+        verdicts.append(((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems"
+                          " (floor >= 3.5)"), ratio >= 3.5))
     for text, ok in verdicts:
         print(("PASS " if ok else "FAIL ") + text)
     return 0 if all(ok for _, ok in verdicts) else 1

@@ -11,8 +11,9 @@ lanes like apply_model's bag and shift loops do. Memory is O(segment) instead of
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ class PassOptions:
     segment: float | None = None
     transition_power: float = 1.0
     batch_size: int = 1
+    jobs: int | None = None  # forward passes in flight at once; None: the separator's `jobs`
 
 
 def _window(segment_length: int, transition_power: float) -> torch.Tensor:
@@ -44,7 +46,7 @@ class _Lane:
     finished output in track coordinates."""
 
     def __init__(self, model, forward: Callable, stem_index: list[int], frames: int, delay: int,
-                 options: PassOptions) -> None:
+                 options: PassOptions, jobs: int = 1) -> None:
         from demucs.htdemucs import HTDemucs
 
         self.model = model
@@ -60,6 +62,7 @@ class _Lane:
         self._user_segment = options.segment
         self._is_htdemucs = isinstance(model, HTDemucs)
         self._batch_size = options.batch_size
+        self._jobs = jobs
         self._next = 0  # index of the next chunk to run
         self._base = 0  # lane coordinate of acc[..., 0]
         self._acc: torch.Tensor | None = None
@@ -88,10 +91,12 @@ class _Lane:
         return reader.read(start - self._delay, start - self._delay + valid)
 
     def step(self, reader: FrameReader) -> tuple[torch.Tensor, int]:
-        """Run the next batch of chunks; return (newly finished track frames (S, C, n), chunks run)."""
+        """Run the next `jobs` batches of chunks; return (newly finished track frames (S, C, n),
+        chunks run). Batches run side by side but are added in track order, as apply_model does."""
         batch = []
         first_valid = None
-        while self._next + len(batch) < len(self._offsets) and len(batch) < self._batch_size:
+        wanted = self._batch_size * self._jobs
+        while self._next + len(batch) < len(self._offsets) and len(batch) < wanted:
             offset = self._offsets[self._next + len(batch)]
             chunk_length = min(self._length - offset, self._segment_length)
             valid = self._valid_length(chunk_length)
@@ -99,7 +104,9 @@ class _Lane:
                 break
             first_valid = valid
             batch.append((offset, chunk_length, self._read(reader, offset, chunk_length, valid)))
-        outputs = self._forward(self.model, np.stack([item[2] for item in batch]))
+        groups = [np.stack([item[2] for item in batch[i:i + self._batch_size]])
+                  for i in range(0, len(batch), self._batch_size)]
+        outputs = [out for group in self._forward(self.model, groups) for out in group]
         for (offset, chunk_length, _), out in zip(batch, outputs):
             self._accumulate(offset, _center_trim(out[self._stems], chunk_length))
         self._next += len(batch)
@@ -149,7 +156,7 @@ class _Member:
 class DemucsPass:
     """One separation of one track: all lanes of all bag members, combined as apply_model does."""
 
-    def __init__(self, separator: "DemucsSeparator", frames: int, stems: list[str],
+    def __init__(self, separator: DemucsSeparator, frames: int, stems: list[str],
                  options: PassOptions) -> None:
         sources = separator.sources
         index = [sources.index(stem) for stem in stems]
@@ -168,7 +175,9 @@ class DemucsPass:
             picked = [weights[k] for k in index]
             if not any(picked):
                 continue
-            lanes = [_Lane(model, separator.forward, index, frames, delay, options) for delay in delays]
+            jobs = options.jobs or separator.jobs
+            lanes = [_Lane(model, separator.forward_many, index, frames, delay, options, jobs)
+                     for delay in delays]
             self._members.append(_Member(model, picked, lanes))
         self.chunks = sum(lane.chunks for member in self._members for lane in member.lanes)
 
@@ -221,6 +230,11 @@ class DemucsSeparator:
     """A loaded Demucs model or bag, on a device at a precision, ready to stream tracks."""
 
     normalize = True  # Demucs's Separator normalises the whole track by its mean and std.
+    # Forward passes in flight at once on the CPU, each with threads/jobs intra-op threads. Two
+    # single-threaded passes beat one two-threaded pass on a small or busy CPU (no OpenMP barrier
+    # waits; bench/forward_speed.py `pair`) but hold two segments' activations (~+0.7 GB for
+    # HTDemucs), so it is opt-in.
+    jobs = 1
 
     def __init__(self, name: str, model, device: torch.device, precision: str = "fp32") -> None:
         self.name = name
@@ -230,6 +244,10 @@ class DemucsSeparator:
         self.samplerate = int(model.samplerate)
         self.audio_channels = int(model.audio_channels)
         self.sources = list(model.sources)
+        self.compiled: dict[int, Callable] = {}  # id(member) -> torch.compile'd member (compile.py)
+        self._pool = None
+        self._pool_size = 0
+        self._threads = 1
 
     def members(self) -> tuple[list, list[list[float]]]:
         from demucs.apply import BagOfModels
@@ -255,8 +273,26 @@ class DemucsSeparator:
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
         with torch.inference_mode(), _autocast(self.device, self.precision):
-            out = model(x)
+            out = self.compiled.get(id(model), model)(x)
         return out.float().cpu()
+
+    def forward_many(self, model, batches: list[np.ndarray]) -> list[torch.Tensor]:
+        """Forward passes over several batches, side by side on the CPU when there are several."""
+        if len(batches) == 1 or self.device.type != "cpu":
+            return [self.forward(model, batch) for batch in batches]
+        if self._pool is None or self._pool_size < len(batches):
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads = torch.get_num_threads()
+            self._pool_size = len(batches)
+            self._pool = ThreadPoolExecutor(len(batches), thread_name_prefix="musicsep-forward")
+        threads = max(1, self._threads // len(batches))
+
+        def run(batch: np.ndarray) -> torch.Tensor:
+            torch.set_num_threads(threads)  # this worker thread's intra-op pool
+            return self.forward(model, batch)
+
+        return list(self._pool.map(run, batches))
 
 
 def _autocast(device: torch.device, precision: str):
