@@ -9,9 +9,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 
-from .scaleout import ScaleOut, harness
+from .scaleout import ScaleOut, harness, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -150,3 +151,27 @@ def test_a_job_whose_worker_is_killed_runs_again_elsewhere_with_a_clean_runs_ste
     clean = submit(api, clip, analyze="false")
     clean_events = events_of(api, clean)
     assert stem_bytes(api, events) == stem_bytes(api, clean_events)
+
+
+def test_a_job_that_kills_its_worker_three_times_fails_with_a_reason(scaleout, make_clip):
+    scaleout.env["MUSICSEP_VISIBILITY_TIMEOUT_S"] = "3"
+    env = scaleout.env
+    api = scaleout.api()
+    log = RedisEventLog(env["MUSICSEP_REDIS_URL"], env["MUSICSEP_REDIS_PREFIX"])
+    job = submit(api, make_clip(seconds=30.0), analyze="false")
+    for attempt in (1, 2, 3):
+        worker = scaleout.worker(f"w{attempt}")
+
+        def running_again(n: int = attempt) -> bool:
+            events = log.read(job)
+            return sum(e.type == "started" for e in events) == n and events[-1].type == "progress"
+
+        wait_until(running_again, 120, f"attempt {attempt} to run")
+        worker.kill()
+    scaleout.worker("w4")
+    events = events_of(api, job)
+    assert events[-1][1] == "failed"
+    assert events[-1][2]["code"] == "worker_lost"
+    assert "stopped 3 times" in events[-1][2]["message"]
+    assert [e[1] for e in events if e[1] in TERMINAL] == ["failed"]
+    log.close()

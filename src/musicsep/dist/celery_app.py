@@ -8,7 +8,8 @@ Settings that make a job survive a dying worker (DESIGN §7):
   Redis where priorities order them and any free worker can take them;
 - `visibility_timeout`: how long Redis waits before redelivering an unacknowledged message. It
   must exceed the longest job, or a job still running is handed to a second worker; the price is
-  that a killed worker's job waits that long before it runs again (docs/deploy.md).
+  that a killed worker's job waits that long (plus one sweep, a quarter of it at most a minute)
+  before it runs again (docs/deploy.md).
 
 Priorities: musicsep's 1 (lowest) … 5 (most urgent) become Celery priorities 4 … 0 on Redis,
 where kombu keeps one list per priority step and always reads the lowest step first (0 first).
@@ -46,6 +47,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
+            # kombu sweeps for expired unacknowledged messages every interval x throttle seconds
+            # (10 x 10 by default): a quarter of the visibility timeout, capped at a minute, instead.
+            "unacked_restore_interval": max(1, min(60, int(settings.visibility_timeout_s / 4))),
+            "unacked_restore_throttle": 1,
             "queue_order_strategy": "priority",
             "priority_steps": [0, 1, 2, 3, 4],
             "global_keyprefix": settings.redis_prefix,
