@@ -1,0 +1,93 @@
+"""Redis stopped (issue 6, item 3): submissions answer 503, never 202-then-lost; when Redis is
+back, the API and the worker reconnect by themselves.
+
+This test runs its own `redis-server` (append-only file in tmp_path, so the restart keeps the
+data like a production Redis must), because stopping the machine's shared Redis is not an option.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import httpx
+import pytest
+
+from .scaleout import ScaleOut, harness, wait_until
+from .test_celery_e2e import events_of, submit
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+class PrivateRedis:
+    def __init__(self, folder, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.up, 30, "redis-server to start")
+
+    def up(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path, harness.free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_submissions_answer_503_while_redis_is_down_and_work_again_when_it_is_back(
+    tmp_path, tiny_model_repo, private_redis, make_clip
+):
+    url = f"redis://127.0.0.1:{private_redis.port}/0"
+    env = {
+        "MUSICSEP_QUEUE": "celery", "MUSICSEP_REDIS_URL": url, "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo), "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_FALLBACK": "none", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
+    }
+    (tmp_path / "logs").mkdir()
+    cluster = ScaleOut(env, tmp_path / "logs")
+    try:
+        api = cluster.api()
+        cluster.worker("w1")
+        clip = make_clip(seconds=2.0)
+        before = submit(api, clip, analyze="false")
+        assert events_of(api, before)[-1][1] == "completed"
+
+        private_redis.stop()
+        for _ in range(3):
+            with clip.open("rb") as handle:
+                reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("a.wav", handle, "audio/wav")}, timeout=30)
+            assert reply.status_code == 503, reply.text
+            assert reply.json()["error"]["code"] == "queue_full"
+            assert "nothing was queued" in reply.json()["error"]["message"]
+            assert reply.headers["Retry-After"].isdigit()
+
+        private_redis.start()
+        after = submit(api, clip, analyze="false")
+        assert events_of(api, after)[-1][1] == "completed"
+        listed = httpx.get(f"{api}/api/v1/jobs", timeout=10).json()["jobs"]
+        assert sorted(job["id"] for job in listed) == sorted([before, after])
+    finally:
+        cluster.stop()
