@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         default=4 * 3600.0, gt=0,
         description="A job whose worker died is redelivered after this long; keep it above the longest job.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret ('whsec_' + base64); webhooks are sent only when set."
+    )
+    allow_loopback_urls: bool = Field(
+        default=False, description="TESTS ONLY: let webhook targets on 127.0.0.1 through the SSRF check."
+    )
 
     @classmethod
     def settings_customise_sources(

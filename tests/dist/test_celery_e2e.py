@@ -6,17 +6,23 @@ Issue 6 items 1 (resume on the other node), 2 (kill -9 of a worker), 4 (prioriti
 
 from __future__ import annotations
 
+import base64
+import json
+
 import httpx
 import pytest
 
+from musicsep.clients.webhooks import verify_webhook
 from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 
+from .http_target import http_target
 from .scaleout import ScaleOut, harness, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 TERMINAL = ("completed", "failed", "cancelled")
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the secret of this test cluster!").decode()
 
 
 @pytest.fixture
@@ -36,6 +42,9 @@ def scaleout(tmp_path, tiny_model_repo, redis_url, redis_prefix):
         "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
         "MUSICSEP_MAX_ATTEMPTS": "3",
         "MUSICSEP_VISIBILITY_TIMEOUT_S": "600",
+        "MUSICSEP_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # Test-only: the webhook receiver of these tests listens on 127.0.0.1.
+        "MUSICSEP_ALLOW_LOOPBACK_URLS": "1",
     }
     cluster = ScaleOut(env, logs)
     yield cluster
@@ -88,28 +97,39 @@ def first_progress(api: str, job: str) -> list[tuple[int, str, dict]]:
     raise AssertionError(f"no progress event: {seen}")
 
 
-def test_cancel_of_a_queued_and_of_a_running_job_ends_each_with_one_cancelled_event(scaleout, make_clip):
+def test_cancel_of_a_queued_and_of_a_running_job_ends_each_with_one_cancelled_event_and_one_webhook(
+    scaleout, make_clip
+):
     api = scaleout.api()
-    queued = submit(api, make_clip(seconds=4.0), analyze="false")
-    assert httpx.delete(f"{api}/api/v1/jobs/{queued}", timeout=10).status_code == 202
-    assert [e[1] for e in events_of(api, queued)] == ["queued", "cancelled"]
+    with http_target() as receiver:
+        hook = f"{receiver.url}/hook"
+        queued = submit(api, make_clip(seconds=4.0), analyze="false", webhook_url=hook)
+        assert httpx.delete(f"{api}/api/v1/jobs/{queued}", timeout=10).status_code == 202
+        assert [e[1] for e in events_of(api, queued)] == ["queued", "cancelled"]
 
-    scaleout.worker("w1")
-    running = submit(api, make_clip(seconds=30.0), analyze="false")
-    seen = first_progress(api, running)
-    assert httpx.delete(f"{api}/api/v1/jobs/{running}", timeout=10).status_code == 202
-    rest = events_of(api, running, after=seen[-1][0])
-    events = seen + rest
-    assert [e[1] for e in events if e[1] in TERMINAL] == ["cancelled"]
-    assert events[-1][2]["reason"] == "cancelled by request"
-    chunks = events[-2][2].get("chunks") if events[-2][1] == "progress" else None
-    assert chunks is None or events[-2][2]["chunk"] < chunks, "the job ran to its end instead of stopping"
+        scaleout.worker("w1")
+        running = submit(api, make_clip(seconds=30.0), analyze="false", webhook_url=hook)
+        seen = first_progress(api, running)
+        assert httpx.delete(f"{api}/api/v1/jobs/{running}", timeout=10).status_code == 202
+        rest = events_of(api, running, after=seen[-1][0])
+        events = seen + rest
+        assert [e[1] for e in events if e[1] in TERMINAL] == ["cancelled"]
+        assert events[-1][2]["reason"] == "cancelled by request"
+        last_progress = [e[2] for e in events if e[1] == "progress"][-1]
+        assert last_progress["chunk"] < last_progress["chunks"], "the job ran to its end instead of stopping"
 
-    after = submit(api, make_clip(seconds=3.0), analyze="false")
-    assert events_of(api, after)[-1][1] == "completed"
-    for job in (queued, running):
-        assert [e[1] for e in events_of(api, job) if e[1] in TERMINAL] == ["cancelled"]
-        assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "cancelled"
+        # The worker is free again: the next job runs, and its webhook comes after the others'.
+        after = submit(api, make_clip(seconds=3.0), analyze="false", webhook_url=hook)
+        assert events_of(api, after)[-1][1] == "completed"
+        wait_until(lambda: len(receiver.posts) >= 3, 60, "three webhooks")
+        for job in (queued, running):
+            assert [e[1] for e in events_of(api, job) if e[1] in TERMINAL] == ["cancelled"]
+            assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "cancelled"
+    messages = [verify_webhook(body, headers, WEBHOOK_SECRET) for headers, body in receiver.posts]
+    by_job = {m["data"]["job_id"]: m["type"] for m in messages}
+    assert by_job == {queued: "job.cancelled", running: "job.cancelled", after: "job.completed"}
+    assert len(messages) == 3
+    assert all(json.loads(body)["data"]["event"] in TERMINAL for _, body in receiver.posts)
 
 
 def test_a_priority_5_job_starts_before_the_priority_1_jobs_queued_ahead_of_it(scaleout, make_clip):

@@ -11,6 +11,9 @@ built by the same code), with three parts swapped:
   take the job (atomically, so a cancel and a worker cannot both win), count the attempt, run
   the pipeline with a cancel flag read from Redis between chunks, then finish like the embedded
   service does.
+
+Terminal events become webhooks (`service.webhooks`) when `MUSICSEP_WEBHOOK_SECRET` is set and
+the job has a `webhook_url`; they are sent by the process that appended the event.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import QueueFull
+from musicsep.service.fetch import FetchLimits
 from musicsep.service.job_service import Created, JobService, LinkBuilder
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.store import DuplicateIdempotencyKey
+from musicsep.service.webhooks import WebhookNotifier, WebhookSender
 
 #: How often a running job looks at its cancel flag in Redis (the engine checks between chunks).
 _CANCEL_POLL_S = 0.2
@@ -85,6 +90,12 @@ class CeleryJobService(JobService):
         self.celery = make_celery(settings)
         self.celery.conf.broker_transport_options["socket_connect_timeout"] = 2
         self.celery.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+        self._notifier: WebhookNotifier | None = None
+        if settings.webhook_secret is not None:
+            sender = WebhookSender(
+                settings.webhook_secret.get_secret_value(), limits=FetchLimits(allow_loopback=settings.allow_loopback_urls)
+            )
+            self._notifier = WebhookNotifier(sender)
 
     def _cancel_key(self, job_id: str) -> str:
         return f"{self.settings.redis_prefix}cancel:{job_id}"
@@ -96,6 +107,23 @@ class CeleryJobService(JobService):
 
     def _recover(self) -> None:
         return None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._notifier is not None:
+            self._notifier.close()
+
+    # --- webhooks: the terminal event of every job that asked for one ------------------------
+    def _finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> None:
+        super()._finish(job, status, payload)
+        self._notify_terminal(job)
+
+    def _notify_terminal(self, job: Job) -> None:
+        if self._notifier is None or not job.spec.webhook_url:
+            return
+        event = self.events.last(job.id)
+        if event is not None and event.terminal:
+            self._notifier.notify(job.id, job.spec.webhook_url, event)
 
     # --- API side ---------------------------------------------------------------------------
     def create(
@@ -153,6 +181,7 @@ class CeleryJobService(JobService):
             self.events.append(job_id, JobStatus.CANCELLED.value, {"reason": reason})
             self.artifacts.remove(job_id)
             self.metrics.finished.labels(JobStatus.CANCELLED.value).inc()
+            self._notify_terminal(cancelled)
             return cancelled
         return job
 
