@@ -82,6 +82,15 @@ class Settings(BaseSettings):
         default=4 * 3600.0, gt=0,
         description="A job whose worker died is redelivered after this long; keep it above the longest job.",
     )
+    storage: Literal["local", "s3"] = Field(
+        default="local", description="s3: job files in a bucket, stems served by presigned URLs (needs queue=celery)."
+    )
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(default=None, description="R2 / MinIO endpoint; unset for AWS S3.")
+    s3_prefix: str = Field(default="", description="Key prefix of every object musicsep writes.")
+    s3_url_ttl_s: int = Field(
+        default=24 * 3600, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned stem URLs (at most 7 days)."
+    )
     webhook_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret ('whsec_' + base64); webhooks are sent only when set."
     )
@@ -121,6 +130,14 @@ class Settings(BaseSettings):
     def _refuse_unsafe_cors(self) -> "Settings":
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("CORS origin '*' together with credentials is refused: list the origins")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket_and_workers(self) -> "Settings":
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("MUSICSEP_STORAGE=s3 needs MUSICSEP_S3_BUCKET")
+        if self.storage == "s3" and self.queue != "celery":
+            raise ValueError("MUSICSEP_STORAGE=s3 works with MUSICSEP_QUEUE=celery only (docs/deploy.md)")
         return self
 
     @field_validator("basic_auth")

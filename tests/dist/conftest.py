@@ -6,6 +6,8 @@ key under that prefix is deleted afterwards. Without a reachable Redis the tests
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -40,3 +42,36 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+#: Credentials for the S3 test server (it accepts any).
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """An S3 server on 127.0.0.1: moto's standalone server (a real HTTP S3 endpoint), because
+    MinIO cannot be installed on this machine. boto3 talks to it exactly as to R2 or MinIO."""
+    if shutil.which("moto_server") is None:
+        pytest.skip("moto[server] is not installed")
+    import httpx
+
+    from .scaleout import harness, wait_until
+
+    port = harness.free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    process = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(up, 30, "moto_server to answer")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from musicsep.clients.webhooks import verify_webhook
 from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 
+from .conftest import AWS_ENV
 from .http_target import http_target
 from .scaleout import ScaleOut, harness, wait_until
 
@@ -51,6 +54,16 @@ def scaleout(tmp_path, tiny_model_repo, redis_url, redis_prefix):
     cluster.stop()
 
 
+def use_s3(scaleout: ScaleOut, endpoint: str) -> None:
+    """Switch the cluster to MUSICSEP_STORAGE=s3 on a fresh bucket of the test S3 server."""
+    import boto3
+
+    bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
+    scaleout.env.update(AWS_ENV, MUSICSEP_STORAGE="s3", MUSICSEP_S3_BUCKET=bucket, MUSICSEP_S3_ENDPOINT_URL=endpoint)
+
+
 def submit(api: str, clip, **fields) -> str:
     with clip.open("rb") as handle:
         reply = httpx.post(f"{api}/api/v1/jobs", files={"file": (clip.name, handle, "audio/wav")},
@@ -59,7 +72,12 @@ def submit(api: str, clip, **fields) -> str:
     return reply.json()["job_id"]
 
 
-def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing_twice(scaleout, make_clip):
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing_twice(
+    storage, scaleout, make_clip, request
+):
+    if storage == "s3":
+        use_s3(scaleout, request.getfixturevalue("s3_endpoint"))
     node_a, node_b = scaleout.api(), scaleout.api()
     scaleout.worker("w1")
     job = submit(node_a, make_clip(seconds=6.0), analyze="false")
@@ -73,9 +91,16 @@ def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing
     stems = events[-1][2]["stems"]
     assert set(stems) == {"drums", "bass", "other", "vocals"}
     for node in (node_a, node_b):
-        reply = httpx.get(node + stems["vocals"]["url"], timeout=30)
+        url = stems["vocals"]["url"]
+        reply = httpx.get(url if storage == "s3" else node + url, timeout=30)
         assert reply.status_code == 200 and len(reply.content) == stems["vocals"]["bytes"]
-    assert httpx.get(f"{node_b}/api/v1/jobs/{job}", timeout=10).json()["status"] == "completed"
+    public = httpx.get(f"{node_b}/api/v1/jobs/{job}", timeout=10).json()
+    assert public["status"] == "completed"
+    if storage == "s3":
+        assert all("X-Amz-Signature=" in stem["url"] for stem in stems.values())
+        fresh = httpx.get(public["stems"]["bass"]["url"], timeout=30)
+        assert fresh.status_code == 200 and len(fresh.content) == stems["bass"]["bytes"]
+        assert not list((Path(scaleout.env["MUSICSEP_DATA_DIR"]) / "jobs").glob("*/stems/*"))
     terminal_id = events[-1][0]
     assert harness.stream_events(f"{node_b}/api/v1/jobs/{job}/events", last_event_id=terminal_id)[0] == 204
 

@@ -1,13 +1,11 @@
-"""S3 artifact store against an S3 server on 127.0.0.1.
+"""S3 artifact store against an S3 server on 127.0.0.1 (moto's standalone server, see conftest).
 
-The server is moto's standalone server (`moto_server`, a real HTTP S3 endpoint): MinIO cannot be
-installed on this machine. boto3 talks to it over HTTP exactly as to R2 or MinIO.
+moto does not check presigned signatures, so what the tests can show is that the URLs are SigV4
+presigned and serve the right bytes, not that a tampered one is refused.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 
 import httpx
@@ -17,38 +15,14 @@ pytest.importorskip("boto3", reason="the `dist` extra (boto3) is not installed")
 
 from musicsep.dist.s3_store import MAX_PRESIGN_S, S3ArtifactStore
 
-from .scaleout import harness, wait_until
+from .conftest import AWS_ENV
 
 JOB = "cd" * 16
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    if shutil.which("moto_server") is None:
-        pytest.skip("moto[server] is not installed")
-    port = harness.free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    process = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url, timeout=1).status_code < 500
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(up, 30, "moto_server to answer")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 @pytest.fixture
 def store(s3_endpoint, monkeypatch) -> S3ArtifactStore:
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
     store = S3ArtifactStore(bucket, endpoint_url=s3_endpoint, prefix="test/",

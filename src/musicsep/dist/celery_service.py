@@ -12,6 +12,10 @@ built by the same code), with three parts swapped:
   the pipeline with a cancel flag read from Redis between chunks, then finish like the embedded
   service does.
 
+With `MUSICSEP_STORAGE=s3` inputs and stems live in the bucket: the API uploads the input, the
+worker fetches it, uploads the stems before `completed`, and every stem link is a presigned GET
+URL (no zip, no API download route for those jobs).
+
 Terminal events become webhooks (`service.webhooks`) when `MUSICSEP_WEBHOOK_SECRET` is set and
 the job has a `webhook_url`; they are sent by the process that appended the event.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from botocore.exceptions import ClientError
 from kombu.exceptions import OperationalError
 from loguru import logger
 
@@ -32,6 +37,8 @@ from musicsep.config import Settings
 from musicsep.dist.celery_app import TASK, celery_priority, make_celery
 from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
+from musicsep.dist.s3_store import S3ArtifactStore
+from musicsep.model.audio import FORMATS
 from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import QueueFull
 from musicsep.service.fetch import FetchLimits
@@ -90,8 +97,13 @@ class CeleryJobService(JobService):
         self.celery = make_celery(settings)
         self.celery.conf.broker_transport_options["socket_connect_timeout"] = 2
         self.celery.conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+        self.s3: S3ArtifactStore | None = None
+        if settings.storage == "s3":
+            assert settings.s3_bucket is not None  # Settings refuses s3 without a bucket
+            self.s3 = S3ArtifactStore(settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,
+                                      prefix=settings.s3_prefix)
         self._notifier: WebhookNotifier | None = None
-        if settings.webhook_secret is not None:
+        if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
             sender = WebhookSender(
                 settings.webhook_secret.get_secret_value(), limits=FetchLimits(allow_loopback=settings.allow_loopback_urls)
             )
@@ -105,9 +117,6 @@ class CeleryJobService(JobService):
         self._seq = self.store.next_seq()
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
-    def _recover(self) -> None:
-        return None
-
     async def stop(self) -> None:
         await super().stop()
         if self._notifier is not None:
@@ -116,7 +125,37 @@ class CeleryJobService(JobService):
     # --- webhooks: the terminal event of every job that asked for one ------------------------
     def _finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> None:
         super()._finish(job, status, payload)
+        if self.s3 is not None:
+            self.s3.remove_input(job.id)
         self._notify_terminal(job)
+
+    # --- S3: presigned links instead of the API's own download routes ------------------------
+    def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
+        if self.s3 is None:
+            return super().stem_links(job)
+        left = int((job.expires_at or 0) - time.time())
+        ttl = max(1, min(self.settings.s3_url_ttl_s, left))
+        stems = (job.result or {}).get("stems", {})
+        return {
+            name: {"url": self.s3.stem_url(job.id, info["file"], ttl), "format": info["format"],
+                   "bytes": info["bytes"]}
+            for name, info in stems.items()
+        }
+
+    def zip_link(self, job: Job) -> str | None:
+        """No zip in S3 mode: the bucket serves each stem; the API holds no files to zip."""
+        return None if self.s3 is not None else super().zip_link(job)
+
+    def stem_file(self, job_id: str, name: str) -> tuple[Path, dict[str, Any]]:
+        if self.s3 is not None:
+            raise KeyError(name)  # the API's download route answers 404: the links point at the bucket
+        return super().stem_file(job_id, name)
+
+    def cleanup_expired(self, now: float | None = None) -> int:
+        if self.s3 is not None:
+            for job_id in self.store.expired_before(time.time() if now is None else now):
+                self.s3.remove(job_id)
+        return super().cleanup_expired(now)
 
     def _notify_terminal(self, job: Job) -> None:
         if self._notifier is None or not job.spec.webhook_url:
@@ -145,6 +184,10 @@ class CeleryJobService(JobService):
         input_path = self.artifacts.input_path(job.id)
         input_path.parent.mkdir(parents=True, exist_ok=True)
         upload.replace(input_path)
+        if self.s3 is not None:
+            # Workers may run elsewhere: the input goes to the bucket, not the local disk.
+            self.s3.put_input(job.id, input_path)
+            self.artifacts.remove(job.id)
         try:
             self.store.insert_job(job)
         except DuplicateIdempotencyKey as dup:
@@ -180,6 +223,8 @@ class CeleryJobService(JobService):
         if cancelled is not None:
             self.events.append(job_id, JobStatus.CANCELLED.value, {"reason": reason})
             self.artifacts.remove(job_id)
+            if self.s3 is not None:
+                self.s3.remove(job_id)
             self.metrics.finished.labels(JobStatus.CANCELLED.value).inc()
             self._notify_terminal(cancelled)
             return cancelled
@@ -210,6 +255,11 @@ class CeleryJobService(JobService):
             })
             return
         self.artifacts.clear_stems(job_id)
+        if self.s3 is not None and not self.artifacts.input_path(job_id).exists():
+            try:
+                self.s3.get_input(job_id, self.artifacts.input_path(job_id))
+            except ClientError:
+                log.warning("the job's input is not in the bucket")
         if not self.artifacts.input_path(job_id).exists():
             self._finish(job, JobStatus.FAILED, {"code": "input_lost", "message": "the uploaded file was lost"})
             return
@@ -245,11 +295,17 @@ class CeleryJobService(JobService):
                 "message": f"the separation failed unexpectedly (request id {job.request_id})",
             })
         else:
+            if self.s3 is not None:
+                media_type = FORMATS[job.spec.format].media_type
+                for path in output.stems.values():
+                    self.s3.put_stem(job_id, path, media_type)
             asyncio.run(self._complete(job, output))
             log.info("job completed")
         finally:
             done.set()
             watcher.join(timeout=5)
+            if self.s3 is not None:
+                self.artifacts.remove(job_id)  # the bucket has it all; the worker's disk keeps nothing
 
     def _watch_cancel(self, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
         key = self._cancel_key(job_id)
