@@ -16,8 +16,8 @@ With `MUSICSEP_STORAGE=s3` inputs and stems live in the bucket: the API uploads 
 worker fetches it, uploads the stems before `completed`, and every stem link is a presigned GET
 URL (no zip, no API download route for those jobs).
 
-Terminal events become webhooks (`service.webhooks`) when `MUSICSEP_WEBHOOK_SECRET` is set and
-the job has a `webhook_url`; they are sent by the process that appended the event.
+Webhooks of terminal events come from the base service's `_finish` (and from `cancel` here):
+the process that appends a terminal event sends its webhook (`MUSICSEP_WEBHOOK_SECRET` set).
 """
 
 from __future__ import annotations
@@ -41,11 +41,9 @@ from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
 from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import QueueFull
-from musicsep.service.fetch import FetchLimits
 from musicsep.service.job_service import Created, JobService, LinkBuilder
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.store import DuplicateIdempotencyKey
-from musicsep.service.webhooks import WebhookNotifier, WebhookSender
 
 #: How often a running job looks at its cancel flag in Redis (the engine checks between chunks).
 _CANCEL_POLL_S = 0.2
@@ -102,12 +100,6 @@ class CeleryJobService(JobService):
             assert settings.s3_bucket is not None  # Settings refuses s3 without a bucket
             self.s3 = S3ArtifactStore(settings.s3_bucket, endpoint_url=settings.s3_endpoint_url or None,
                                       prefix=settings.s3_prefix)
-        self._notifier: WebhookNotifier | None = None
-        if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
-            sender = WebhookSender(
-                settings.webhook_secret.get_secret_value(), limits=FetchLimits(allow_loopback=settings.allow_loopback_urls)
-            )
-            self._notifier = WebhookNotifier(sender)
 
     def _cancel_key(self, job_id: str) -> str:
         return f"{self.settings.redis_prefix}cancel:{job_id}"
@@ -117,17 +109,10 @@ class CeleryJobService(JobService):
         self._seq = self.store.next_seq()
         self._cleaner = asyncio.create_task(self._clean_periodically())
 
-    async def stop(self) -> None:
-        await super().stop()
-        if self._notifier is not None:
-            self._notifier.close()
-
-    # --- webhooks: the terminal event of every job that asked for one ------------------------
     def _finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> None:
         super()._finish(job, status, payload)
         if self.s3 is not None:
             self.s3.remove_input(job.id)
-        self._notify_terminal(job)
 
     # --- S3: presigned links instead of the API's own download routes ------------------------
     def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
@@ -156,13 +141,6 @@ class CeleryJobService(JobService):
             for job_id in self.store.expired_before(time.time() if now is None else now):
                 self.s3.remove(job_id)
         return super().cleanup_expired(now)
-
-    def _notify_terminal(self, job: Job) -> None:
-        if self._notifier is None or not job.spec.webhook_url:
-            return
-        event = self.events.last(job.id)
-        if event is not None and event.terminal:
-            self._notifier.notify(job.id, job.spec.webhook_url, event)
 
     # --- API side ---------------------------------------------------------------------------
     def create(
@@ -221,12 +199,12 @@ class CeleryJobService(JobService):
 
         cancelled = self.store.update_if(job_id, cancel_if_queued)  # type: ignore[attr-defined]
         if cancelled is not None:
-            self.events.append(job_id, JobStatus.CANCELLED.value, {"reason": reason})
+            event = self.events.append(job_id, JobStatus.CANCELLED.value, {"reason": reason})
             self.artifacts.remove(job_id)
             if self.s3 is not None:
                 self.s3.remove(job_id)
             self.metrics.finished.labels(JobStatus.CANCELLED.value).inc()
-            self._notify_terminal(cancelled)
+            self.notify_webhook(cancelled, event)
             return cancelled
         return job
 

@@ -31,6 +31,7 @@ from musicsep.service.metrics import ServiceMetrics
 from musicsep.service.pipeline import EngineOptions, PipelineOutput, run_pipeline
 from musicsep.service.runner import ThreadRunner
 from musicsep.service.store import DuplicateIdempotencyKey, SqliteStore
+from musicsep.service.webhooks import webhook_notifier
 
 #: Builds the public link of one job resource: (job_id, stem name or "stems.zip", expires, sig).
 LinkBuilder = Callable[[str, str, int, str], str]
@@ -93,6 +94,7 @@ class JobService:
         self._seq = 0
         self._stopping = False
         self._cleaner: asyncio.Task[None] | None = None
+        self.webhooks = webhook_notifier(settings)
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +112,8 @@ class JobService:
         for cancel in self._cancels.values():
             cancel.set()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self.webhooks is not None:
+            await anyio.to_thread.run_sync(self.webhooks.close)
         self.store.close()
 
     def _recover(self) -> None:
@@ -311,9 +315,15 @@ class JobService:
             job.error = payload
             self.artifacts.clear_stems(job.id)
         self.store.update_job(job)
-        self.events.append(job.id, status.value, payload)
+        event = self.events.append(job.id, status.value, payload)
         self.artifacts.remove_input(job.id)
         self.metrics.finished.labels(status.value).inc()
+        self.notify_webhook(job, event)
+
+    def notify_webhook(self, job: Job, event: Event) -> None:
+        """Queue the webhook of a terminal event when the job asked for one (never blocks)."""
+        if self.webhooks is not None and job.spec.webhook_url:
+            self.webhooks.notify(job.id, job.spec.webhook_url, event)
 
     # --- cancelling -------------------------------------------------------------------------
     def cancel(self, job_id: str, reason: str) -> Job:

@@ -29,6 +29,7 @@ import httpx
 from loguru import logger
 from standardwebhooks import Webhook
 
+from musicsep.config import Settings
 from musicsep.service.events import Event
 from musicsep.service.fetch import (
     FetchLimits,
@@ -207,3 +208,11 @@ class WebhookNotifier:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
+
+
+def webhook_notifier(settings: Settings) -> WebhookNotifier | None:
+    """The deployment's notifier; None when no secret is set (webhook URLs are then only stored)."""
+    if settings.webhook_secret is None or not settings.webhook_secret.get_secret_value():
+        return None
+    limits = FetchLimits(allow_loopback=settings.allow_loopback_urls)
+    return WebhookNotifier(WebhookSender(settings.webhook_secret.get_secret_value(), limits=limits))
