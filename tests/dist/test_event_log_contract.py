@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from musicsep.service.events import EventLog
+from musicsep.service.interfaces import JobEventLog
 from musicsep.service.store import SqliteStore
 
 OpenLog = Callable[[], Any]
@@ -33,6 +34,10 @@ def open_log(request, tmp_path) -> OpenLog:
     yield open_
     for closer in closers:
         closer.close()
+
+
+def test_every_log_implements_the_interface(open_log):
+    assert isinstance(open_log(), JobEventLog)
 
 
 def test_ids_have_no_gaps_and_replay_from_any_point(open_log):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from musicsep.service.interfaces import JobStore
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.store import DuplicateIdempotencyKey, SqliteStore
 
@@ -35,6 +36,10 @@ def open_store(request, tmp_path) -> OpenStore:
 
 def make_job(seq: int, **spec: Any) -> Job:
     return Job(id=f"{seq:032x}", spec=JobSpec(model="tiny_htdemucs", **spec), seq=seq, request_id="req")
+
+
+def test_every_store_implements_the_interface(open_store):
+    assert isinstance(open_store(), JobStore)
 
 
 def test_a_job_reads_back_as_written_and_survives_a_reopen(open_store):

@@ -26,6 +26,7 @@ from musicsep.model.errors import Cancelled, InvalidOptions, ModelUnavailable, M
 from musicsep.service.admission import Admission
 from musicsep.service.artifacts import ArtifactStore, Signer
 from musicsep.service.events import Event, EventLog
+from musicsep.service.interfaces import JobEventLog, JobStore
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.metrics import ServiceMetrics
 from musicsep.service.pipeline import EngineOptions, PipelineOutput, run_pipeline
@@ -62,8 +63,8 @@ class JobService:
         signer: Signer,
         links: LinkBuilder,
         pipeline: Pipeline = run_pipeline,
-        store: Any = None,
-        events: Any = None,
+        store: JobStore | None = None,
+        events: JobEventLog | None = None,
     ) -> None:
         """`store` and `events` default to SQLite; scale-out passes the Redis ones (same methods)."""
         self.settings = settings
@@ -71,8 +72,13 @@ class JobService:
         self.signer = signer
         self._links = links
         self._pipeline = pipeline
-        self.store = store or SqliteStore(settings.data_dir / "musicsep.sqlite3")
-        self.events = events or EventLog(self.store)
+        if (store is None) != (events is None):
+            raise ValueError("pass both a job store and an event log, or neither (SQLite)")
+        if store is None or events is None:
+            sqlite = SqliteStore(settings.data_dir / "musicsep.sqlite3")
+            store, events = sqlite, EventLog(sqlite)
+        self.store: JobStore = store
+        self.events: JobEventLog = events
         self.artifacts = ArtifactStore(settings.data_dir)
         self.runner = ThreadRunner(settings.max_concurrent)
         self.admission = Admission(
