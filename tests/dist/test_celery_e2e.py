@@ -7,8 +7,10 @@ Issue 6 items 1 (resume on the other node), 2 (kill -9 of a worker), 4 (prioriti
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -96,7 +98,14 @@ def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing
         assert reply.status_code == 200 and len(reply.content) == stems["vocals"]["bytes"]
     public = httpx.get(f"{node_b}/api/v1/jobs/{job}", timeout=10).json()
     assert public["status"] == "completed"
+    if storage == "local":
+        archive = httpx.get(node_b + public["zip_url"], timeout=30)
+        assert archive.status_code == 200
+        assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == sorted(
+            f"{name}.wav" for name in stems
+        )
     if storage == "s3":
+        assert public.get("zip_url") is None
         assert all("X-Amz-Signature=" in stem["url"] for stem in stems.values())
         fresh = httpx.get(public["stems"]["bass"]["url"], timeout=30)
         assert fresh.status_code == 200 and len(fresh.content) == stems["bass"]["bytes"]
