@@ -18,8 +18,11 @@ from musicsep.clients.events import (
     Stem,
 )
 from musicsep.clients.sync import Client
+from musicsep.clients.webhooks import WebhookVerificationError, verify_webhook
 
 __all__ = [
+    "WebhookVerificationError",
+    "verify_webhook",
     "Analysis",
     "AsyncClient",
     "Cancelled",
