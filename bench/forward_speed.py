@@ -7,6 +7,8 @@ Variants (all fp32 unless named): b1 = one segment per forward, intra-op threads
 b2 = two segments per forward; pair = two Python threads, one segment each, one intra-op thread
 each (Demucs's `-j 2`); bf16-b1 / bf16-b2 = b1 / b2 under bfloat16 autocast. Variants alternate
 within each repeat so machine load hits all alike; medians are printed, with the ratio to b1.
+The process's own peak RSS (VmHWM) is printed last: run one variant alone to read its memory,
+e.g. `--variants b1 --repeats 1` against `--variants pair --repeats 1`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from pathlib import Path
 
 import torch
 from demucs.htdemucs import HTDemucs
@@ -72,6 +75,11 @@ def main() -> None:
         median = statistics.median(values)
         ratio = f"  {base / median:.2f}x vs b1" if base else ""
         print(f"{name:<8} {median:6.2f} s/segment{ratio}  ({', '.join(f'{v:.2f}' for v in values)})")
+    proc_status = Path("/proc/self/status")
+    status = proc_status.read_text() if proc_status.exists() else ""
+    peak = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
+    if peak:
+        print(f"peak RSS of this process (VmHWM): {int(peak[0]) / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

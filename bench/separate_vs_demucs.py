@@ -92,6 +92,8 @@ def main() -> int:
                         help="rounds of the htdemucs_ft comparison (default: --runs)")
     parser.add_argument("--quick", action="store_true", help="60 s track, 1 round, 20 s ft track")
     parser.add_argument("--compile", action="store_true", help="also time musicsep --compile")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="pass -j JOBS to musicsep (forward passes side by side; more memory)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.runs, args.ft_seconds = 60.0, 1, 20.0
@@ -99,14 +101,16 @@ def main() -> int:
         tmp = Path(tmp)
         repo = build_model_folder(tmp / "models", small=False, ft_bag=args.ft_seconds > 0)
         track = build_track(tmp / "track.wav", args.seconds)
+        jobs = ["-j", str(args.jobs)] if args.jobs else []
         tools = {
             "demucs CLI": lambda out: demucs_cli(track, repo, out),
-            "musicsep exact": lambda out: musicsep_cli(track, repo, out),
-            "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16"),
+            "musicsep exact": lambda out: musicsep_cli(track, repo, out, extra=jobs),
+            "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16",
+                                                      extra=jobs),
         }
         if args.compile:
             tools["musicsep compile"] = lambda out: musicsep_cli(track, repo, out,
-                                                                 extra=["--compile"])
+                                                                 extra=["--compile", *jobs])
         results: dict[str, list[Measurement]] = {name: [] for name in tools}
         outputs: dict[str, Path] = {}
         for round_ in range(args.runs):
@@ -137,7 +141,8 @@ def main() -> int:
 
 def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
     print(f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
-          f" {THREADS['OMP_NUM_THREADS']} threads, median of {args.runs} alternated round(s)")
+          f" {THREADS['OMP_NUM_THREADS']} threads, musicsep jobs {args.jobs or 1},"
+          f" median of {args.runs} alternated round(s)")
     print(f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'speed-up':>9}")
     base = _median([m.wall_s for m in results["demucs CLI"]])
     speedups = {}
