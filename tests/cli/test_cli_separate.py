@@ -1,10 +1,12 @@
-"""The pinned `musicsep separate` interface, run as users run it: the console script in a subprocess."""
+"""The pinned `musicsep separate` interface, run as users run it: the CLI in a subprocess
+(`python -m musicsep.cli`, the same entry point as the console script, so no PATH is needed)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import soundfile as sf
@@ -12,8 +14,8 @@ import soundfile as sf
 
 def _musicsep(*args, env_extra=None, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run(["musicsep", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "musicsep.cli", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @pytest.fixture

@@ -184,6 +184,7 @@ def test_cli_exits_3_on_every_bad_input_and_names_each(tmp_path: Path, audio_kit
     """The whole table through `musicsep separate` in one run: exit 3, one clear line per file."""
     import os
     import subprocess
+    import sys
 
     paths = []
     for index, (_, make, _, _) in enumerate(CASES):
@@ -191,8 +192,9 @@ def test_cli_exits_3_on_every_bad_input_and_names_each(tmp_path: Path, audio_kit
         folder_for_case.mkdir()
         paths.append(make(folder_for_case, audio_kit))
     env = {**os.environ, "MUSICSEP_MAX_DURATION_S": "2", "MUSICSEP_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(["musicsep", "separate", *map(str, paths), "-m", "dsp", "-o", str(tmp_path / "out"),
-                          "--json"], capture_output=True, text=True, env=env, timeout=300)
+    command = [sys.executable, "-m", "musicsep.cli", "separate", *map(str, paths), "-m", "dsp",
+               "-o", str(tmp_path / "out"), "--json"]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3, out.stderr
     assert out.stdout == ""
     lines = [line for line in out.stderr.splitlines() if line.startswith("musicsep: ")]
