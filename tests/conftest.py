@@ -14,6 +14,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
+# The live-server fixtures (real uvicorn on 127.0.0.1) for every test folder.
+from server_harness import live_server  # noqa: F401
+
 SOURCES = ["drums", "bass", "other", "vocals"]
 SAMPLERATE = 44100
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from musicsep.clients.sse import SSEParser
-from musicsep_tests_server_harness import stream_events
+from server_harness import stream_events
 
 
 def _submit(url: str, clip, **fields: str) -> httpx.Response:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from musicsep_tests_server_harness import stream_events
+from server_harness import stream_events
 
 KEY = "k" * 24
 

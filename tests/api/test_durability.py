@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 
 from musicsep.clients.sse import SSEParser
-from musicsep_tests_server_harness import spawn_server, stream_events
+from server_harness import spawn_server, stream_events
 
 
 def _env(tmp_path, tiny_model_repo) -> dict[str, str]:

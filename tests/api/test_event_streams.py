@@ -13,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from musicsep.clients.sse import SSEParser
-from musicsep_tests_server_harness import stream_events
+from server_harness import stream_events
 
 TERMINAL = {"completed", "failed", "cancelled"}
 

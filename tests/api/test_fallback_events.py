@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from musicsep_tests_server_harness import stream_events
+from server_harness import stream_events
 
 
 def _submit(url: str, clip, **fields: str) -> dict:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-# The server harness lives with the API tests; tests/cli has no conftest of this helper's own.
-_NAME = "musicsep_tests_server_harness"
-if _NAME not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "api" / "server_harness.py")
-    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_NAME])
-harness = sys.modules[_NAME]
+import server_harness as harness
 
 
 def test_serve_help_is_light():

@@ -6,7 +6,6 @@ one data dir; each is stopped (SIGTERM, then SIGKILL) when the test ends.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -16,13 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_NAME = "musicsep_tests_server_harness"
-if _NAME not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "api" / "server_harness.py")
-    assert _spec is not None and _spec.loader is not None
-    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_NAME])
-harness = sys.modules[_NAME]
+import server_harness as harness
 
 WORKER_READY_S = 90.0
 

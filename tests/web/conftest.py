@@ -6,7 +6,6 @@ Playwright's own browser download does not work on the project machines, so the 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 from pathlib import Path
@@ -19,18 +18,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
-_NAME = "musicsep_tests_server_harness"
-if _NAME not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).parents[1] / "api" / "server_harness.py")
-    assert _spec is not None and _spec.loader is not None
-    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_NAME])
-
-harness = sys.modules[_NAME]
-live_server = harness.live_server
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API runs an event loop on the main thread while it is open, and
+# tests collected after the browser tests must be free to call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     if not CHROMIUM.exists() and not shutil.which("chromium"):

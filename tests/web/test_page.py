@@ -12,7 +12,7 @@ import httpx
 import pytest
 import soundfile as sf
 
-from musicsep_tests_server_harness import stream_events
+from server_harness import stream_events
 
 pytestmark = pytest.mark.browser
 
