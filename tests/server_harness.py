@@ -27,7 +27,7 @@ from musicsep.config import Settings
 STARTUP_TIMEOUT_S = 60.0
 
 
-def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Bounded wait for a condition another thread or process makes true (not a sleep-as-sync)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -64,7 +64,7 @@ def start_server(settings: Settings) -> LiveServer:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    _wait_until(lambda: server.started or not thread.is_alive(), STARTUP_TIMEOUT_S, "uvicorn to start")
+    wait_until(lambda: server.started or not thread.is_alive(), STARTUP_TIMEOUT_S, "uvicorn to start")
     if not server.started:
         raise RuntimeError("the server did not start")
     return LiveServer(f"http://127.0.0.1:{port}", settings, app, server, thread)
@@ -144,7 +144,7 @@ def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = No
         except httpx.TransportError:
             return False
 
-    _wait_until(ready, STARTUP_TIMEOUT_S, "the server process to answer /health")
+    wait_until(ready, STARTUP_TIMEOUT_S, "the server process to answer /health")
     return ServerProcess(url, process, log, env)
 
 

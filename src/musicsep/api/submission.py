@@ -11,6 +11,7 @@ from musicsep.api.schemas import SeparationForm
 from musicsep.api.uploads import store_upload
 from musicsep.config import Settings
 from musicsep.service.job_service import Created, JobService
+from musicsep.service.validation import check_model
 
 
 async def submit(
@@ -31,6 +32,6 @@ async def submit(
     spec = params.to_spec(settings.default_model)
     # Refuse cheaply before storing the upload; `create` checks again after the awaits below.
     service.admission.check(wait=wait)
-    await anyio.to_thread.run_sync(service.check_model, spec)
+    await anyio.to_thread.run_sync(check_model, spec, service.loader)
     upload = await store_upload(file, settings.data_dir / "uploads", settings.max_duration_s)
     return service.create(spec, upload, filename=file.filename, request_id=current_request_id(), wait=wait)

@@ -21,8 +21,7 @@ import anyio.to_thread
 from loguru import logger
 
 from musicsep.config import Settings
-from musicsep.model.catalog import load_catalog
-from musicsep.model.errors import Cancelled, InvalidOptions, ModelUnavailable, MusicsepError
+from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import Admission
 from musicsep.service.artifacts import ArtifactStore, Signer
 from musicsep.service.events import Event, EventLog
@@ -174,20 +173,6 @@ class JobService:
             # Started at once: its first event still says where it stood (nowhere to wait).
             self.events.append(job.id, "queued", {"position": 0})
         return Created(job)
-
-    def check_model(self, spec: JobSpec) -> None:
-        """Refuse unknown models and stems before a job exists. Blocking (may look at weights)."""
-        catalog = load_catalog()
-        known = spec.model in catalog or spec.model in self.loader.loaded() or self.loader.is_available(spec.model)
-        if not known:
-            raise ModelUnavailable(f"unknown model '{spec.model}'; GET /api/v1/models lists the models of this server")
-        info = catalog.get(spec.model)
-        wanted = [*(spec.stems or ()), *([spec.two_stems] if spec.two_stems else [])]
-        if info is not None and (unknown := [s for s in wanted if s not in info.stems]):
-            raise InvalidOptions(f"model '{spec.model}' has no stem {', '.join(unknown)}; "
-                                 f"its stems are {', '.join(info.stems)}")
-        if spec.stems and spec.two_stems:
-            raise InvalidOptions("ask for either stems or two_stems, not both")
 
     def _announce_positions(self, changed: dict[str, int]) -> None:
         for job_id, position in changed.items():
