@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run test bench clean
+.PHONY: setup browser run test clean
 
 setup: $(STAMP)
 
