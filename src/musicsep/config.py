@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     log_json: bool = False
     max_upload_mb: float = Field(default=200.0, gt=0)
     max_concurrent: int = Field(default=1, ge=1, le=64)
+    worker_nice: int = Field(
+        default=10, ge=0, le=19,
+        description="Nice value of the threads that separate (Linux), so the event loop answers first; 0 to keep.",
+    )
     queue_size: int = Field(default=16, ge=0, le=10_000)
     result_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     api_keys: list[SecretStr] = Field(default_factory=list)

@@ -8,7 +8,6 @@ below into statuses; the pipeline's own typed errors become `failed` events.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import threading
 import time
@@ -23,8 +22,9 @@ from loguru import logger
 from musicsep.config import Settings
 from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import Admission
-from musicsep.service.artifacts import ArtifactStore, Signer
+from musicsep.service.artifacts import ArtifactStore, Signer, discard
 from musicsep.service.events import Event, EventLog
+from musicsep.service.health import Health
 from musicsep.service.interfaces import JobEventLog, JobStore
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.metrics import ServiceMetrics
@@ -79,7 +79,7 @@ class JobService:
         self.store: JobStore = store
         self.events: JobEventLog = events
         self.artifacts = ArtifactStore(settings.data_dir)
-        self.runner = ThreadRunner(settings.max_concurrent)
+        self.runner = ThreadRunner(settings.max_concurrent, nice=settings.worker_nice)
         self.admission = Admission(
             settings.max_concurrent, settings.queue_size, start=self._start, on_positions=self._announce_positions
         )
@@ -117,6 +117,7 @@ class JobService:
         for cancel in self._cancels.values():
             cancel.set()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.runner.shutdown()
         if self.webhooks is not None:
             await anyio.to_thread.run_sync(self.webhooks.close)
         self.store.close()
@@ -137,7 +138,7 @@ class JobService:
                 job.status = JobStatus.QUEUED
                 self.store.update_job(job)
                 self._requeue_reasons[job.id] = "the server restarted while this job was running; it runs again"
-            if not self.artifacts.input_path(job.id).exists():
+            if not job.spec.audio_url and not self.artifacts.input_path(job.id).exists():
                 self._finish(job, JobStatus.FAILED, {"code": "input_lost", "message": "the uploaded file was lost"})
                 continue
             logger.bind(job_id=job.id, request_id=job.request_id).info("recovered job {}", job.status.value)
@@ -145,24 +146,28 @@ class JobService:
 
     # --- creating ---------------------------------------------------------------------------
     def create(
-        self, spec: JobSpec, upload: Path, *, filename: str | None, request_id: str | None, wait: bool = True
+        self, spec: JobSpec, upload: Path | None, *, filename: str | None, request_id: str | None, wait: bool = True
     ) -> Created:
-        """Admit a job for `upload` (moved into the job's folder) or raise QueueFull / NoFreeSlot."""
+        """Admit a job for `upload` (moved into the job's folder) or raise QueueFull / NoFreeSlot.
+
+        `upload` is None for an `audio_url` job: the pipeline fetches its input when it runs.
+        """
         if spec.idempotency_key:
             existing = self.store.find_by_idempotency_key(spec.idempotency_key)
             if existing is not None:
-                upload.unlink(missing_ok=True)
+                discard(upload)
                 return Created(self.get(existing), existing=True)
         try:
             self.admission.check(wait=wait)
         except Exception:
-            upload.unlink(missing_ok=True)
+            discard(upload)
             raise
         job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename)
         self._seq += 1
         input_path = self.artifacts.input_path(job.id)
         input_path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload, input_path)
+        if upload is not None:
+            os.replace(upload, input_path)
         try:
             self.store.insert_job(job)
         except DuplicateIdempotencyKey as dup:
@@ -280,23 +285,13 @@ class JobService:
             self.events.append(job.id, "stem", {"name": name, **link})
         delivered: dict[str, Any] = links
         if job.spec.payload == "base64":
-            delivered = await anyio.to_thread.run_sync(self._inline_stems, job.id, stems)
+            delivered = await anyio.to_thread.run_sync(self.artifacts.inline, job.id, stems)
         self.metrics.separation_seconds.observe(total_s)
         if output.duration_s:
             self.metrics.realtime_factor.observe(total_s / output.duration_s)
         self._finish(job, JobStatus.COMPLETED, {
             "stems": delivered, "analysis": output.analysis, "timings": timings,
             "model": output.model, "fallback_reason": output.fallback_reason})
-
-    def _inline_stems(self, job_id: str, stems: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        return {
-            name: {
-                "data": base64.b64encode(self.artifacts.stem_path(job_id, info["file"]).read_bytes()).decode(),
-                "format": info["format"],
-                "bytes": info["bytes"],
-            }
-            for name, info in stems.items()
-        }
 
     def _finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> None:
         """Persist the terminal state, then append the one terminal event."""
@@ -328,6 +323,10 @@ class JobService:
         return job
 
     # --- reading ----------------------------------------------------------------------------
+    def health(self) -> Health:
+        """Embedded: nothing outside this process to be down."""
+        return Health(True, self.admission.slots, self.admission.depth, len(self.admission.running))
+
     def get(self, job_id: str) -> Job:
         job = self.store.get_job(job_id)
         if job is None:
