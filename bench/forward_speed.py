@@ -3,8 +3,9 @@
     python bench/forward_speed.py                       # all variants, 3 repeats each
     python bench/forward_speed.py --variants b1 b2 --repeats 5
 
-Variants (all fp32 unless named): b1 = one segment per forward, intra-op threads = cores;
-b2 = two segments per forward; pair = two Python threads, one segment each, one intra-op thread
+Variants (all fp32 unless named): fused-b1 = one segment per forward as Demucs runs it
+(PyTorch's fused self-attention "fast path"); b1 = the same with attention through
+scaled_dot_product_attention, as musicsep runs it; b2 = two segments per forward; pair = two Python threads, one segment each, one intra-op thread
 each (Demucs's `-j 2`); bf16-b1 / bf16-b2 = b1 / b2 under bfloat16 autocast. Variants alternate
 within each repeat so machine load hits all alike; medians are printed, with the ratio to b1.
 The process's own peak RSS (VmHWM) is printed last: run one variant alone to read its memory,
@@ -28,7 +29,8 @@ from demucs.htdemucs import HTDemucs
 SEGMENT_FRAMES = 343980  # int(44100 * 39 / 5)
 
 
-def _forward(model, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+def _forward(model, batch: torch.Tensor, bf16: bool = False, fused: bool = False) -> torch.Tensor:
+    torch.backends.mha.set_fastpath_enabled(fused)
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
         return model(batch).float()
 
@@ -36,7 +38,7 @@ def _forward(model, batch: torch.Tensor, bf16: bool = False) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=["b1", "b2", "pair", "bf16-b1", "bf16-b2"])
+    parser.add_argument("--variants", nargs="+", default=["fused-b1", "b1", "b2", "pair", "bf16-b1", "bf16-b2"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     cores = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
@@ -54,6 +56,7 @@ def main() -> None:
         torch.set_num_threads(cores)
 
     runs = {
+        "fused-b1": (1, lambda: _forward(model, x[:1], fused=True)),
         "b1": (1, lambda: _forward(model, x[:1])),
         "b2": (2, lambda: _forward(model, x)),
         "pair": (2, pair),
@@ -69,11 +72,12 @@ def main() -> None:
             start = time.perf_counter()
             run()
             times[name].append((time.perf_counter() - start) / segments)
-    base = statistics.median(times["b1"]) if "b1" in times else None
+    base_name = next((name for name in ("fused-b1", "b1") if name in times), None)
+    base = statistics.median(times[base_name]) if base_name else None
     print(f"threads {cores}, thread {threading.get_native_id()}, torch {torch.__version__}")
     for name, values in times.items():
         median = statistics.median(values)
-        ratio = f"  {base / median:.2f}x vs b1" if base else ""
+        ratio = f"  {base / median:.2f}x vs {base_name}" if base else ""
         print(f"{name:<8} {median:6.2f} s/segment{ratio}  ({', '.join(f'{v:.2f}' for v in values)})")
     proc_status = Path("/proc/self/status")
     status = proc_status.read_text() if proc_status.exists() else ""

@@ -48,3 +48,17 @@ def test_workers_leave_the_callers_thread_count_alone(loader):
     run = separator.prepare(int(5 * SR), separator.sources, PassOptions(jobs=2))
     list(run.blocks(ArrayReader(_mix(5.0)), lambda: None))
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("callers_setting", [True, False])
+def test_the_attention_kernel_switch_is_given_back_to_the_caller(loader, callers_setting):
+    """Separation runs attention through SDPA (PyTorch's process-wide fast-path switch off);
+    a program that embeds musicsep gets its own setting back when the separation ends."""
+    separator = loader.get("tiny_htdemucs", device="cpu")
+    torch.backends.mha.set_fastpath_enabled(callers_setting)
+    try:
+        run = separator.prepare(int(5 * SR), separator.sources, PassOptions())
+        list(run.blocks(ArrayReader(_mix(5.0)), lambda: None))
+        assert torch.backends.mha.get_fastpath_enabled() is callers_setting
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)

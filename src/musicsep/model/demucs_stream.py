@@ -10,7 +10,9 @@ lanes like apply_model's bag and shift loops do. Memory is O(segment) instead of
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -272,7 +274,7 @@ class DemucsSeparator:
         x = torch.from_numpy(batch)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
-        with torch.inference_mode(), _autocast(self.device, self.precision):
+        with torch.inference_mode(), _attention_through_sdpa(), _autocast(self.device, self.precision):
             out = self.compiled.get(id(model), model)(x)
         return out.float().cpu()
 
@@ -296,9 +298,38 @@ class DemucsSeparator:
 
 
 def _autocast(device: torch.device, precision: str):
-    import contextlib
-
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_sdpa_lock = threading.Lock()
+_sdpa_users = 0
+_fastpath_before = True
+
+
+@contextlib.contextmanager
+def _attention_through_sdpa():
+    """Keep `nn.MultiheadAttention` off its fused "fast path" while Demucs runs.
+
+    In eval mode without autocast, PyTorch sends self-attention to `_native_multi_head_attention`,
+    which materialises every 8 x 2688 x 2688 score matrix of HTDemucs's transformer with bmm and
+    softmax. The regular path calls `scaled_dot_product_attention` (a flash kernel on CPU and
+    CUDA): the same function within float rounding (3.6e-7 here), less memory, and measurably
+    faster on this CPU (docs/performance.md). The switch is process-wide in PyTorch, so it is
+    held while any separation runs and restored when the last one ends.
+    """
+    global _sdpa_users, _fastpath_before
+    with _sdpa_lock:
+        if _sdpa_users == 0:
+            _fastpath_before = torch.backends.mha.get_fastpath_enabled()
+            torch.backends.mha.set_fastpath_enabled(False)
+        _sdpa_users += 1
+    try:
+        yield
+    finally:
+        with _sdpa_lock:
+            _sdpa_users -= 1
+            if _sdpa_users == 0:
+                torch.backends.mha.set_fastpath_enabled(_fastpath_before)
