@@ -83,3 +83,35 @@ def test_hugging_face_cache_is_used_without_network(tiny_model_repo, tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 ['drums', 'bass', 'other', 'vocals']"
+
+
+def test_a_per_stem_bag_reads_only_the_members_the_requested_stems_need(tiny_model_repo, tmp_path):
+    """htdemucs_ft with one stem: the other members' files are never opened (here they are
+    damaged, so reading them would fail) and the stem equals the whole bag's."""
+    import numpy as np
+    from demucs.apply import apply_model
+    import torch
+
+    from musicsep.model.demucs_stream import PassOptions
+    from musicsep.model.spill import ArrayReader
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(tiny_model_repo / f"cccc000{i}.safetensors", folder)
+    shutil.copy(tiny_model_repo / "tiny_ft.yaml", folder / "htdemucs_ft.yaml")
+    whole = ModelLoader(repo=folder, offline=True).get("htdemucs_ft", device="cpu")
+    for i in range(3):  # drums, bass, other: damaged on disk
+        (folder / f"cccc000{i}.safetensors").write_bytes(b"not weights")
+
+    loader = ModelLoader(repo=folder, offline=True)
+    vocals_only = loader.get("htdemucs_ft", device="cpu", stems=["vocals"])
+    assert len(vocals_only.members()[0]) == 1
+    with pytest.raises(ModelUnavailable, match="damaged"):
+        loader.get("htdemucs_ft", device="cpu")
+
+    mix = np.random.default_rng(3).standard_normal((2, 44100 * 6)).astype(np.float32) * 0.1
+    run = vocals_only.prepare(mix.shape[1], ["vocals"], PassOptions(overlap=0.25))
+    ours = np.concatenate(list(run.blocks(ArrayReader(mix), lambda: None)), axis=-1)
+    reference = apply_model(whole.model, torch.from_numpy(mix)[None], shifts=0, split=True, overlap=0.25)[0]
+    assert np.abs(ours[0] - reference[3].numpy()).max() < 1e-4

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from musicsep.config import get_settings
     from musicsep.model.errors import MusicsepError
     from musicsep.model.loading import ModelLoader
-    from musicsep.model.separate import SeparationRequest
+    from musicsep.model.separate import SeparationRequest, stems_to_load
 
     settings = get_settings()
     request = SeparationRequest(
@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
                          fallback=settings.fallback_chain)
     try:
         separator, fallback_reason = loader.resolve(request.model, device=request.device,
-                                                    precision=request.precision)
+                                                    precision=request.precision,
+                                                    stems=stems_to_load(request))
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code

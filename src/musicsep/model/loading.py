@@ -69,31 +69,67 @@ def _load_member(sig: str, folder: Path):
     return None
 
 
-def load_from_folder(name: str, folder: Path):
+def needed_members(bag: dict, sources: Sequence[str], stems: Sequence[str] | None) -> list[int]:
+    """Indices of the bag members that contribute to `stems` (every member when in doubt).
+
+    htdemucs_ft is four models, each weighted 1 for one stem and 0 for the others: a request for
+    vocals needs one of them, so the other three are not even read from disk.
+    """
+    everyone = list(range(len(bag["models"])))
+    weights = bag.get("weights")
+    if not stems or weights is None or any(stem not in sources for stem in stems):
+        return everyone
+    columns = [list(sources).index(stem) for stem in stems]
+    return [i for i in everyone if any(weights[i][k] for k in columns)] or everyone
+
+
+def _bag(name: str, bag: dict, load, stems: Sequence[str] | None):
+    """A BagOfModels of the members `stems` need, each loaded once by `load(sig)`.
+
+    The weight matrix's columns follow the members' `sources`; the catalog says them without
+    loading anything, and for a bag it does not know, the first member is loaded to read them.
+    """
+    from demucs.apply import BagOfModels
+
+    loaded: dict[int, object] = {}
+
+    def member(i: int):
+        if i not in loaded:
+            loaded[i] = load(bag["models"][i])
+        return loaded[i]
+
+    info = load_catalog().get(name)
+    sources = info.stems if info else tuple(member(0).sources)
+    keep = needed_members(bag, sources, stems)
+    if tuple(member(keep[0]).sources) != tuple(sources):  # the catalog disagrees with the files
+        keep = list(range(len(bag["models"])))
+    weights = bag.get("weights")
+    return BagOfModels([member(i) for i in keep], [weights[i] for i in keep] if weights else None,
+                       bag.get("segment"))
+
+
+def load_from_folder(name: str, folder: Path, stems: Sequence[str] | None = None):
     """A bag `<name>.yaml` whose members are `.safetensors` or `.th` files, or a single model."""
     import yaml
-    from demucs.apply import BagOfModels
 
     bag_file = folder / f"{name}.yaml"
     if bag_file.is_file():
-        bag = yaml.safe_load(bag_file.read_text())
-        models = []
-        for sig in bag["models"]:
+        def load(sig: str):
             member = _load_member(sig, folder)
             if member is None:
                 raise ModelUnavailable(
                     f"model '{name}' lists weights '{sig}' that are not in the model folder; "
                     + HOW_TO_GET_WEIGHTS.format(name=name))
-            models.append(member)
-        return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+            return member
+
+        return _bag(name, yaml.safe_load(bag_file.read_text()), load, stems)
     return _load_member(name, folder)
 
 
-def load_from_caches(name: str):
+def load_from_caches(name: str, stems: Sequence[str] | None = None):
     """The Hugging Face cache, then Demucs's legacy torch-hub cache; never the network."""
     import torch
     import yaml
-    from demucs.apply import BagOfModels
     from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name, load_safetensors_model
     from demucs.pretrained import REMOTE_ROOT
     from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo
@@ -104,10 +140,8 @@ def load_from_caches(name: str):
     try:
         with open(hf_hub_download(repo_id, f"{name}.yaml", local_files_only=True)) as file:
             bag = yaml.safe_load(file)
-        models = [load_safetensors_model(hf_hub_download(repo_id, f"{sig}.safetensors",
-                                                         local_files_only=True))
-                  for sig in bag["models"]]
-        return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+        return _bag(name, bag, lambda sig: load_safetensors_model(
+            hf_hub_download(repo_id, f"{sig}.safetensors", local_files_only=True)), stems)
     except LocalEntryNotFoundError:
         pass
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
@@ -144,18 +178,21 @@ class ModelLoader:
         self.repo = Path(repo) if repo else None
         self.offline = offline
         self.fallback = tuple(fallback)
-        self._cache: dict[tuple[str, str, str], object] = {}
+        self._cache: dict[tuple, object] = {}
         self._failures: dict[str, ModelUnavailable] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str, device: str = "auto", precision: str = "fp32"):
+    def get(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
+        """A cached separator. With `stems`, a bag may load only the members those stems need:
+        the separator then serves those stems only (the CLI's one-request-per-process case;
+        the server keeps whole models, shared by every request)."""
         if name == "dsp":
             return self._get_dsp()
         from musicsep.model.recovery import RecoveringSeparator
 
         torch_device = resolve_device(device)
         precision = resolve_precision(precision, torch_device)
-        key = (name, str(torch_device), precision)
+        key = (name, str(torch_device), precision, frozenset(stems) if stems else None)
         with self._lock:
             if key not in self._cache:
                 # A model found missing stays missing until `forget` (a download can take 30 s
@@ -163,7 +200,7 @@ class ModelLoader:
                 if name in self._failures:
                     raise self._failures[name]
                 try:
-                    model = self._load(name)
+                    model = self._load(name, stems)
                 except ModelUnavailable as exc:
                     self._failures[name] = exc
                     raise
@@ -171,11 +208,12 @@ class ModelLoader:
                 self._cache[key] = RecoveringSeparator(name, model, torch_device, precision)
             return self._cache[key]
 
-    def resolve(self, name: str, device: str = "auto", precision: str = "fp32"):
+    def resolve(self, name: str, device: str = "auto", precision: str = "fp32",
+                stems: Sequence[str] | None = None):
         """`(separator, fallback_reason)`: the requested model, or the first of the fallback
         chain that loads, with the reason in plain words; raises when none does."""
         try:
-            return self.get(name, device, precision), None
+            return self.get(name, device, precision, stems), None
         except UnknownModel:
             raise
         except ModelUnavailable as first:
@@ -200,13 +238,13 @@ class ModelLoader:
         from musicsep.model.dsp import DspSeparator
 
         with self._lock:
-            key = ("dsp", "cpu", "fp32")
+            key = ("dsp", "cpu", "fp32", None)
             if key not in self._cache:
                 self._cache[key] = DspSeparator()
             return self._cache[key]
 
     def loaded(self) -> list[str]:
-        return sorted({name for name, _, _ in self._cache})
+        return sorted({key[0] for key in self._cache})
 
     def is_available(self, name: str) -> bool:
         """Whether the weights are on this machine (folder or caches), without loading them."""
@@ -217,22 +255,23 @@ class ModelLoader:
         except ModelUnavailable:
             return False
 
-    def _find_locally(self, name: str):
+    def _find_locally(self, name: str, stems: Sequence[str] | None = None):
         if self.repo is not None:
-            model = load_from_folder(name, self.repo)
+            model = load_from_folder(name, self.repo, stems)
             if model is not None:
                 return model
-        return load_from_caches(name)
+        return load_from_caches(name, stems)
 
-    def _load(self, name: str):
+    def _load(self, name: str, stems: Sequence[str] | None = None):
         from demucs.repo import ModelLoadingError
+        from safetensors import SafetensorError
 
         catalog = load_catalog()
         try:
-            model = self._find_locally(name)
+            model = self._find_locally(name, stems)
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
-        except (ModelLoadingError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (ModelLoadingError, SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelUnavailable(
                 f"the weights of model '{name}' on this machine are damaged or incomplete "
                 f"({type(exc).__name__}); download them again") from exc

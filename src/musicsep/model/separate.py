@@ -61,6 +61,15 @@ class StemPlan:
     outputs: list[str]  # files written, in order
 
 
+def stems_to_load(request: SeparationRequest) -> list[str] | None:
+    """The sources a request needs computed, known before the model is loaded (None: all)."""
+    if request.stems:
+        return list(request.stems)
+    if request.two_stems is not None and request.other_method == "minus":
+        return [request.two_stems]
+    return None
+
+
 def plan_stems(sources: list[str], request: SeparationRequest) -> StemPlan:
     """Which sources to compute and which files to write; refuses stems the model lacks."""
     if request.two_stems is not None and request.stems:
@@ -108,7 +117,7 @@ def separate_file(
     """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md."""
     started = time.monotonic()
     separator, fallback_reason = loader.resolve(request.model, device=request.device,
-                                                precision=request.precision)
+                                                precision=request.precision, stems=stems_to_load(request))
     recoveries_before = len(getattr(separator, "recoveries", ()))
     loaded = time.monotonic()
     _check_options(separator, request)
