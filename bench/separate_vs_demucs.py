@@ -3,6 +3,9 @@
     python bench/separate_vs_demucs.py              # 3-min track, median of 3 alternated runs
     python bench/separate_vs_demucs.py --quick      # 60 s track, 1 run (development)
 
+Each round also sends the track to a warm `musicsep serve` (model preloaded; --no-server skips
+it) and compares upload → `completed` with the musicsep CLI's exact run minus its model load.
+
 One randomly initialised full-size HTDemucs folder is loaded by both tools (Demucs through
 `--repo`); settings are the same (shifts 0, overlap 0.25, fp32, rescale clipping, float32 wav).
 Runs alternate tool by tool so that load from other processes on the machine hits all alike;
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from _fixtures import build_model_folder, build_track
 from _measure import Measurement, measure
+from _server_leg import WarmServer
 
 THREADS = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
 SOURCES = ["drums", "bass", "other", "vocals"]
@@ -92,6 +96,7 @@ def main() -> int:
                         help="rounds of the htdemucs_ft comparison (default: --runs)")
     parser.add_argument("--quick", action="store_true", help="60 s track, 1 round, 20 s ft track")
     parser.add_argument("--compile", action="store_true", help="also time musicsep --compile")
+    parser.add_argument("--no-server", action="store_true", help="skip the warm-server leg")
     parser.add_argument("--jobs", type=int, default=None,
                         help="pass -j JOBS to musicsep (forward passes side by side; more memory)")
     args = parser.parse_args()
@@ -113,14 +118,26 @@ def main() -> int:
                                                                  extra=["--compile", *jobs])
         results: dict[str, list[Measurement]] = {name: [] for name in tools}
         outputs: dict[str, Path] = {}
-        for round_ in range(args.runs):
-            for name, run in tools.items():
-                out = tmp / name.replace(" ", "_")
-                results[name].append(_check(run(out), name))
-                outputs[name] = out / "htdemucs" / "track"
-                m = results[name][-1]
-                print(f"round {round_ + 1} {name:<16} wall {m.wall_s:7.1f} s  cpu {m.cpu_s:7.1f} s"
-                      f"  peak RSS {m.peak_rss_mb:6.0f} MB", flush=True)
+        server = None if args.no_server else WarmServer(repo, tmp / "server-data", THREADS)
+        served: list[float] = []
+        try:
+            if server is not None:
+                server.separate(track)  # warm: the model is loaded at startup, this fills the caches
+            for round_ in range(args.runs):
+                for name, run in tools.items():
+                    out = tmp / name.replace(" ", "_")
+                    results[name].append(_check(run(out), name))
+                    outputs[name] = out / "htdemucs" / "track"
+                    m = results[name][-1]
+                    print(f"round {round_ + 1} {name:<16} wall {m.wall_s:7.1f} s  cpu {m.cpu_s:7.1f} s"
+                          f"  peak RSS {m.peak_rss_mb:6.0f} MB", flush=True)
+                if server is not None:
+                    served.append(server.separate(track))
+                    print(f"round {round_ + 1} {'musicsep server':<16} wall {served[-1]:7.1f} s"
+                          " (warm, upload to completed)", flush=True)
+        finally:
+            if server is not None:
+                server.stop()
         ft = None
         if args.ft_seconds > 0:
             ft_track = build_track(tmp / "ft_track.wav", args.ft_seconds)
@@ -136,10 +153,10 @@ def main() -> int:
         reference = outputs["demucs CLI"]
         sdr = {name: sdr_db(reference, outputs[name]) for name in tools if name != "demucs CLI"}
         sdr_fast_vs_exact = sdr_db(outputs["musicsep exact"], outputs["musicsep fast"])
-    return report(args, results, sdr, sdr_fast_vs_exact, ft)
+    return report(args, results, sdr, sdr_fast_vs_exact, ft, served)
 
 
-def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
+def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
     print(f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
           f" {THREADS['OMP_NUM_THREADS']} threads, musicsep jobs {args.jobs or 1},"
           f" median of {args.runs} alternated round(s)")
@@ -172,6 +189,14 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft) -> int:
           " (floor <= Demucs and < 1536)"),
          rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536),
     ]
+    if served:
+        # The CLI's own model load, from its --json timings, taken off the CLI's wall time.
+        net = [m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["timings"]["load_s"]
+               for m in results["musicsep exact"]]
+        ratio = _median([s / n for s, n in zip(served, net)])
+        print(f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "
+              f"model load: {_median(net):.1f} s")
+        verdicts.append((f"warm server / (CLI - model load) {ratio:.2f} (floor <= 1.10)", ratio <= 1.10))
     if ft is not None:
         ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"])])
         print(f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "

@@ -1,0 +1,73 @@
+"""The warm-server leg of bench/separate_vs_demucs.py (issue 8, must-be-true 5).
+
+A `musicsep serve` subprocess with the model preloaded; each run uploads the track with the same
+settings as the CLI runs and times upload → `completed` from the client's side. Plain httpx and
+line-by-line SSE parsing (no musicsep import): this process stays free of torch and numpy so
+that the children's peak RSS readings stay honest (see _measure.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+class WarmServer:
+    def __init__(self, repo: Path, data_dir: Path, env: dict[str, str], model: str = "htdemucs") -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.model = model
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "musicsep.cli", "serve", "--port", str(port)],
+            env={**os.environ, **env, "MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1",
+                 "MUSICSEP_DATA_DIR": str(data_dir), "MUSICSEP_DEFAULT_MODEL": model,
+                 "MUSICSEP_DEVICE": "cpu", "MUSICSEP_PRECISION": "fp32", "MUSICSEP_FALLBACK": "none",
+                 "MUSICSEP_PRELOAD": json.dumps([model])},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                raise SystemExit("musicsep serve exited during startup")
+            time.sleep(0.5)
+        self.stop()
+        raise SystemExit("musicsep serve did not start in 300 s")
+
+    def separate(self, track: Path) -> float:
+        """Seconds from the start of the upload to the `completed` event."""
+        fields = {"model": self.model, "shifts": "0", "overlap": "0.25", "format": "float32",
+                  "analyze": "false"}
+        started = time.perf_counter()
+        with httpx.Client(timeout=httpx.Timeout(60.0, read=3600.0)) as http:
+            with track.open("rb") as audio:
+                accepted = http.post(f"{self.url}/api/v1/jobs", data=fields,
+                                     files={"file": (track.name, audio, "audio/wav")})
+            accepted.raise_for_status()
+            with http.stream("GET", f"{self.url}/api/v1/jobs/{accepted.json()['job_id']}/events") as events:
+                for line in events.iter_lines():
+                    if line in ("event: completed", "event: failed", "event: cancelled"):
+                        elapsed = time.perf_counter() - started
+                        if line != "event: completed":
+                            raise SystemExit(f"the server's job ended with {line}")
+                        return elapsed
+        raise SystemExit("the event stream ended without a terminal event")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
