@@ -72,3 +72,24 @@ def test_streams_are_capped(redis_url, redis_prefix):
     assert kept[-1].id == 1000
     assert [e.id for e in kept] == list(range(kept[0].id, 1001))
     log.close()
+
+
+def test_a_follower_silent_for_longer_than_the_clients_read_timeout_keeps_following(redis_url, redis_prefix):
+    """Regression: redis-py's asyncio client times a read out after 5 s, as long as one XREAD
+    BLOCK, so a job that said nothing for 5 s (queued behind others, loading a model) ended its
+    watchers' streams with an error instead of their next event."""
+    log = RedisEventLog(redis_url, redis_prefix)
+    log.append("job", "queued", {"position": 3})
+
+    async def scenario() -> list[str]:
+        async def later() -> None:
+            await asyncio.sleep(6.5)  # the silence itself is what is tested, not a synchronisation
+            log.append("job", "completed", {"stems": {}})
+
+        writer = asyncio.ensure_future(later())
+        seen = [event.type async for batch in log.follow("job") for event in batch]
+        await writer
+        return seen
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == ["queued", "completed"]
+    log.close()

@@ -79,7 +79,9 @@ class RedisEventLog:
         live tail are the same call. A client per follower: redis.asyncio clients belong to one
         event loop, and a blocked XREAD holds its connection anyway.
         """
-        client = redis.asyncio.Redis.from_url(self._url)
+        # redis-py's asyncio client times reads out after 5 s by default, the same as the BLOCK:
+        # an idle job (no event for 5 s) would then end its watchers' streams with an error.
+        client = redis.asyncio.Redis.from_url(self._url, socket_timeout=_BLOCK_MS / 1000 + 5)
         stream = self._stream(job_id)
         try:
             while True:
