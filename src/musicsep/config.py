@@ -98,8 +98,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         default=None, description="Standard Webhooks secret ('whsec_' + base64); webhooks are sent only when set."
     )
+    url_timeout_s: float = Field(
+        default=120.0, gt=0, description="Whole download of an audio_url, redirects included (size cap: max_upload_mb)."
+    )
     allow_loopback_urls: bool = Field(
-        default=False, description="TESTS ONLY: let webhook targets on 127.0.0.1 through the SSRF check."
+        default=False,
+        description="TESTS ONLY: let audio_url inputs and webhook targets on 127.0.0.1 / ::1 through the SSRF "
+        "check (private, link-local and metadata addresses stay refused). Never set it in production: any "
+        "caller could then make the server fetch from services listening on its own loopback.",
     )
 
     @classmethod

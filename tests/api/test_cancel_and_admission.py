@@ -1,11 +1,14 @@
 """Must-be-true 3 and 4: disconnect cancels and frees the slot only after the thread ends;
-a full queue answers 503 with Retry-After; positions are reported and move."""
+a full queue answers 503 with Retry-After; positions are reported and move.
+
+The disconnect scenario lives in tests/scenarios.py (also run on the scale-out deployment); the
+runner's thread records and the in-process queue's positions are embedded-only."""
 
 from __future__ import annotations
 
 import httpx
 
-from musicsep.clients.sse import SSEParser
+from scenarios import disconnect_cancels_post_separate
 from server_harness import stream_events
 
 
@@ -16,25 +19,9 @@ def _submit(url: str, clip, **fields: str) -> httpx.Response:
 
 def test_disconnect_cancels_and_the_next_job_starts_after_the_thread_ended(live_server, make_clip):
     server = live_server(max_concurrent=1)
-    long_clip, short_clip = make_clip(seconds=120.0), make_clip(seconds=2.0)
-    parser = SSEParser()
-    with long_clip.open("rb") as handle, httpx.stream(
-        "POST", f"{server.url}/api/v1/separate", files={"file": ("long.wav", handle)},
-        headers={"Accept": "text/event-stream"}, timeout=120,
-    ) as response:
-        first_id = response.headers["x-job-id"]
-        second = _submit(server.url, short_clip).json()
-        assert second["position"] == 1
-        seen = []
-        for text in response.iter_text():
-            seen += [m.event for m in parser.feed(text)]
-            if "progress" in seen:
-                break  # mid-separation: leave, closing the connection
-    status, second_events = stream_events(server.url + second["events_url"])
-    assert second_events[-1][1] == "completed"
-    status, first_events = stream_events(f"{server.url}/api/v1/jobs/{first_id}/events")
-    assert first_events[-1][1] == "cancelled"
-    assert first_events[-1][2]["reason"] == "client disconnected"
+    first_id, second = disconnect_cancels_post_separate([server.url], make_clip(seconds=120.0),
+                                                        make_clip(seconds=2.0))
+    assert second["position"] == 1
     # The service's own record of its worker threads: the first one ended before the second began.
     records = server.service.runner.records()
     first_end = next(r.at for r in records if r.job_id == first_id and r.what == "end")

@@ -1,5 +1,10 @@
 """Downloads (signed, Range, zip, allow-listed names), auth with stream tokens, expiry (410),
-inline base64 payloads and their cap."""
+inline base64 payloads and their cap.
+
+The Range scenario is shared with the scale-out suite (tests/scenarios.py), where it runs on a
+presigned S3 URL. The rest is embedded-only by nature: a zip of local files, the API's own
+download route (path tricks, signatures; in S3 mode the bucket serves the stems), the in-process
+expiry cleaner, auth settings of an in-process server."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from scenarios import range_and_disposition
 from server_harness import stream_events
 
 KEY = "k" * 24
@@ -41,15 +47,7 @@ def completed(live_server, make_clip):
 def test_range_request_and_content_disposition(completed):
     server, _, final = completed
     info = final["stems"]["vocals"]
-    whole = httpx.get(server.url + info["url"])
-    assert whole.status_code == 200
-    assert whole.headers["content-type"] == "audio/wav"
-    assert whole.headers["content-disposition"].startswith("attachment;")
-    assert len(whole.content) == info["bytes"]
-    part = httpx.get(server.url + info["url"], headers={"Range": "bytes=100-199"})
-    assert part.status_code == 206
-    assert part.headers["content-range"] == f"bytes 100-199/{info['bytes']}"
-    assert part.content == whole.content[100:200]
+    range_and_disposition(server.url + info["url"], info)
 
 
 def test_zip_holds_every_stem(completed):

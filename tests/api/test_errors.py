@@ -110,12 +110,32 @@ def test_422_for_bad_options_and_unknown_model(server, make_clip):
     assert _envelope(response)["code"] == "model_unavailable"
 
 
-def test_422_for_audio_url_and_for_missing_file(server):
-    response = httpx.post(f"{server.url}/api/v1/jobs", json={"audio_url": "https://example.com/a.mp3"})
+@pytest.mark.parametrize(("body", "where"), [
+    ({"audio_url": "ftp://example.com/a.mp3"}, "http:// or https://"),
+    ({"audio_url": "file:///etc/passwd"}, "http:// or https://"),
+    ({"audio_url": "https://"}, "with a host name"),
+    ({"audio_url": "not a url"}, "http:// or https://"),
+    ({"model": "tiny_htdemucs"}, "audio_url"),
+    ({"audio_url": "https://example.com/a.mp3", "shifts": -1}, "shifts"),
+    ({"audio_url": "https://example.com/a.mp3", "colour": "blue"}, "colour"),
+    ("[1, 2", "JSON"),
+])
+def test_422_for_a_bad_audio_url_body(server, body, where):
+    """Only the shape is checked by the API; addresses are checked by whoever fetches (test_audio_url.py)."""
+    if isinstance(body, str):
+        response = httpx.post(f"{server.url}/api/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    else:
+        response = httpx.post(f"{server.url}/api/v1/jobs", json=body)
     assert response.status_code == 422
-    assert _envelope(response)["code"] == "audio_url_disabled"
+    error = _envelope(response)
+    assert error["code"] == "invalid_request"
+    assert where in error["message"]
+
+
+def test_422_for_a_missing_file(server):
     response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "tiny_htdemucs"})
     assert response.status_code == 422
+    assert "audio_url" in _envelope(response)["message"]
 
 
 @pytest.mark.parametrize("path", [

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import server_harness as harness
+from http_target import http_target
 
 
 def test_serve_help_is_light():
@@ -46,6 +47,21 @@ def test_serve_then_submit_downloads_stems(tmp_path, tiny_model_repo, make_clip)
         assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == ["no_vocals.wav", "vocals.wav"]
     finally:
         server.terminate()
+
+
+def test_submit_takes_a_url_that_the_server_downloads(live_server, make_clip):
+    server = live_server(allow_loopback_urls=True)  # test-only: the song is served on 127.0.0.1
+    with http_target() as target:
+        target.audio = make_clip(seconds=1.0).read_bytes()
+        result = subprocess.run(
+            [sys.executable, "-m", "musicsep.cli", "submit", f"{target.url}/audio", "--server", server.url,
+             "--stems", "vocals", "--no-download"],
+            capture_output=True, text=True, timeout=180,
+        )
+    assert result.returncode == 0, result.stderr
+    name, link = result.stdout.strip().split("\t")
+    assert name == "vocals" and link.startswith(f"{server.url}/api/v1/jobs/")
+    assert harness.httpx.get(link).status_code == 200
 
 
 def test_json_logs_carry_the_request_id_on_request_and_job_lines(tmp_path, tiny_model_repo, make_clip):

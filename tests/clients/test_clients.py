@@ -10,7 +10,8 @@ import sys
 import httpx
 import pytest
 
-from musicsep.clients import AsyncClient, Client, Completed, Progress, Queued, ServerError, Started, Stem
+from musicsep.clients import AsyncClient, Client, Completed, Failed, Progress, Queued, ServerError, Started, Stem
+from http_target import http_target
 
 
 def test_sync_separate_yields_typed_events_and_downloads(live_server, make_clip, tmp_path):
@@ -78,6 +79,30 @@ def test_async_client_raises_the_envelope(live_server, make_clip):
     assert error.status == 422 and error.code == "model_unavailable"
 
 
+def test_both_clients_submit_an_audio_url_and_a_refusal_is_a_failed_event(live_server, make_clip):
+    server = live_server(allow_loopback_urls=True)  # test-only: the song is served on 127.0.0.1
+    with http_target() as target:
+        target.audio = make_clip(seconds=2.0).read_bytes()
+        song = f"{target.url}/audio"
+        with Client(server.url) as client:
+            accepted = client.submit(audio_url=song, stems=["vocals"], analyze=False)
+            done = client.wait(accepted["job_id"])
+            refused = client.wait(client.submit(audio_url="http://10.0.0.1/a.wav")["job_id"])
+            with pytest.raises(TypeError, match="either a file"):
+                client.submit(make_clip(seconds=1.0), audio_url=song)
+
+        async def scenario() -> list:
+            async with AsyncClient(server.url) as client:
+                return [event async for event in client.separate(audio_url=song, stems="bass", analyze=False)]
+
+        streamed = asyncio.run(scenario())
+    assert isinstance(done, Completed) and set(done.stems) == {"vocals"}
+    assert isinstance(refused, Failed) and refused.code == "url_refused"
+    assert refused.message == "audio_url refused: 10.0.0.1 is a private address, not a public one"
+    assert isinstance(streamed[-1], Completed) and set(streamed[-1].stems) == {"bass"}
+    assert [path for path, _ in target.requests] == ["/audio", "/audio"]
+
+
 def test_clients_import_no_server_code_and_no_torch():
     code = ("import sys, musicsep.clients; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'demucs', 'fastapi', 'starlette') "
@@ -90,7 +115,7 @@ def test_clients_import_no_server_code_and_no_torch():
 def test_health_reports_queue_and_models(live_server):
     server = live_server()
     health = httpx.get(f"{server.url}/health").json()
-    assert health["status"] == "ok" and health["device"] == "cpu"
+    assert health["status"] == "ok" and health["device"] == "cpu" and health["dependencies"] == {}
     assert health["queue_depth"] == 0 and health["slots"] == 1
     loaded = httpx.post(f"{server.url}/api/v1/models/tiny_htdemucs/load", json={"device": "cpu"}).json()
     assert loaded["models_loaded"] == ["tiny_htdemucs"] and loaded["device"] == "cpu"

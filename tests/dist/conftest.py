@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -32,16 +33,25 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@contextmanager
+def isolated_prefix(redis_url: str) -> Iterator[str]:
+    """A fresh key prefix; every key under it is removed on exit."""
+    prefix = f"musicsep-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A fresh key prefix; every key under it is removed when the test ends."""
-    prefix = f"musicsep-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    """A fresh key prefix for one test."""
+    with isolated_prefix(redis_url) as prefix:
+        yield prefix
 
 
 #: Credentials for the S3 test server (it accepts any).

@@ -10,13 +10,46 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import server_harness as harness
 from server_harness import wait_until
 
+from .conftest import AWS_ENV
+
 WORKER_READY_S = 90.0
+
+
+def cluster_env(data_dir: Path, model_repo: Path, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """The settings every process of a test cluster shares (tiny model, CPU, shared key)."""
+    return {
+        "MUSICSEP_QUEUE": "celery",
+        "MUSICSEP_REDIS_URL": redis_url,
+        "MUSICSEP_REDIS_PREFIX": redis_prefix,
+        "MUSICSEP_DATA_DIR": str(data_dir),
+        "MUSICSEP_MODEL_REPO": str(model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_FALLBACK": "none",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
+        "MUSICSEP_MAX_ATTEMPTS": "3",
+        "MUSICSEP_VISIBILITY_TIMEOUT_S": "600",
+        # Test-only: the webhook receivers and audio_url servers of these tests are on 127.0.0.1.
+        "MUSICSEP_ALLOW_LOOPBACK_URLS": "1",
+    }
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """MUSICSEP_STORAGE=s3 on a fresh bucket of the test S3 server at `endpoint`."""
+    import boto3
+
+    bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
+    return {**AWS_ENV, "MUSICSEP_STORAGE": "s3", "MUSICSEP_S3_BUCKET": bucket, "MUSICSEP_S3_ENDPOINT_URL": endpoint}
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Scale-out end to end: two API processes, Celery workers as subprocesses, one Redis.
 
 Issue 6 items 1 (resume on the other node), 2 (kill -9 of a worker), 4 (priorities) and 5
-(cancel). Storage here is the shared local data dir (MUSICSEP_STORAGE=s3 is not built yet).
+(cancel). Storage here is the shared local data dir; test_cluster_scenarios.py runs the server's
+own end-to-end scenarios with MUSICSEP_STORAGE=s3.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
-import uuid
 import zipfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,10 +18,9 @@ import pytest
 from musicsep.clients.webhooks import verify_webhook
 from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
+from http_target import http_target
 
-from .conftest import AWS_ENV
-from .http_target import http_target
-from .scaleout import ScaleOut, harness, wait_until
+from .scaleout import ScaleOut, cluster_env, harness, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -34,36 +32,10 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the secret of this test cluster!"
 def scaleout(tmp_path, tiny_model_repo, redis_url, redis_prefix):
     logs = tmp_path / "logs"
     logs.mkdir()
-    env = {
-        "MUSICSEP_QUEUE": "celery",
-        "MUSICSEP_REDIS_URL": redis_url,
-        "MUSICSEP_REDIS_PREFIX": redis_prefix,
-        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
-        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
-        "MUSICSEP_FALLBACK": "none",
-        "MUSICSEP_OFFLINE": "1",
-        "MUSICSEP_DEVICE": "cpu",
-        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
-        "MUSICSEP_MAX_ATTEMPTS": "3",
-        "MUSICSEP_VISIBILITY_TIMEOUT_S": "600",
-        "MUSICSEP_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        # Test-only: the webhook receiver of these tests listens on 127.0.0.1.
-        "MUSICSEP_ALLOW_LOOPBACK_URLS": "1",
-    }
-    cluster = ScaleOut(env, logs)
+    env = cluster_env(tmp_path / "data", tiny_model_repo, redis_url, redis_prefix)
+    cluster = ScaleOut({**env, "MUSICSEP_WEBHOOK_SECRET": WEBHOOK_SECRET}, logs)
     yield cluster
     cluster.stop()
-
-
-def use_s3(scaleout: ScaleOut, endpoint: str) -> None:
-    """Switch the cluster to MUSICSEP_STORAGE=s3 on a fresh bucket of the test S3 server."""
-    import boto3
-
-    bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
-    scaleout.env.update(AWS_ENV, MUSICSEP_STORAGE="s3", MUSICSEP_S3_BUCKET=bucket, MUSICSEP_S3_ENDPOINT_URL=endpoint)
 
 
 def submit(api: str, clip, **fields) -> str:
@@ -74,12 +46,8 @@ def submit(api: str, clip, **fields) -> str:
     return reply.json()["job_id"]
 
 
-@pytest.mark.parametrize("storage", ["local", "s3"])
-def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing_twice(
-    storage, scaleout, make_clip, request
-):
-    if storage == "s3":
-        use_s3(scaleout, request.getfixturevalue("s3_endpoint"))
+def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing_twice(scaleout, make_clip):
+    """With the shared local data dir (test_cluster_scenarios.py runs the S3 variant, and more)."""
     node_a, node_b = scaleout.api(), scaleout.api()
     scaleout.worker("w1")
     job = submit(node_a, make_clip(seconds=6.0), analyze="false")
@@ -93,23 +61,13 @@ def test_a_client_resuming_on_the_other_api_node_misses_nothing_and_sees_nothing
     stems = events[-1][2]["stems"]
     assert set(stems) == {"drums", "bass", "other", "vocals"}
     for node in (node_a, node_b):
-        url = stems["vocals"]["url"]
-        reply = httpx.get(url if storage == "s3" else node + url, timeout=30)
+        reply = httpx.get(node + stems["vocals"]["url"], timeout=30)
         assert reply.status_code == 200 and len(reply.content) == stems["vocals"]["bytes"]
     public = httpx.get(f"{node_b}/api/v1/jobs/{job}", timeout=10).json()
     assert public["status"] == "completed"
-    if storage == "local":
-        archive = httpx.get(node_b + public["zip_url"], timeout=30)
-        assert archive.status_code == 200
-        assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == sorted(
-            f"{name}.wav" for name in stems
-        )
-    if storage == "s3":
-        assert public.get("zip_url") is None
-        assert all("X-Amz-Signature=" in stem["url"] for stem in stems.values())
-        fresh = httpx.get(public["stems"]["bass"]["url"], timeout=30)
-        assert fresh.status_code == 200 and len(fresh.content) == stems["bass"]["bytes"]
-        assert not list((Path(scaleout.env["MUSICSEP_DATA_DIR"]) / "jobs").glob("*/stems/*"))
+    archive = httpx.get(node_b + public["zip_url"], timeout=30)
+    assert archive.status_code == 200
+    assert sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist()) == sorted(f"{name}.wav" for name in stems)
     terminal_id = events[-1][0]
     assert harness.stream_events(f"{node_b}/api/v1/jobs/{job}/events", last_event_id=terminal_id)[0] == 204
 

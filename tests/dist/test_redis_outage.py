@@ -1,5 +1,6 @@
-"""Redis stopped (issue 6, item 3): submissions answer 503, never 202-then-lost; when Redis is
-back, the API and the worker reconnect by themselves.
+"""Redis stopped (issue 6, item 3): submissions answer 503 `queue_unavailable`, never
+202-then-lost, and `GET /health` says Redis is down (503, not a 500); when Redis is back, the API
+and the worker reconnect by themselves and /health answers 200 again.
 
 This test runs its own `redis-server` (append-only file in tmp_path, so the restart keeps the
 data like a production Redis must), because stopping the machine's shared Redis is not an option.
@@ -56,7 +57,12 @@ def private_redis(tmp_path):
     server.stop()
 
 
-def test_submissions_answer_503_while_redis_is_down_and_work_again_when_it_is_back(
+def health(api: str) -> tuple[int, dict]:
+    reply = httpx.get(f"{api}/health", timeout=30)
+    return reply.status_code, reply.json()
+
+
+def test_submissions_and_health_answer_503_while_redis_is_down_and_recover_when_it_is_back(
     tmp_path, tiny_model_repo, private_redis, make_clip
 ):
     url = f"redis://127.0.0.1:{private_redis.port}/0"
@@ -74,17 +80,26 @@ def test_submissions_answer_503_while_redis_is_down_and_work_again_when_it_is_ba
         clip = make_clip(seconds=2.0)
         before = submit(api, clip, analyze="false")
         assert events_of(api, before)[-1][1] == "completed"
+        status, body = health(api)
+        assert status == 200 and body["status"] == "ok" and body["dependencies"] == {"redis": True}
 
         private_redis.stop()
         for _ in range(3):
             with clip.open("rb") as handle:
                 reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("a.wav", handle, "audio/wav")}, timeout=30)
             assert reply.status_code == 503, reply.text
-            assert reply.json()["error"]["code"] == "queue_full"
+            assert reply.json()["error"]["code"] == "queue_unavailable"
+            assert "cannot be reached" in reply.json()["error"]["message"]
             assert "nothing was queued" in reply.json()["error"]["message"]
             assert reply.headers["Retry-After"].isdigit()
+        status, body = health(api)
+        assert status == 503
+        assert body["status"] == "unavailable" and body["dependencies"] == {"redis": False}
+        assert body["queue_depth"] is None
 
         private_redis.start()
+        wait_until(lambda: health(api)[0] == 200, 30, "/health to answer 200 again")
+        assert health(api)[1]["dependencies"] == {"redis": True}
         after = submit(api, clip, analyze="false")
         assert events_of(api, after)[-1][1] == "completed"
         listed = httpx.get(f"{api}/api/v1/jobs", timeout=10).json()["jobs"]

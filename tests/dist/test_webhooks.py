@@ -25,7 +25,7 @@ from musicsep.service.webhooks import (
     payload,
 )
 
-from .http_target import http_target
+from http_target import http_target
 
 SECRET = "whsec_" + base64.b64encode(b"a per-deployment secret, 32 byte").decode()
 JOB = "ab" * 16

@@ -8,7 +8,7 @@ import httpx
 
 from musicsep.clients.webhooks import verify_webhook
 
-from .http_target import http_target
+from http_target import http_target
 from .scaleout import harness, wait_until
 
 live_server = harness.live_server

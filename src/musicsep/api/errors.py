@@ -25,7 +25,7 @@ from musicsep.model.errors import (
     MusicsepError,
     UnsupportedFormat,
 )
-from musicsep.service.admission import NoFreeSlot, QueueFull
+from musicsep.service.admission import NoFreeSlot, QueueFull, ServiceUnavailable
 from musicsep.service.job_service import JobExpired, JobNotFound
 
 
@@ -42,6 +42,7 @@ STATUS_TABLE: dict[type[Exception], tuple[int, str]] = {
     JobNotFound: (404, "job_not_found"),
     JobExpired: (410, "job_expired"),
     QueueFull: (503, "queue_full"),
+    ServiceUnavailable: (503, "queue_unavailable"),
     NoFreeSlot: (503, "busy"),
     UnsupportedFormat: (415, UnsupportedFormat.code),
     InvalidAudio: (422, InvalidAudio.code),
@@ -73,7 +74,7 @@ def response_for(exc: Exception) -> JSONResponse:
             status, code = STATUS_TABLE[kind]
             message = exc.message if isinstance(exc, MusicsepError) else _MESSAGES.get(kind, str(exc))
             headers = None
-            if isinstance(exc, (QueueFull, NoFreeSlot)):
+            if isinstance(exc, (QueueFull, NoFreeSlot, ServiceUnavailable)):
                 headers = {"Retry-After": str(exc.retry_after_s)}
             return envelope(status, code, message, headers)
     raise LookupError(type(exc).__name__)

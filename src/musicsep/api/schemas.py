@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +57,37 @@ class SeparationForm(BaseModel):
             webhook_url=self.webhook_url,
             idempotency_key=self.idempotency_key,
         )
+
+
+class SeparationUrl(SeparationForm):
+    """A JSON body instead of an upload: the same options plus the URL of the song.
+
+    Only the URL's shape is checked here; whoever runs the job downloads it (public addresses
+    only, docs/server.md), and a refused or failed download is the job's `failed` event.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"audio_url": "https://example.com/song.mp3", "model": "htdemucs", "stems": "vocals,drums"}]})
+
+    audio_url: str = Field(max_length=2000, description="An http(s) URL of the song, fetched by the server.")
+
+    @field_validator("audio_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("audio_url must be an http:// or https:// URL with a host name")
+        return value
+
+    def to_spec(self, default_model: str) -> JobSpec:
+        return super().to_spec(default_model).model_copy(update={"audio_url": self.audio_url})
+
+
+#: `openapi_extra` of the routes that take either a multipart upload or a JSON `audio_url` body.
+URL_BODY_OPENAPI: dict[str, Any] = {
+    "requestBody": {"content": {"application/json": {"schema": SeparationUrl.model_json_schema()}}}
+}
 
 
 class JobAccepted(BaseModel):
@@ -122,12 +154,21 @@ class JobList(BaseModel):
 
 
 class HealthPublic(BaseModel):
-    status: Literal["ok"]
+    """200 with `ok`; 503 with `unavailable` while a dependency this node needs is down."""
+
+    status: Literal["ok", "unavailable"]
     device: str
     models_loaded: list[str]
-    queue_depth: int
-    running: int
+    queue_depth: int | None = Field(description="Jobs waiting; null when the job store cannot be reached.")
+    running: int | None
     slots: int
+    dependencies: dict[str, bool] = Field(
+        default_factory=dict, description="Scale-out: each outside dependency and whether it answered (redis).")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "unavailable", "device": "cpu", "models_loaded": ["htdemucs"], "queue_depth": None,
+        "running": None, "slots": 1, "dependencies": {"redis": False},
+    }]})
 
 
 class ModelPublic(BaseModel):

@@ -1,17 +1,41 @@
-"""From a multipart request to an admitted job: shared by POST /jobs and POST /separate."""
+"""From a request to an admitted job: shared by POST /jobs and POST /separate.
+
+Two bodies are accepted: multipart (`file` + option fields) and JSON (`audio_url` + the same
+options). An upload is checked here, before the job exists; a URL only for its shape, because
+the job's runner downloads it (service/inputs.py).
+"""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
 import anyio.to_thread
 from fastapi import Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from musicsep.api.errors import ApiError
 from musicsep.api.request_id import current_request_id
-from musicsep.api.schemas import SeparationForm
+from musicsep.api.schemas import SeparationForm, SeparationUrl
 from musicsep.api.uploads import store_upload
 from musicsep.config import Settings
 from musicsep.service.job_service import Created, JobService
+from musicsep.service.jobs import JobSpec
 from musicsep.service.validation import check_model
+
+
+async def _url_body(request: Request) -> SeparationUrl:
+    try:
+        return SeparationUrl.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+async def _check(spec: JobSpec, service: JobService, wait: bool) -> None:
+    # Refuse cheaply before storing anything; `create` checks admission again after the awaits.
+    service.admission.check(wait=wait)
+    await anyio.to_thread.run_sync(check_model, spec, service.loader)
 
 
 async def submit(
@@ -25,13 +49,15 @@ async def submit(
 ) -> Created:
     """Validate, store and admit; raises the typed errors the error table maps to statuses."""
     if file is None:
-        if request.headers.get("content-type", "").startswith("application/json"):
-            raise ApiError(422, "audio_url_disabled",
-                           "audio_url is not enabled on this server; upload the audio as multipart field `file`")
-        raise ApiError(422, "invalid_request", "send the audio as the multipart form field `file`")
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            raise ApiError(422, "invalid_request",
+                           "send the audio as the multipart form field `file`, or a JSON body with `audio_url`")
+        body = await _url_body(request)
+        spec = body.to_spec(settings.default_model)
+        await _check(spec, service, wait)
+        name = PurePosixPath(urlsplit(body.audio_url).path).name or None
+        return service.create(spec, None, filename=name, request_id=current_request_id(), wait=wait)
     spec = params.to_spec(settings.default_model)
-    # Refuse cheaply before storing the upload; `create` checks again after the awaits below.
-    service.admission.check(wait=wait)
-    await anyio.to_thread.run_sync(check_model, spec, service.loader)
+    await _check(spec, service, wait)
     upload = await store_upload(file, settings.data_dir / "uploads", settings.max_duration_s)
     return service.create(spec, upload, filename=file.filename, request_id=current_request_id(), wait=wait)

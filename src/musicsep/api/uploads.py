@@ -15,9 +15,8 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import UploadFile
 
-from musicsep.model.audio import probe, sniff_format
 from musicsep.model.audio.sniff import HEAD_BYTES
-from musicsep.model.errors import AudioTooLong, UnsupportedFormat
+from musicsep.service.inputs import refuse_if_too_long, refuse_unless_audio
 
 #: Multipart boundaries and the option fields around the file, on top of the upload limit.
 FORM_OVERHEAD_BYTES = 16 * 1024
@@ -27,18 +26,14 @@ def _store_and_probe(source: UploadFile, folder: Path, max_duration_s: float) ->
     folder.mkdir(parents=True, exist_ok=True)
     source.file.seek(0)
     head = source.file.read(max(HEAD_BYTES, 64))
-    if sniff_format(head) is None:
-        raise UnsupportedFormat("the file is not an audio format this server decodes "
-                                "(WAV, FLAC, MP3, Ogg, M4A/AAC, AIFF, or audio in MP4/WebM/MKV)")
+    refuse_unless_audio(head)  # before copying: a file that is not audio is refused at once
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)
     path = Path(handle.name)
     try:
         with handle:
             handle.write(head)
             shutil.copyfileobj(source.file, handle, 1 << 20)
-        claimed = probe(path).duration_s
-        if claimed is not None and claimed > max_duration_s:
-            raise AudioTooLong(f"the audio lasts {claimed:.0f} s; this server accepts up to {max_duration_s:.0f} s")
+        refuse_if_too_long(path, max_duration_s)
     except BaseException:
         path.unlink(missing_ok=True)
         raise

@@ -12,9 +12,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "submit",
         help="separate a file on a musicsep server and download the stems",
-        description="Upload FILE to a musicsep server, follow its progress and save the stems.",
+        description="Upload FILE to a musicsep server (or give an http(s) URL, which the server "
+        "downloads: public addresses only), follow its progress and save the stems.",
     )
-    parser.add_argument("file", type=Path)
+    parser.add_argument("file", help="an audio file, or an http(s) URL of one")
     parser.add_argument("--server", default=os.environ.get("MUSICSEP_SERVER", "http://127.0.0.1:8000"),
                         help="server URL (default $MUSICSEP_SERVER or http://127.0.0.1:8000)")
     parser.add_argument("--api-key", default=os.environ.get("MUSICSEP_API_KEY"), help="default $MUSICSEP_API_KEY")
@@ -35,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
                "format": args.format, "priority": args.priority}
     with Client(args.server, api_key=args.api_key) as client:
         try:
-            accepted = client.submit(args.file, **options)
+            if args.file.startswith(("http://", "https://")):
+                accepted = client.submit(audio_url=args.file, **options)
+            else:
+                accepted = client.submit(Path(args.file), **options)
             print(f"job {accepted['job_id']}", file=sys.stderr)
             for event in client.events(accepted["events_url"]):
                 if isinstance(event, Queued) and event.position:
@@ -62,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _deliver(client, completed, args: argparse.Namespace) -> int:
+    from musicsep.clients.common import absolute
+
     if args.no_download:
         for name, info in completed.stems.items():
-            print(f"{name}\t{client.base_url}{info['url']}")
+            print(f"{name}\t{absolute(client.base_url, info['url'])}")  # S3 links are absolute already
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     for path in client.download_all(completed, args.out).values():

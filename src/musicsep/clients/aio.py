@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
 
-from musicsep.clients.common import absolute, events_path, filename_from, form_fields
+from musicsep.clients.common import absolute, events_path, filename_from, submission
 from musicsep.clients.errors import ServerError
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
@@ -63,18 +64,25 @@ class AsyncClient:
             return await response.json()
 
     @staticmethod
-    def _form(audio: Path, options: dict[str, Any], handle: Any) -> aiohttp.FormData:
+    def _body(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
+              options: dict[str, Any]) -> dict[str, Any]:
+        """aiohttp arguments of a submission: a JSON `audio_url` body, or a multipart upload."""
+        sent = submission(stack, audio, audio_url, options)
+        if sent.file is None:
+            return {"json": sent.json}
         form = aiohttp.FormData()
-        for name, value in form_fields(options).items():
+        for name, value in sent.fields.items():
             form.add_field(name, value)
-        form.add_field("file", handle, filename=audio.name, content_type="application/octet-stream")
-        return form
+        form.add_field("file", sent.file[1], filename=sent.file[0], content_type="application/octet-stream")
+        return {"data": form}
 
     # --- jobs -------------------------------------------------------------------------------
-    async def submit(self, audio: str | Path, **options: Any) -> dict[str, Any]:
-        path = Path(audio)
-        with path.open("rb") as handle:
-            async with self.session.post(self._url("/api/v1/jobs"), data=self._form(path, options, handle)) as response:
+    async def submit(self, audio: str | Path | None = None, *, audio_url: str | None = None,
+                     **options: Any) -> dict[str, Any]:
+        """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it)."""
+        with ExitStack() as stack:
+            body = self._body(stack, audio, audio_url, options)
+            async with self.session.post(self._url("/api/v1/jobs"), **body) as response:
                 await self._check(response)
                 return await response.json()
 
@@ -117,12 +125,14 @@ class AsyncClient:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
             await asyncio.sleep((parser.retry_ms or 1000) / 1000)
 
-    async def separate(self, audio: str | Path, **options: Any) -> AsyncIterator[Event]:
-        """POST /api/v1/separate and yield its events; leaving the loop early cancels the job."""
-        path = Path(audio)
-        with path.open("rb") as handle:
-            async with self.session.post(self._url("/api/v1/separate"), data=self._form(path, options, handle),
-                                         headers={"Accept": "text/event-stream"}) as response:
+    async def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
+                       **options: Any) -> AsyncIterator[Event]:
+        """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
+        early cancels the job."""
+        with ExitStack() as stack:
+            body = self._body(stack, audio, audio_url, options)
+            async with self.session.post(self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"},
+                                         **body) as response:
                 await self._check(response)
                 async for event in self._read(response, SSEParser()):
                     yield event

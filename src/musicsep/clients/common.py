@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import dataclass
 from email.message import Message
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 from urllib.parse import urljoin
 
 OPTION_NAMES = ("model", "stems", "two_stems", "format", "shifts", "overlap", "segment", "payload", "analyze",
                 "priority", "webhook_url", "idempotency_key")
 
 
-def form_fields(options: dict[str, Any]) -> dict[str, str]:
-    """Separation options → multipart form fields (lists joined by commas, booleans lower-case)."""
+def _check_names(options: dict[str, Any]) -> None:
     unknown = set(options) - set(OPTION_NAMES)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a POST /jobs or /separate sends: a JSON body for an `audio_url`, else the option
+    fields and the file (name, open handle) of a multipart upload."""
+
+    json: dict[str, Any] | None
+    fields: dict[str, str]
+    file: tuple[str, BinaryIO] | None
+
+
+def submission(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
+               options: dict[str, Any]) -> Submission:
+    """Exactly one of a file (`audio`, opened on `stack`) or an `audio_url` (which the server
+    downloads: public http(s) addresses only), with the options as the server takes them."""
+    if (audio is None) == (audio_url is None):
+        raise TypeError("give either a file (audio) or audio_url, not both and not neither")
+    if audio is None:
+        _check_names(options)
+        body: dict[str, Any] = {"audio_url": audio_url}
+        for name, value in options.items():
+            if value is not None:  # lists joined by commas, as in the form
+                body[name] = ",".join(value) if isinstance(value, (list, tuple)) else value
+        return Submission(body, {}, None)
+    path = Path(audio)
+    return Submission(None, form_fields(options), (path.name, stack.enter_context(path.open("rb"))))
+
+
+def form_fields(options: dict[str, Any]) -> dict[str, str]:
+    """Separation options → multipart form fields (lists joined by commas, booleans lower-case)."""
+    _check_names(options)
     fields = {}
     for name, value in options.items():
         if value is None:

@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 
-from musicsep.clients.common import absolute, events_path, filename_from, form_fields
+from musicsep.clients.common import absolute, events_path, filename_from, submission
 from musicsep.clients.errors import ServerError
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
@@ -47,13 +48,21 @@ class Client:
             raise ServerError.from_body(response.status_code, response.content, response.headers.get("retry-after"))
         return response
 
+    @staticmethod
+    def _body(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
+              options: dict[str, Any]) -> dict[str, Any]:
+        """httpx arguments of a submission: a JSON `audio_url` body, or a multipart upload."""
+        sent = submission(stack, audio, audio_url, options)
+        return {"json": sent.json} if sent.file is None else {"data": sent.fields, "files": {"file": sent.file}}
+
     # --- jobs -------------------------------------------------------------------------------
-    def submit(self, audio: str | Path, **options: Any) -> dict[str, Any]:
-        """POST /api/v1/jobs; returns {job_id, status, position, status_url, events_url}."""
-        path = Path(audio)
-        with path.open("rb") as handle:
-            response = self._http.post(self._url("/api/v1/jobs"), data=form_fields(options),
-                                       files={"file": (path.name, handle)})
+    def submit(self, audio: str | Path | None = None, *, audio_url: str | None = None,
+               **options: Any) -> dict[str, Any]:
+        """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
+        returns {job_id, status, position, status_url, events_url}."""
+        with ExitStack() as stack:
+            body = self._body(stack, audio, audio_url, options)
+            response = self._http.post(self._url("/api/v1/jobs"), **body)
         return self._check(response).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -91,14 +100,15 @@ class Client:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
             time.sleep((parser.retry_ms or 1000) / 1000)
 
-    def separate(self, audio: str | Path, **options: Any) -> Iterator[Event]:
-        """POST /api/v1/separate and yield its events; leaving the loop early cancels the job."""
-        path = Path(audio)
+    def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
+                 **options: Any) -> Iterator[Event]:
+        """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
+        early cancels the job."""
         parser = SSEParser()
-        with path.open("rb") as handle, self._http.stream(
-            "POST", self._url("/api/v1/separate"), data=form_fields(options),
-            files={"file": (path.name, handle)}, headers={"Accept": "text/event-stream"},
-        ) as response:
+        with ExitStack() as stack:
+            body = self._body(stack, audio, audio_url, options)
+            response = stack.enter_context(self._http.stream(
+                "POST", self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body))
             self._check(response)
             for text in response.iter_text():
                 for message in parser.feed(text):

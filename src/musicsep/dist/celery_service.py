@@ -6,7 +6,7 @@ built by the same code), with three parts swapped:
 - jobs and events live in Redis (`RedisStore`, `RedisEventLog`), so every API node and worker
   sees the same job and the same log;
 - admission sends a Celery task instead of taking an in-process slot; Redis being unreachable
-  answers 503 before anything is promised (`BrokerUnavailable`);
+  answers 503 before anything is promised (`BrokerUnavailable`, a `ServiceUnavailable`);
 - the API never runs a pipeline. `run_delivered` is what a worker does with a delivered task:
   take the job (atomically, so a cancel and a worker cannot both win), count the attempt, run
   the pipeline with a cancel flag read from Redis between chunks, then finish like the embedded
@@ -40,7 +40,9 @@ from musicsep.dist.redis_store import RedisStore
 from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
 from musicsep.model.errors import Cancelled, MusicsepError
-from musicsep.service.admission import QueueFull
+from musicsep.service.admission import ServiceUnavailable
+from musicsep.service.artifacts import discard
+from musicsep.service.health import Health
 from musicsep.service.job_service import Created, JobService, LinkBuilder
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.store import DuplicateIdempotencyKey
@@ -50,12 +52,12 @@ _CANCEL_POLL_S = 0.2
 _RETRY_AFTER_S = 5
 
 
-class BrokerUnavailable(QueueFull):
-    """Redis cannot be reached: nothing was queued, the client should retry (503)."""
+class BrokerUnavailable(ServiceUnavailable):
+    """Redis cannot be reached: nothing was queued, the client should retry (503 queue_unavailable)."""
 
     def __init__(self) -> None:
-        Exception.__init__(self, "the job queue is unreachable right now; nothing was queued, retry shortly")
-        self.retry_after_s = _RETRY_AFTER_S
+        super().__init__("the job queue cannot be reached right now; nothing was queued, retry shortly",
+                         _RETRY_AFTER_S)
 
 
 class BrokerAdmission:
@@ -143,29 +145,39 @@ class CeleryJobService(JobService):
         return super().cleanup_expired(now)
 
     # --- API side ---------------------------------------------------------------------------
+    def health(self) -> Health:
+        """Unavailable while Redis cannot be reached: no job can be taken, listed or followed."""
+        try:
+            self._r.ping()
+            return Health(True, self.admission.slots, self.admission.depth, len(self.admission.running),
+                          {"redis": True})
+        except redis.RedisError:
+            return Health(False, self.admission.slots, None, None, {"redis": False})
+
     def create(
-        self, spec: JobSpec, upload: Path, *, filename: str | None, request_id: str | None, wait: bool = True
+        self, spec: JobSpec, upload: Path | None, *, filename: str | None, request_id: str | None, wait: bool = True
     ) -> Created:
         try:
             return self._create(spec, upload, filename=filename, request_id=request_id)
         except redis.RedisError:
-            upload.unlink(missing_ok=True)
+            discard(upload)
             raise BrokerUnavailable() from None
 
-    def _create(self, spec: JobSpec, upload: Path, *, filename: str | None, request_id: str | None) -> Created:
+    def _create(self, spec: JobSpec, upload: Path | None, *, filename: str | None, request_id: str | None) -> Created:
         if spec.idempotency_key and (existing := self.store.find_by_idempotency_key(spec.idempotency_key)):
-            upload.unlink(missing_ok=True)
+            discard(upload)
             return Created(self.get(existing), existing=True)
         self.admission.check()
         job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename)
         self._seq += 1
-        input_path = self.artifacts.input_path(job.id)
-        input_path.parent.mkdir(parents=True, exist_ok=True)
-        upload.replace(input_path)
-        if self.s3 is not None:
-            # Workers may run elsewhere: the input goes to the bucket, not the local disk.
-            self.s3.put_input(job.id, input_path)
-            self.artifacts.remove(job.id)
+        if upload is not None:  # None: an audio_url job, whose worker fetches the input itself
+            input_path = self.artifacts.input_path(job.id)
+            input_path.parent.mkdir(parents=True, exist_ok=True)
+            upload.replace(input_path)
+            if self.s3 is not None:
+                # Workers may run elsewhere: the input goes to the bucket, not the local disk.
+                self.s3.put_input(job.id, input_path)
+                self.artifacts.remove(job.id)
         try:
             self.store.insert_job(job)
         except DuplicateIdempotencyKey as dup:
@@ -233,12 +245,13 @@ class CeleryJobService(JobService):
             })
             return
         self.artifacts.clear_stems(job_id)
-        if self.s3 is not None and not self.artifacts.input_path(job_id).exists():
+        uploaded = not job.spec.audio_url  # a URL job's input is fetched by the pipeline
+        if uploaded and self.s3 is not None and not self.artifacts.input_path(job_id).exists():
             try:
                 self.s3.get_input(job_id, self.artifacts.input_path(job_id))
             except ClientError:
                 log.warning("the job's input is not in the bucket")
-        if not self.artifacts.input_path(job_id).exists():
+        if uploaded and not self.artifacts.input_path(job_id).exists():
             self._finish(job, JobStatus.FAILED, {"code": "input_lost", "message": "the uploaded file was lost"})
             return
         if job.attempts > 1:

@@ -21,6 +21,20 @@ class QueueFull(Exception):
         self.retry_after_s = retry_after_s
 
 
+class ServiceUnavailable(Exception):
+    """Something the service needs to take a job cannot be reached (scale-out: Redis, the queue and
+    job store). Nothing was stored or queued; the caller should retry after `retry_after_s` (503).
+
+    Distinct from QueueFull: that is load, this is an outage, and a client or an operator reacts
+    to them differently.
+    """
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+
 class NoFreeSlot(Exception):
     """`wait=false` was asked and no slot is free right now."""
 

@@ -19,7 +19,7 @@ import shutil
 import time
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _ZIP_CHUNK = 1 << 20
@@ -66,6 +66,12 @@ class Signer:
         return expires.isdigit() and self.verify("events", job_id, "", int(expires), mac)
 
 
+def discard(upload: Path | None) -> None:
+    """Remove an upload that no job took (refused, or an idempotent repeat); None: nothing to do."""
+    if upload is not None:
+        upload.unlink(missing_ok=True)
+
+
 class ArtifactStore:
     """Local-disk artifacts of the embedded mode."""
 
@@ -96,6 +102,17 @@ class ArtifactStore:
 
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def inline(self, job_id: str, stems: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The stems of a result with their bytes as base64 (`payload=base64`) instead of links."""
+        return {
+            name: {
+                "data": base64.b64encode(self.stem_path(job_id, info["file"]).read_bytes()).decode(),
+                "format": info["format"],
+                "bytes": info["bytes"],
+            }
+            for name, info in stems.items()
+        }
 
 
 class _Sink:

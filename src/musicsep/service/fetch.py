@@ -30,7 +30,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from musicsep.model.errors import MusicsepError
+from musicsep.model.errors import Cancelled, MusicsepError
 
 #: host, port -> every address the name resolves to.
 Resolver = Callable[[str, int], list[str]]
@@ -83,6 +83,37 @@ def address_allowed(address: str, *, allow_loopback: bool = False) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+
+
+def describe_address(address: str) -> str:
+    """What kind of non-public address this is, in words for the refusal message."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in _METADATA:
+        return "the cloud metadata service's address"
+    for kind, test in (("an unspecified", ip.is_unspecified), ("a loopback", ip.is_loopback),
+                       ("a link-local", ip.is_link_local), ("a multicast", ip.is_multicast),
+                       ("a shared (carrier-grade NAT)", ip in _SHARED), ("a reserved", ip.is_reserved),
+                       ("a private", ip.is_private)):
+        if test:
+            return f"{kind} address"
+    return "a non-public address"
+
+
+def _refusal(host: str, address: str) -> str:
+    try:
+        literal = ipaddress.ip_address(host) == ipaddress.ip_address(address)
+    except ValueError:
+        literal = False
+    kind = describe_address(address)
+    if literal:
+        return f"{address} is {kind}, not a public one"
+    return f"'{host}' resolves to {address}, {kind}, not a public one"
+
+
 @dataclass(frozen=True)
 class PinnedTarget:
     url: httpx.URL  # the URL with its host replaced by the checked address
@@ -103,8 +134,9 @@ def pin(url: str, limits: FetchLimits, resolve: Resolver) -> PinnedTarget:
     addresses = resolve(host, port)
     if not addresses:
         raise UrlFetchFailed(f"the host name '{host}' could not be resolved")
-    if not all(address_allowed(a, allow_loopback=limits.allow_loopback) for a in addresses):
-        raise UrlRefused(f"the URL's host '{host}' is not a public address; it was not fetched")
+    refused = [a for a in addresses if not address_allowed(a, allow_loopback=limits.allow_loopback)]
+    if refused:
+        raise UrlRefused(_refusal(host, refused[0]))
     host_header = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     return PinnedTarget(parsed.copy_with(host=addresses[0]), {"Host": host_header}, extensions)
@@ -118,14 +150,21 @@ def open_client(timeout_s: float) -> Iterator[httpx.Client]:
 
 
 def fetch_to_file(
-    url: str, dest: Path, limits: FetchLimits | None = None, *, resolve: Resolver = system_resolver
+    url: str, dest: Path, limits: FetchLimits | None = None, *, resolve: Resolver = system_resolver,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Download `url` into `dest`; returns the byte count. Raises UrlRefused / UrlFetchFailed."""
+    """Download `url` into `dest`; returns the byte count. Raises UrlRefused / UrlFetchFailed,
+    or `Cancelled` when `cancelled()` turns true during the download."""
     limits = limits or FetchLimits()
     deadline = time.monotonic() + limits.timeout_s
     with open_client(limits.timeout_s) as client:
-        for _ in range(limits.max_redirects + 1):
-            target = pin(url, limits, resolve)
+        for hop in range(limits.max_redirects + 1):
+            try:
+                target = pin(url, limits, resolve)
+            except UrlRefused as exc:
+                if hop == 0:
+                    raise
+                raise UrlRefused(f"the URL redirected to {url[:300]}; {exc.message}") from None
             try:
                 with client.stream("GET", target.url, headers=target.headers, extensions=target.extensions) as reply:
                     if reply.is_redirect and "location" in reply.headers:
@@ -133,7 +172,7 @@ def fetch_to_file(
                         continue
                     if reply.status_code != 200:
                         raise UrlFetchFailed(f"the URL answered HTTP {reply.status_code}")
-                    return _save(reply, dest, limits, deadline)
+                    return _save(reply, dest, limits, deadline, cancelled)
             except httpx.TimeoutException:
                 raise UrlFetchFailed(f"the URL did not answer within {limits.timeout_s:g} s") from None
             except httpx.HTTPError:
@@ -141,7 +180,8 @@ def fetch_to_file(
     raise UrlFetchFailed(f"the URL redirected more than {limits.max_redirects} times")
 
 
-def _save(reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: float) -> int:
+def _save(reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: float,
+          cancelled: Callable[[], bool]) -> int:
     too_large = UrlFetchFailed(f"the file at the URL is larger than {limits.max_bytes / 1048576:g} MB")
     declared = reply.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
@@ -155,6 +195,8 @@ def _save(reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: floa
                     raise too_large
                 if time.monotonic() > deadline:
                     raise UrlFetchFailed(f"the download took longer than {limits.timeout_s:g} s")
+                if cancelled():
+                    raise Cancelled("cancelled while the audio_url was downloading")
                 out.write(chunk)
     except BaseException:
         dest.unlink(missing_ok=True)

@@ -86,12 +86,7 @@ class JobService:
         self.metrics = ServiceMetrics(
             self.store.count_by_status, lambda: self.admission.depth, lambda: self.runner.live
         )
-        self._options = EngineOptions(
-            device=settings.device,
-            precision=settings.precision,
-            batch_size=settings.batch_size,
-            max_duration_s=settings.max_duration_s,
-        )
+        self._options = EngineOptions.from_settings(settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, threading.Event] = {}
         self._cancel_reasons: dict[str, str] = {}

@@ -46,7 +46,11 @@ Payload = Literal["url", "base64"]
 
 
 class JobSpec(BaseModel):
-    """What to do with the uploaded file: model options plus delivery options."""
+    """What to do with the input: model options plus delivery options.
+
+    The input is the uploaded file, or, with `audio_url`, the file at that URL, fetched (with the
+    SSRF checks of service/fetch.py) by whoever runs the job, when it runs.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -62,6 +66,7 @@ class JobSpec(BaseModel):
     priority: int = Field(default=PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
     webhook_url: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
+    audio_url: str | None = Field(default=None, max_length=2000)
 
 
 def new_job_id() -> str:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from musicsep.config import Settings
+from musicsep.service.fetch import FetchLimits
+from musicsep.service.inputs import fetch_input, fetch_limits
 from musicsep.service.jobs import JobSpec
 
 #: Emits one event (type, payload) into the job's log; safe to call from the worker thread.
@@ -25,12 +28,19 @@ _MIN_PERCENT_STEP = 1.0
 
 @dataclass
 class EngineOptions:
-    """Server-wide engine settings that a job does not choose."""
+    """Server-wide settings of a job's work that the job does not choose."""
 
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 1
     max_duration_s: float | None = None
+    #: Caps and SSRF allowance of `audio_url` downloads.
+    fetch: FetchLimits = field(default_factory=FetchLimits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineOptions:
+        return cls(device=settings.device, precision=settings.precision, batch_size=settings.batch_size,
+                   max_duration_s=settings.max_duration_s, fetch=fetch_limits(settings))
 
 
 @dataclass
@@ -102,12 +112,19 @@ def run_pipeline(
     emit: Emit,
     cancel: threading.Event,
 ) -> PipelineOutput:
-    """Blocking: the whole job. Raises the model layer's typed errors, `Cancelled` on cancel."""
+    """Blocking: the whole job. Raises the model layer's typed errors, `Cancelled` on cancel.
+
+    An `audio_url` job's input is fetched first (unless an earlier attempt left it complete): a
+    refused or failed download ends the job before any model is loaded.
+    """
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device
     from musicsep.model.separate import separate_file
 
+    fetch_started = time.monotonic()
+    if spec.audio_url and not input_path.exists():
+        fetch_input(spec.audio_url, input_path, options.fetch, max_duration_s=options.max_duration_s, cancel=cancel)
     started = time.monotonic()
     separator, fallback_reason = loader.resolve(spec.model, options.device, options.precision)
     loaded = time.monotonic()
@@ -142,6 +159,7 @@ def run_pipeline(
         analysis = analyze_file(input_path, max_duration_s=options.max_duration_s).model_dump(mode="json")
         emit("analysis", analysis)
     timings = {
+        **({"fetch_s": round(started - fetch_started, 4)} if spec.audio_url else {}),
         "load_s": round(loaded - started, 4),
         "separate_s": round(separated - loaded, 4),
         "analyze_s": round(time.monotonic() - separated, 4),

@@ -8,7 +8,14 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, Response, Upl
 
 from musicsep.api.auth import has_valid_credentials, unauthorized
 from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
-from musicsep.api.schemas import ERROR_RESPONSES, JobAccepted, JobList, JobPublic, SeparationForm
+from musicsep.api.schemas import (
+    ERROR_RESPONSES,
+    URL_BODY_OPENAPI,
+    JobAccepted,
+    JobList,
+    JobPublic,
+    SeparationForm,
+)
 from musicsep.api.streams import event_stream
 from musicsep.api.submission import submit
 from musicsep.api.views import job_accepted, job_public
@@ -18,7 +25,8 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONS
 
 
 @router.post("", status_code=202, response_model=JobAccepted, dependencies=[Authenticated],
-             summary="Upload a song and queue its separation")
+             summary="Upload a song (or give its audio_url) and queue its separation",
+             openapi_extra=URL_BODY_OPENAPI)
 async def create_job(
     request: Request,
     response: Response,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
 from musicsep.api.errors import FAILED_CODE_STATUS, envelope
-from musicsep.api.schemas import ERROR_RESPONSES, JobPublic, SeparationForm
+from musicsep.api.schemas import ERROR_RESPONSES, URL_BODY_OPENAPI, JobPublic, SeparationForm
 from musicsep.api.streams import event_stream
 from musicsep.api.submission import submit
 from musicsep.api.views import job_public
@@ -30,6 +30,7 @@ DISCONNECTED = "client disconnected"
     dependencies=[Authenticated],
     summary="Separate and stream progress in the response (or wait for the result)",
     response_model=JobPublic,
+    openapi_extra=URL_BODY_OPENAPI,
     responses={200: {"content": {"text/event-stream": {}, "application/json": {}},
                      "description": "`text/event-stream`: the job's events; `application/json`: the finished job"}},
 )

@@ -16,15 +16,20 @@ from musicsep.model.catalog import load_catalog
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
-@router.get("/health", response_model=HealthPublic, tags=["system"], summary="Liveness and load")
-async def health(request: Request, service: ServiceDep) -> HealthPublic:
+@router.get("/health", response_model=HealthPublic, tags=["system"], summary="Liveness, load and dependencies",
+            responses={503: {"model": HealthPublic, "description": "A dependency of this node is down"}})
+async def health(request: Request, response: Response, service: ServiceDep) -> HealthPublic:
+    report = service.health()
+    if not report.ok:
+        response.status_code = 503
     return HealthPublic(
-        status="ok",
+        status="ok" if report.ok else "unavailable",
         device=request.app.state.device,
         models_loaded=service.loader.loaded(),
-        queue_depth=service.admission.depth,
-        running=len(service.admission.running),
-        slots=service.admission.slots,
+        queue_depth=report.queue_depth,
+        running=report.running,
+        slots=report.slots,
+        dependencies=report.dependencies,
     )
 
 

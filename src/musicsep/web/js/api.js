@@ -34,6 +34,8 @@ function plainWords(status, code, serverMessage, retryAfter) {
     case "queue_full":
     case "busy":
       return `The server is busy — try again in ${retryAfter ?? 10} s.`;
+    case "queue_unavailable":
+      return `The server cannot take jobs right now — try again in ${retryAfter ?? 10} s.`;
     case "model_unavailable":
       return "This model is not available on this server. Choose another one.";
     case "unauthorized":
