@@ -36,11 +36,12 @@ def test_the_job_thread_and_the_compute_threads_it_starts_run_niced_while_the_lo
             runner.shutdown()
         return job_nice, compute_nices, nice_of(threading.get_native_id())
 
+    base = nice_of(threading.get_native_id())  # the test itself may run under `nice`
     job_nice, compute_nices, loop_nice = asyncio.run(main())
-    assert (job_nice, loop_nice) == (7, 0)
+    assert (job_nice, loop_nice) == (max(base, 7), base)
     if torch.get_num_threads() > 1:
         assert compute_nices, "the matrix product started no compute thread"
-    assert compute_nices == [7] * len(compute_nices)
+    assert compute_nices == [job_nice] * len(compute_nices)
 
 
 def test_nice_zero_leaves_the_priority_alone():
@@ -51,4 +52,4 @@ def test_nice_zero_leaves_the_priority_alone():
         finally:
             runner.shutdown()
 
-    assert asyncio.run(main()) == 0
+    assert asyncio.run(main()) == nice_of(threading.get_native_id())
