@@ -123,3 +123,21 @@ def test_health_reports_queue_and_models(live_server):
     metrics = httpx.get(f"{server.url}/metrics").text
     for name in ("musicsep_jobs{", "musicsep_queue_depth", "musicsep_separation_seconds", "musicsep_realtime_factor"):
         assert name in metrics
+
+
+def test_links_on_another_host_are_fetched_without_the_api_key(tmp_path):
+    """Stems stored in S3 arrive as presigned links to the bucket: both clients fetch those
+    without the API key, which is sent to the musicsep server only."""
+    with http_target() as bucket:
+        bucket.audio = b"stem bytes"
+        with Client("http://127.0.0.1:9", api_key="secret-key") as client:
+            saved = client.download(f"{bucket.url}/audio", tmp_path / "sync.wav")
+
+        async def fetch() -> None:
+            async with AsyncClient("http://127.0.0.1:9", api_key="secret-key") as client:
+                await client.download(f"{bucket.url}/audio", tmp_path / "async.wav")
+
+        asyncio.run(fetch())
+    assert saved.read_bytes() == (tmp_path / "async.wav").read_bytes() == b"stem bytes"
+    assert len(bucket.requests) == 2
+    assert all("authorization" not in {k.lower() for k in headers} for _, headers in bucket.requests)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import aiohttp
 
-from musicsep.clients.common import absolute, events_path, filename_from, submission
+from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
 from musicsep.clients.errors import ServerError
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
@@ -148,7 +148,12 @@ class AsyncClient:
     # --- files ------------------------------------------------------------------------------
     async def download(self, url: str, dest: str | Path) -> Path:
         dest = Path(dest)
-        async with self.session.get(self._url(url)) as response:
+        url = self._url(url)
+        async with AsyncExitStack() as stack:
+            session = self.session
+            if not same_origin(self.base_url, url):  # a presigned S3 link: no credentials of ours
+                session = await stack.enter_async_context(aiohttp.ClientSession(timeout=self._timeout))
+            response = await stack.enter_async_context(session.get(url))
             await self._check(response)
             if dest.is_dir():
                 dest = dest / filename_from(response.headers.get("content-disposition", ""), url)

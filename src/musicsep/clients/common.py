@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 OPTION_NAMES = ("model", "stems", "two_stems", "format", "shifts", "overlap", "segment", "payload", "analyze",
                 "priority", "webhook_url", "idempotency_key")
@@ -64,6 +64,14 @@ def form_fields(options: dict[str, Any]) -> dict[str, str]:
 def absolute(base_url: str, url: str) -> str:
     """Links in events are relative to the server unless it runs with a public URL."""
     return urljoin(base_url.rstrip("/") + "/", url)
+
+
+def same_origin(base_url: str, url: str) -> bool:
+    """Whether `url` is on the musicsep server itself. Credentials go only there: stems stored
+    in S3 come as presigned links to the bucket, which must not see the API key (and refuses
+    requests that carry a second authorisation anyway)."""
+    ours, theirs = urlsplit(base_url), urlsplit(url)
+    return (ours.scheme, ours.netloc) == (theirs.scheme, theirs.netloc)
 
 
 def events_path(job_or_url: str) -> str:

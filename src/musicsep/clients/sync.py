@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from musicsep.clients.common import absolute, events_path, filename_from, submission
+from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
 from musicsep.clients.errors import ServerError
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
@@ -128,7 +128,12 @@ class Client:
     def download(self, url: str, dest: str | Path) -> Path:
         """Save a stem (or stems.zip) link; `dest` may be a folder (the server names the file)."""
         dest = Path(dest)
-        with self._http.stream("GET", self._url(url)) as response:
+        url = self._url(url)
+        with ExitStack() as stack:
+            http = self._http
+            if not same_origin(self.base_url, url):  # a presigned S3 link: no credentials of ours
+                http = stack.enter_context(httpx.Client(timeout=self._http.timeout))
+            response = stack.enter_context(http.stream("GET", url))
             self._check(response)
             if dest.is_dir():
                 dest = dest / filename_from(response.headers.get("content-disposition", ""), url)
