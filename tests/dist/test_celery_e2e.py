@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import zipfile
 
 import httpx
@@ -20,7 +21,7 @@ from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 from http_target import http_target
 
-from .scaleout import ScaleOut, cluster_env, harness, wait_until
+from .scaleout import ScaleOut, cluster_env, harness, s3_env, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -187,3 +188,20 @@ def test_a_job_that_kills_its_worker_three_times_fails_with_a_reason(scaleout, m
     assert "stopped 3 times" in events[-1][2]["message"]
     assert [e[1] for e in events if e[1] in TERMINAL] == ["failed"]
     log.close()
+
+
+def test_a_worker_that_cannot_reach_the_bucket_fails_the_job_with_a_reason(scaleout, make_clip, s3_endpoint):
+    """Storage failing around the separation (here: the worker's S3 endpoint is a closed port,
+    while the API's is the real one) ends the job with a `failed` event; it is never left running."""
+    scaleout.env.update(s3_env(s3_endpoint))
+    api = scaleout.api()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    scaleout.worker("w1", {"MUSICSEP_S3_ENDPOINT_URL": dead_endpoint, "AWS_MAX_ATTEMPTS": "1"})
+    job = submit(api, make_clip(seconds=3.0), analyze="false")
+    events = events_of(api, job)
+    assert [e[1] for e in events if e[1] in TERMINAL] == ["failed"]
+    assert events[-1][2]["code"] == "internal_error"
+    assert "could not be fetched or stored" in events[-1][2]["message"]
+    assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "failed"

@@ -238,6 +238,18 @@ class CeleryJobService(JobService):
             log.info("task skipped: the job is cancelled, finished or gone")
             return
         log = log.bind(request_id=job.request_id)
+        try:
+            self._run_taken(job, log)
+        except Exception:  # storage or Redis failing around the pipeline: never leave it `running`
+            log.exception("job failed unexpectedly around the separation")
+            self._finish(job, JobStatus.FAILED, {
+                "code": "internal_error",
+                "message": f"the job's files could not be fetched or stored (request id {job.request_id})",
+            })
+
+    def _run_taken(self, job: Job, log) -> None:
+        """The attempt of a job this worker has taken: input, pipeline, stems, terminal event."""
+        job_id = job.id
         if job.attempts > self.settings.max_attempts:
             self._finish(job, JobStatus.FAILED, {
                 "code": "worker_lost",
