@@ -92,6 +92,11 @@ def test_submissions_and_health_answer_503_while_redis_is_down_and_recover_when_
             assert "cannot be reached" in reply.json()["error"]["message"]
             assert "nothing was queued" in reply.json()["error"]["message"]
             assert reply.headers["Retry-After"].isdigit()
+        for path in (f"/api/v1/jobs/{before}", f"/api/v1/jobs/{before}/events", "/api/v1/jobs"):
+            reply = httpx.get(f"{api}{path}", timeout=30)
+            assert reply.status_code == 503, (path, reply.text)
+            assert reply.json()["error"]["message"] == "the job store cannot be reached right now; retry shortly"
+            assert reply.headers["Retry-After"].isdigit()
         status, body = health(api)
         assert status == 503
         assert body["status"] == "unavailable" and body["dependencies"] == {"redis": False}

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from musicsep.dist.redis_store import DEFAULT_PREFIX
+from musicsep.dist.redis_store import DEFAULT_PREFIX, reachable
 from musicsep.service.events import Event
 
 # KEYS: stream, counter. ARGV: type, data (JSON), cap. Returns the new event id.
@@ -64,10 +64,12 @@ class RedisEventLog:
         event_id = int(self._append(keys=[self._stream(job_id), self._counter(job_id)], args=[type_, text, self._cap]))
         return Event(event_id, type_, data)
 
+    @reachable
     def read(self, job_id: str, after: int = 0) -> list[Event]:
         entries = self._r.xrange(self._stream(job_id), min=f"{after + 1}-0")
         return [_event(entry_id, fields) for entry_id, fields in entries]
 
+    @reachable
     def last(self, job_id: str) -> Event | None:
         entries = self._r.xrevrange(self._stream(job_id), count=1)
         return _event(*entries[0]) if entries else None

@@ -16,16 +16,36 @@ sets. The client is redis-py's synchronous one: each call is one round trip on 1
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
 
+from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.store import DuplicateIdempotencyKey
 
 DEFAULT_PREFIX = "musicsep:"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """Redis cannot be reached while reading jobs: a 503 with Retry-After, not a 500."""
+
+    def __init__(self) -> None:
+        super().__init__("the job store cannot be reached right now; retry shortly", 5)
+
+
+def reachable(method):
+    """Turn Redis being down (connection refused, timed out) into StoreUnavailable."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise StoreUnavailable() from None
+    return wrapper
 
 
 def job_to_json(job: Job) -> str:
@@ -141,14 +161,17 @@ class RedisStore:
         pipe.zrem(self._key("expiry"), job_id)
         pipe.execute()
 
+    @reachable
     def get_job(self, job_id: str) -> Job | None:
         text = self._r.get(self._key("job", job_id))
         return None if text is None else job_from_json(text)
 
+    @reachable
     def find_by_idempotency_key(self, key: str) -> str | None:
         value = self._r.get(self._key("idem", key))
         return None if value is None else value.decode()
 
+    @reachable
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None, limit: int = 100) -> list[Job]:
         wanted = list(statuses or [])
         if not wanted:
@@ -165,6 +188,7 @@ class RedisStore:
         texts = self._r.mget([self._key("job", i) for i in ids])
         return [job_from_json(text) for text in texts if text is not None]
 
+    @reachable
     def count_by_status(self) -> dict[str, int]:
         pipe = self._r.pipeline(transaction=False)
         for status in JobStatus:
