@@ -191,7 +191,7 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
     ]
     if served:
         # The CLI's own model load, from its --json timings, taken off the CLI's wall time.
-        net = [m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["timings"]["load_s"]
+        net = [m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"]
                for m in results["musicsep exact"]]
         ratio = _median([s / n for s, n in zip(served, net)])
         print(f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "

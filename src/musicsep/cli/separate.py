@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3, 4
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device or settings.device, precision=args.precision or settings.precision)
     loader = ModelLoader(repo=settings.model_repo, offline=settings.offline,
                          fallback=settings.fallback_chain)
+    load_started = time.monotonic()
     try:
         separator, fallback_reason = loader.resolve(request.model, device=request.device,
                                                     precision=request.precision,
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    model_load_s = time.monotonic() - load_started  # once per process; files after share the model
     if fallback_reason:
         print(f"musicsep: {fallback_reason}", file=sys.stderr)
     if args.jobs is not None and args.jobs < 1:
@@ -85,14 +88,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"musicsep: compiled {separator.name} in {seconds:.1f} s", file=sys.stderr)
     status = EXIT_OK
     for path in args.files:
-        code = _separate_one(path, args, request, loader, settings.max_duration_s)
+        code = _separate_one(path, args, request, loader, settings.max_duration_s, model_load_s)
         if code == EXIT_USAGE or code == EXIT_MODEL:
             return code
         status = status or code
     return status
 
 
-def _separate_one(path: Path, args, request, loader, max_duration_s: float) -> int:
+def _separate_one(path: Path, args, request, loader, max_duration_s: float, model_load_s: float) -> int:
     from tqdm import tqdm
 
     from musicsep.model.errors import MusicsepError
@@ -127,5 +130,6 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float) -> i
             "duration_s": round(result.duration_s, 6),
             "stems": {name: str(p) for name, p in result.stems.items()},
             "timings": {k: round(v, 4) for k, v in result.timings.items()},
+            "model_load_s": round(model_load_s, 4),
         }), flush=True)
     return EXIT_OK

@@ -188,6 +188,8 @@ class ModelLoader:
         the server keeps whole models, shared by every request)."""
         if name == "dsp":
             return self._get_dsp()
+        import torch
+
         from musicsep.model.recovery import RecoveringSeparator
 
         torch_device = resolve_device(device)
@@ -205,6 +207,11 @@ class ModelLoader:
                     self._failures[name] = exc
                     raise
                 model.to(torch_device).eval()
+                if torch_device.type == "cpu" and precision == "fp32":
+                    # oneDNN runs HTDemucs's 2-D (frequency branch) convolutions and transposed
+                    # convolutions 5-12% faster from channels-last weights in fp32; the outputs
+                    # move by float rounding only (3e-7). Under bf16 autocast it is slower.
+                    model.to(memory_format=torch.channels_last)
                 self._cache[key] = RecoveringSeparator(name, model, torch_device, precision)
             return self._cache[key]
 
