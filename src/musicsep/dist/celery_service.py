@@ -39,7 +39,7 @@ from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
-from musicsep.model.errors import Cancelled, MusicsepError
+from musicsep.model.errors import Cancelled
 from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.artifacts import discard
 from musicsep.service.health import Health
@@ -288,15 +288,8 @@ class CeleryJobService(JobService):
             reason = self._r.get(self._cancel_key(job_id))
             self._finish(job, JobStatus.CANCELLED, {"reason": reason.decode() if reason else "cancelled"})
             log.info("job cancelled")
-        except MusicsepError as exc:
-            self._finish(job, JobStatus.FAILED, {"code": exc.code, "message": exc.message})
-            log.info("job failed: {}", exc.code)
-        except Exception:
-            log.exception("job failed unexpectedly")
-            self._finish(job, JobStatus.FAILED, {
-                "code": "internal_error",
-                "message": f"the separation failed unexpectedly (request id {job.request_id})",
-            })
+        except Exception as exc:
+            self._fail(job, exc, log)
         else:
             if self.s3 is not None:
                 media_type = FORMATS[job.spec.format].media_type

@@ -226,15 +226,8 @@ class JobService:
                 reason = self._cancel_reasons.pop(job_id, "cancelled")
                 self._finish(job, JobStatus.CANCELLED, {"reason": reason})
                 log.info("job cancelled: {}", reason)
-        except MusicsepError as exc:
-            self._finish(job, JobStatus.FAILED, {"code": exc.code, "message": exc.message})
-            log.info("job failed: {}", exc.code)
-        except Exception:
-            log.exception("job failed unexpectedly")
-            self._finish(job, JobStatus.FAILED, {
-                "code": "internal_error",
-                "message": f"the separation failed unexpectedly (request id {job.request_id})",
-            })
+        except Exception as exc:
+            self._fail(job, exc, log)
         else:
             await self._complete(job, output)
             log.info("job completed")
@@ -287,6 +280,19 @@ class JobService:
         self._finish(job, JobStatus.COMPLETED, {
             "stems": delivered, "analysis": output.analysis, "timings": timings,
             "model": output.model, "fallback_reason": output.fallback_reason})
+
+    def _fail(self, job: Job, exc: Exception, log) -> None:
+        """The `failed` event for what a pipeline raised: a typed error in its own words; anything
+        else logged with its traceback and sent as a generic message with the request id."""
+        if isinstance(exc, MusicsepError):
+            self._finish(job, JobStatus.FAILED, {"code": exc.code, "message": exc.message})
+            log.info("job failed: {}", exc.code)
+            return
+        log.opt(exception=exc).error("job failed unexpectedly")
+        self._finish(job, JobStatus.FAILED, {
+            "code": "internal_error",
+            "message": f"the separation failed unexpectedly (request id {job.request_id})",
+        })
 
     def _finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> None:
         """Persist the terminal state, then append the one terminal event."""
