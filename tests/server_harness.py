@@ -113,12 +113,18 @@ class ServerProcess:
         self.process.wait(timeout=30)
 
     def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended within `grace_s`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
 
 
 def free_port() -> int:

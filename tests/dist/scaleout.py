@@ -63,12 +63,7 @@ class Worker:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        harness.stop_process(self.process)
 
 
 @dataclass
