@@ -218,12 +218,14 @@ class ErrorEnvelope(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope, "description": text}
     for status, text in {
+        400: "Malformed request: a body or header that cannot be parsed",
         401: "Missing or wrong credentials",
         404: "Unknown job, stem or model",
         410: "The job's results expired",
         413: "Upload too large",
         415: "Not an audio format the server decodes",
         422: "Invalid options or audio",
+        429: "Too many concurrent streams or requests from this caller (see Retry-After)",
         503: "Busy: queue full or no free slot (see Retry-After)",
     }.items()
 }
