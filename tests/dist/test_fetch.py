@@ -12,13 +12,8 @@ import re
 
 import pytest
 
-from musicsep.service.fetch import (
-    FetchLimits,
-    UrlFetchFailed,
-    UrlRefused,
-    address_allowed,
-    fetch_to_file,
-)
+from musicsep.service.addresses import address_allowed
+from musicsep.service.fetch import FetchLimits, UrlFetchFailed, UrlRefused, fetch_to_file
 
 from http_target import http_target
 

@@ -1,11 +1,13 @@
 """Outbound HTTP on a caller's behalf (`audio_url` inputs, webhook targets) without SSRF.
 
 A URL typed by a caller must not let it reach the server's own network: loopback, private
-ranges, link-local (169.254.169.254 is the cloud metadata service), shared, reserved. Checking
+ranges, link-local (169.254.169.254 is the cloud metadata service), shared, reserved, and the
+IPv6 forms that embed such an IPv4 address (`service/addresses.py` decides). Checking
 the hostname's addresses is not enough, because the HTTP library would resolve the name again
 and a second DNS answer can differ (DNS rebinding). So every hop here is:
 
-1. resolve the host once; refuse unless every address is public;
+1. resolve the host once (IP literals in any spelling and `localhost` names without DNS);
+   refuse unless every address is public;
 2. connect to the checked address itself (the URL's host replaced by the IP), sending the real
    name in `Host` and, for HTTPS, as TLS SNI and the name the certificate is verified against
    (httpcore's `sni_hostname` request extension), so certificates still prove the name;
@@ -20,6 +22,7 @@ and does not support httpx, hence this module.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,11 +34,15 @@ from urllib.parse import urljoin
 import httpx
 
 from musicsep.model.errors import Cancelled, MusicsepError
+from musicsep.service.addresses import refusal
 
 #: host, port -> every address the name resolves to.
 Resolver = Callable[[str, int], list[str]]
 
 _CHUNK = 1 << 16
+#: DNS names only: letter/digit/hyphen (and underscore) labels, as IDNA-encoded by httpx.
+_HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+                        r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -71,47 +78,44 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def address_allowed(address: str, *, allow_loopback: bool = False) -> bool:
-    """True for globally routable unicast addresses (and loopback when the test allowance is on)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return allow_loopback
-    # is_global is False for private, shared (100.64/10), link-local, reserved, unspecified and
-    # documentation ranges; multicast is "global" for some ranges but never a web server.
-    return ip.is_global and not ip.is_multicast
-
-
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
-_METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-
-
-def describe_address(address: str) -> str:
-    """What kind of non-public address this is, in words for the refusal message."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in _METADATA:
-        return "the cloud metadata service's address"
-    for kind, test in (("an unspecified", ip.is_unspecified), ("a loopback", ip.is_loopback),
-                       ("a link-local", ip.is_link_local), ("a multicast", ip.is_multicast),
-                       ("a shared (carrier-grade NAT)", ip in _SHARED), ("a reserved", ip.is_reserved),
-                       ("a private", ip.is_private)):
-        if test:
-            return f"{kind} address"
-    return "a non-public address"
-
-
-def _refusal(host: str, address: str) -> str:
+def _refusal(host: str, address: str, kind: str) -> str:
     try:
         literal = ipaddress.ip_address(host) == ipaddress.ip_address(address)
     except ValueError:
         literal = False
-    kind = describe_address(address)
     if literal:
         return f"{address} is {kind}, not a public one"
     return f"'{host}' resolves to {address}, {kind}, not a public one"
+
+
+def _numeric_address(host: str) -> str | None:
+    """The address an IP literal means, in any spelling the C library accepts (`2130706433`,
+    `0x7f.1`, `127.1`), or None for a name. Decided by libc with AI_NUMERICHOST, so no DNS
+    question is sent and the answer is what a connection to `host` would use."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        return None
+    return str(infos[0][4][0])
+
+
+def _is_localhost(host: str) -> bool:
+    """RFC 6761: `localhost` and every name under it are this machine, whatever DNS says."""
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def _addresses(host: str, port: int, resolve: Resolver) -> list[str]:
+    if "%" in host:
+        raise UrlRefused("IPv6 zone ids are not accepted in URLs")
+    literal = _numeric_address(host)
+    if literal is not None:
+        return [literal]
+    if _is_localhost(host):
+        return ["127.0.0.1", "::1"]
+    if not _HOST_NAME.match(host):
+        raise UrlRefused(f"'{host[:100]}' is not a valid host name")
+    return resolve(host, port)
 
 
 @dataclass(frozen=True)
@@ -131,12 +135,13 @@ def pin(url: str, limits: FetchLimits, resolve: Resolver) -> PinnedTarget:
         raise UrlRefused("only http and https URLs are accepted")
     host = parsed.host
     port = parsed.port or _DEFAULT_PORTS[parsed.scheme]
-    addresses = resolve(host, port)
+    addresses = _addresses(host, port, resolve)
     if not addresses:
         raise UrlFetchFailed(f"the host name '{host}' could not be resolved")
-    refused = [a for a in addresses if not address_allowed(a, allow_loopback=limits.allow_loopback)]
-    if refused:
-        raise UrlRefused(_refusal(host, refused[0]))
+    for address in addresses:
+        kind = refusal(address, allow_loopback=limits.allow_loopback)
+        if kind is not None:
+            raise UrlRefused(_refusal(host, address, kind))
     host_header = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     return PinnedTarget(parsed.copy_with(host=addresses[0]), {"Host": host_header}, extensions)
