@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import socket
+import struct
 
 import httpx
 import pytest
+
+from http_target import http_target
+from server_harness import stream_events
 
 LIMIT_MB = 0.25
 LIMIT = int(LIMIT_MB * 1024 * 1024)
@@ -156,3 +160,100 @@ def test_request_id_is_echoed_when_acceptable(server):
     assert response.json()["error"]["request_id"] == "trace-42"
     response = httpx.get(f"{server.url}/health", headers={"X-Request-Id": "bad id\twith tab"})
     assert response.headers["x-request-id"] != "bad id\twith tab"
+
+
+# --- issue 12, finding 8: inputs that answered 500 ---------------------------------------------
+
+KEY = "k" * 24
+SOME_JOB = "0123456789abcdef0123456789abcdef"
+
+
+def _wav(channels: int = 2, tag: int = 1, frames: int = 4410) -> bytes:
+    """A canonical WAV header claiming `channels` and format `tag`, then silence."""
+    block = channels * 2
+    fmt = struct.pack("<HHIIHH", tag, channels, 44100, 44100 * block, block, 16)
+    data = bytes(frames * block)
+    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
+            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+@pytest.fixture
+def keyed(live_server):
+    return live_server(api_keys=[KEY], basic_auth=["ann:secret-pass"])
+
+
+@pytest.mark.parametrize("token", ["².abc", "²²²²²²²²²².abc", "٣٣٣٣٣٣٣٣٣٣.abc", "9999999999.é", "9999999999.²"])
+def test_unicode_digits_or_letters_in_a_stream_token_are_401_not_500(keyed, token):
+    """`str.isdigit()` took '²' (then int() raised) and compare_digest raised on non-ASCII text."""
+    response = httpx.get(f"{keyed.url}/api/v1/jobs/{SOME_JOB}/events", params={"token": token})
+    assert response.status_code == 401
+    assert _envelope(response)["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("value", ["²", "²²²²", "é:x", "YW5uOnNlY3JldC1wYXNz²"])
+def test_a_basic_header_that_is_not_ascii_is_401_not_500(keyed, value):
+    """base64.b64decode raises a plain ValueError (not binascii.Error) on non-ASCII text."""
+    response = httpx.get(f"{keyed.url}/api/v1/jobs", headers={"Authorization": f"Basic {value}".encode("latin-1")})
+    assert response.status_code == 401
+    assert _envelope(response)["code"] == "unauthorized"
+
+
+def test_an_unknown_wav_codec_is_415_not_500(server):
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", _wav(tag=0x1234))})
+    assert response.status_code == 415
+    assert _envelope(response)["code"] == "unsupported_format"
+
+
+def test_a_255_channel_wav_is_422_naming_the_channel_limit(server):
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", _wav(channels=255, frames=100))})
+    assert response.status_code == 422
+    error = _envelope(response)
+    assert error["code"] == "invalid_audio"
+    assert "255 channels" in error["message"] and "24" in error["message"]
+
+
+def test_channels_without_a_standard_layout_fail_the_job_as_invalid_audio(server):
+    """9 unlabelled channels pass the header check but cannot be down-mixed: was internal_error."""
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", _wav(channels=9))},
+                          data={"analyze": "false"})
+    assert response.status_code == 202, response.text
+    status, events = stream_events(server.url + response.json()["events_url"])
+    assert events[-1][1] == "failed"
+    assert events[-1][2]["code"] == "invalid_audio"
+    assert "9 channels" in events[-1][2]["message"]
+
+
+@pytest.mark.parametrize("body", [b"", b"--xx--\r\n"])
+def test_an_empty_multipart_body_is_422(server, body):
+    response = httpx.post(f"{server.url}/api/v1/jobs", content=body,
+                          headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    assert response.status_code == 422
+    assert "file" in _envelope(response)["message"]
+
+
+def test_a_multipart_body_without_a_file_part_is_422(server):
+    response = httpx.post(f"{server.url}/api/v1/jobs", files={"model": (None, "tiny_htdemucs")})
+    assert response.status_code == 422
+    assert "file" in _envelope(response)["message"]
+
+
+def test_separate_as_json_answers_a_refused_audio_url_with_422(server):
+    """The client's URL leads to a loopback address (allowance off): its fault, not a 500.
+    Loopback on purpose: even a check that failed would not let a connection leave the machine."""
+    response = httpx.post(f"{server.url}/api/v1/separate", json={"audio_url": "http://127.0.0.1:9/a.wav"},
+                          headers={"Accept": "application/json"}, timeout=60)
+    assert response.status_code == 422
+    error = _envelope(response)
+    assert error["code"] == "url_refused"
+    assert "loopback" in error["message"]
+
+
+def test_separate_as_json_answers_an_audio_url_that_is_404_with_422(live_server):
+    server = live_server(allow_loopback_urls=True)
+    with http_target() as target:
+        response = httpx.post(f"{server.url}/api/v1/separate", json={"audio_url": f"{target.url}/status/404"},
+                              headers={"Accept": "application/json"}, timeout=60)
+    assert response.status_code == 422
+    error = _envelope(response)
+    assert error["code"] == "url_fetch_failed"
+    assert "404" in error["message"]

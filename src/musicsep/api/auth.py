@@ -10,7 +10,6 @@ opens that job's event stream (checked in the events route).
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 
 from fastapi import Request
@@ -38,7 +37,9 @@ def has_valid_credentials(request: Request, settings: Settings) -> bool:
     if scheme.lower() == "basic" and basics:
         try:
             decoded = base64.b64decode(value, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:
+            # binascii.Error (bad base64), UnicodeDecodeError, and the plain ValueError that
+            # b64decode raises for non-ASCII text ('²'): all of them are wrong credentials.
             return False
         return _matches_any(decoded, basics)
     api_key = request.headers.get("x-api-key")

@@ -26,6 +26,7 @@ from musicsep.model.errors import (
     UnsupportedFormat,
 )
 from musicsep.service.admission import NoFreeSlot, QueueFull, ServiceUnavailable
+from musicsep.service.fetch import UrlFetchFailed, UrlRefused
 from musicsep.service.job_service import JobExpired, JobNotFound
 
 
@@ -49,6 +50,9 @@ STATUS_TABLE: dict[type[Exception], tuple[int, str]] = {
     AudioTooLong: (422, AudioTooLong.code),
     InvalidOptions: (422, InvalidOptions.code),
     ModelUnavailable: (422, ModelUnavailable.code),
+    # The caller's audio_url: refused (not a public address) or not downloadable (404, too big).
+    UrlRefused: (422, UrlRefused.code),
+    UrlFetchFailed: (422, UrlFetchFailed.code),
 }
 
 _MESSAGES: dict[type[Exception], str] = {

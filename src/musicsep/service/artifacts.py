@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+#: An expiry as links carry it: ASCII digits only. `str.isdigit()` and `int()` also take '²' or
+#: '٣' (the first then fails in int(): a 500), and pydantic's int takes '+5', ' 5', '5.0', '5_0'.
+_EXPIRY = re.compile(r"[0-9]{1,15}")
 _ZIP_CHUNK = 1 << 20
 
 
@@ -52,10 +55,14 @@ class Signer:
     def sign_until(self, purpose: str, job_id: str, name: str, expires: int) -> tuple[int, str]:
         return expires, self._mac(purpose, job_id, name, expires)
 
-    def verify(self, purpose: str, job_id: str, name: str, expires: int, signature: str) -> bool:
-        if expires < time.time():
+    def verify(self, purpose: str, job_id: str, name: str, expires: int | str, signature: str) -> bool:
+        """True for an unexpired signature this key made. `expires` is the link's text (or an int):
+        anything but ASCII digits, and any signature that is not ASCII, is simply not valid."""
+        text = str(expires)
+        # compare_digest raises TypeError on str with non-ASCII characters: they are refused first.
+        if not _EXPIRY.fullmatch(text) or not signature.isascii() or int(text) < time.time():
             return False
-        return hmac.compare_digest(self._mac(purpose, job_id, name, expires), signature)
+        return hmac.compare_digest(self._mac(purpose, job_id, name, int(text)), signature)
 
     def stream_token(self, job_id: str, ttl_s: float) -> str:
         expires, mac = self.sign_until("events", job_id, "", int(time.time() + ttl_s))
@@ -63,7 +70,7 @@ class Signer:
 
     def check_stream_token(self, job_id: str, token: str) -> bool:
         expires, _, mac = token.partition(".")
-        return expires.isdigit() and self.verify("events", job_id, "", int(expires), mac)
+        return self.verify("events", job_id, "", expires, mac)
 
 
 def discard(upload: Path | None) -> None:

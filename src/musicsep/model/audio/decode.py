@@ -29,6 +29,10 @@ from .sniff import DEMUXERS, HEAD_BYTES, sniff_format
 MIN_SAMPLERATE = 4_000
 MAX_SAMPLERATE = 768_000
 
+#: The most channels an input may have: 24 is FFmpeg's largest standard layout (22.2), the
+#: widest that its down-mix to stereo knows how to weigh. More (a 255-channel WAV) is refused.
+MAX_CHANNELS = 24
+
 #: Packets that fail to decode are skipped, as the ffmpeg CLI does, until more than this many
 #: plus a tenth of the good ones have failed: then the stream is corrupt, not merely scratched.
 _BAD_PACKET_ALLOWANCE = 8
@@ -148,12 +152,21 @@ def _open_file(path: Path) -> Iterator[BinaryIO]:
 
 def _check_stream(stream: av.AudioStream) -> None:
     ctx = stream.codec_context
-    if ctx.codec is None or not ctx.codec.is_decoder:
+    # No context at all when FFmpeg knows no codec for the container's tag (WAV format 0x1234).
+    if ctx is None or ctx.codec is None or not ctx.codec.is_decoder:
         raise UnsupportedFormat("The file's audio codec is not supported.")
     if ctx.sample_rate:
         _check_samplerate(ctx.sample_rate)
     if ctx.channels == 0 and ctx.layout.nb_channels == 0:
         raise InvalidAudio("The audio track declares no channels.")
+    if max(ctx.channels, ctx.layout.nb_channels) > MAX_CHANNELS:
+        raise InvalidAudio(_too_many_channels(max(ctx.channels, ctx.layout.nb_channels)))
+
+
+def _too_many_channels(channels: int, *, unlabelled: bool = False) -> str:
+    what = f"{channels} channels in no standard layout" if unlabelled else f"{channels} channels"
+    return (f"The audio has {what}; musicsep reads mono, stereo and the standard surround "
+            f"layouts of up to {MAX_CHANNELS} channels.")
 
 
 def _check_samplerate(rate: int) -> None:
@@ -226,7 +239,15 @@ class _Converter:
             )
             self._key = key
         assert self._resampler is not None
-        for out in self._resampler.resample(frame):
+        try:
+            converted = self._resampler.resample(frame)
+        except av.FFmpegError:
+            if frame.layout.nb_channels <= 2:
+                raise
+            # An unlabelled channel count FFmpeg has no default layout for (9, 11, 13...): its
+            # down-mix cannot tell which channel is which, so it cannot weigh them.
+            raise InvalidAudio(_too_many_channels(frame.layout.nb_channels, unlabelled=True)) from None
+        for out in converted:
             yield out.to_ndarray()
 
     def flush(self) -> Iterator[np.ndarray]:
