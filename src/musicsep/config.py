@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -178,3 +178,22 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build Settings now (never at import time), so tests and the CLI can set the environment first."""
     return Settings(**overrides)  # type: ignore[arg-type]
+    @field_validator("signing_key")
+    @classmethod
+    def _refuse_short_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "MUSICSEP_SIGNING_KEY must be at least 32 bytes (anyone could forge links signed with a short "
+                "one); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A settings error in words for the CLI: one line per field, never the value given (pydantic's
+    own text repeats it, and the value may be a secret)."""
+    return "\n".join(
+        f"  {'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    )

@@ -39,11 +39,9 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
 
 def _signing_key(settings: Settings) -> bytes:
-    from musicsep.service.artifacts import load_or_create_key
+    from musicsep.service.artifacts import signing_key
 
-    if settings.signing_key is not None:
-        return settings.signing_key.get_secret_value().encode()
-    return load_or_create_key(settings.data_dir)
+    return signing_key(settings.signing_key, settings.data_dir)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

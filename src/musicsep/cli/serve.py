@@ -47,13 +47,19 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from musicsep.api.app import create_app
-    from musicsep.config import get_settings
+    from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
+    from musicsep.service.artifacts import SigningKeyRefused, signing_key
 
     try:
         settings = get_settings(**_overrides(args))
     except ValidationError as exc:
-        print(f"musicsep serve: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"musicsep serve: invalid settings:\n{describe_invalid(exc)}", file=sys.stderr)
+        return 2
+    try:
+        signing_key(settings.signing_key, settings.data_dir)  # refused here, in words, not in a traceback
+    except SigningKeyRefused as exc:
+        print(f"musicsep serve: {exc}", file=sys.stderr)
         return 2
     if args.preload and settings.default_model not in settings.preload:
         settings.preload.append(settings.default_model)

@@ -27,14 +27,14 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from musicsep.api.links import Links
-    from musicsep.config import get_settings
+    from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
 
     overrides = {"device": args.device} if args.device else {}
     try:
         settings = get_settings(**overrides)
     except ValidationError as exc:
-        print(f"musicsep worker: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"musicsep worker: invalid settings:\n{describe_invalid(exc)}", file=sys.stderr)
         return 2
     setup_logging(settings.log_json)
     try:
@@ -43,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[dist]'",
               file=sys.stderr)
         return 2
+    from musicsep.service.artifacts import SigningKeyRefused
+
     models = args.model or settings.preload
-    run_worker(build_worker(settings, Links(settings.public_url), models), args.name)
+    try:
+        worker = build_worker(settings, Links(settings.public_url), models)
+    except SigningKeyRefused as exc:
+        print(f"musicsep worker: {exc}", file=sys.stderr)
+        return 2
+    run_worker(worker, args.name)
     return 0

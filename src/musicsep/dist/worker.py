@@ -21,17 +21,13 @@ from musicsep.service.job_service import LinkBuilder
 
 def build_worker(settings: Settings, links: LinkBuilder, models: list[str]) -> Celery:
     from musicsep.model.loading import ModelLoader
-    from musicsep.service.artifacts import Signer, load_or_create_key
+    from musicsep.service.artifacts import Signer, signing_key
 
+    key = signing_key(settings.signing_key, settings.data_dir)  # before the models: a bad key fails fast
     loader = ModelLoader(repo=settings.model_repo, offline=settings.offline, fallback=settings.fallback_chain)
     for name in models:
         loader.get(name, settings.device, settings.precision)
         logger.info("model {} loaded", name)
-    key = (
-        settings.signing_key.get_secret_value().encode()
-        if settings.signing_key is not None
-        else load_or_create_key(settings.data_dir)
-    )
     service = CeleryJobService(settings, loader=loader, signer=Signer(key), links=links)
     app = make_celery(settings)
 

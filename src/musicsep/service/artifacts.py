@@ -16,10 +16,13 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from pydantic import SecretStr
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 #: An expiry as links carry it: ASCII digits only. `str.isdigit()` and `int()` also take '²' or
@@ -28,16 +31,70 @@ _EXPIRY = re.compile(r"[0-9]{1,15}")
 _ZIP_CHUNK = 1 << 20
 
 
+#: HMAC-SHA256 keys shorter than its 32-byte output weaken it; an empty one lets anyone sign.
+MIN_KEY_BYTES = 32
+KEY_FILE = "signing.key"
+
+
+class SigningKeyRefused(RuntimeError):
+    """The configured or stored signing key is too short to sign with: the server does not start."""
+
+
+def signing_key(configured: SecretStr | None, data_dir: Path) -> bytes:
+    """`MUSICSEP_SIGNING_KEY` when set (its length is checked by Settings), else the key file."""
+    if configured is not None:
+        key = configured.get_secret_value().encode()
+        if len(key) < MIN_KEY_BYTES:
+            raise SigningKeyRefused(f"MUSICSEP_SIGNING_KEY must be at least {MIN_KEY_BYTES} bytes")
+        return key
+    return load_or_create_key(data_dir)
+
+
 def load_or_create_key(data_dir: Path) -> bytes:
-    """The signing key: kept in the data dir so that links survive a restart."""
-    path = data_dir / "signing.key"
-    if path.exists():
-        return path.read_bytes()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+    """The signing key: kept in the data dir so that links survive a restart.
+
+    Refuses a file shorter than MIN_KEY_BYTES (the old non-atomic write left an empty one after a
+    crash or a full disk) instead of signing with it.
+    """
+    path = data_dir / KEY_FILE
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        return _create_key(path)
+    if len(key) < MIN_KEY_BYTES:
+        raise SigningKeyRefused(
+            f"{path} holds {len(key)} bytes; a signing key needs at least {MIN_KEY_BYTES} (an interrupted "
+            "first write leaves the file empty). Delete it to have a new key generated at the next start "
+            "(links and stream tokens signed with the old one stop working), or set MUSICSEP_SIGNING_KEY to "
+            f"at least {MIN_KEY_BYTES} random bytes, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return key
+
+
+def _create_key(path: Path) -> bytes:
+    """Write a new key so that `path` is either absent or whole: a temp file in the same folder
+    (mode 0600 from mkstemp), fsync, then a hard link to the final name, which, unlike a rename,
+    never replaces a key another process sharing the data dir created meanwhile; then the folder
+    is fsynced so the name survives a power cut."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(MIN_KEY_BYTES)
+    fd, temp = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return load_or_create_key(path.parent)
+    finally:
+        os.unlink(temp)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return key
 
 
