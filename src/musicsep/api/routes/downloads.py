@@ -1,7 +1,9 @@
 """Stem downloads: signed links (or credentials), Range requests, Content-Disposition, a streamed zip.
 
-A file is found from the job's own result by an allow-listed stem name, never from a path in
-the request; anything else (`..`, encoded slashes, unknown names) is a 404.
+The signature (or the credentials) is checked before the job is looked up: a caller without
+either gets the same 403 whether the id exists, has finished, or has a stem of that name. A file
+is found from the job's own result by an allow-listed stem name, never from a path in the
+request; anything else (`..`, encoded slashes, unknown names) is a 404 to an authorised caller.
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from musicsep.api.auth import has_valid_credentials
 from musicsep.api.deps import ServiceDep
 from musicsep.api.errors import ApiError
-from musicsep.api.schemas import ERROR_RESPONSES
+from musicsep.api.ranged_file import EnvelopedFileResponse
+from musicsep.api.schemas import ERROR_RESPONSES, ErrorEnvelope
 from musicsep.model.audio import FORMATS
 from musicsep.service.artifacts import iter_zip
 from musicsep.service.job_service import JobService
@@ -22,13 +25,19 @@ from musicsep.service.jobs import JobStatus
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["downloads"], responses=ERROR_RESPONSES)
 
-Expires = Annotated[int | None, Query(description="From the signed link")]
+# Text, not int: the signer accepts ASCII digits only and a malformed link is a 403 like any
+# other bad link (pydantic's int would also take '+5', ' 5' or '5.0': other spellings of one link).
+Expires = Annotated[str | None, Query(description="From the signed link: its expiry, Unix seconds",
+                                      examples=["1767312030"])]
 Signature = Annotated[str | None, Query(description="From the signed link")]
+RANGE_RESPONSES: dict[int | str, dict] = {
+    416: {"model": ErrorEnvelope, "description": "The Range starts past the end (see Content-Range)"}}
 
 
 def _authorise(request: Request, service: JobService, job_id: str, name: str,
-               expires: int | None, sig: str | None) -> None:
-    if expires is not None and sig and service.signer.verify("stem", job_id, name, expires, sig):
+               expires: str | None, sig: str | None) -> None:
+    """Before any lookup, so that the answer says nothing about the job."""
+    if expires is not None and sig is not None and service.signer.verify("stem", job_id, name, expires, sig):
         return
     settings = request.app.state.settings
     if settings.auth_enabled and has_valid_credentials(request, settings):
@@ -47,8 +56,8 @@ def _completed(service: JobService, job_id: str):
 @router.get("/{job_id}/stems.zip", summary="All stems of a job as one zip, streamed")
 async def download_zip(job_id: str, request: Request, service: ServiceDep,
                        expires: Expires = None, sig: Signature = None) -> StreamingResponse:
-    _completed(service, job_id)
     _authorise(request, service, job_id, "stems.zip", expires, sig)
+    _completed(service, job_id)
     files = service.stem_files(job_id)
     return StreamingResponse(
         iter_zip(files),
@@ -57,15 +66,17 @@ async def download_zip(job_id: str, request: Request, service: ServiceDep,
     )
 
 
-@router.get("/{job_id}/stems/{stem}", summary="One stem file (supports Range requests)")
+@router.get("/{job_id}/stems/{stem}", summary="One stem file (supports Range requests)",
+            responses=RANGE_RESPONSES)
 async def download_stem(job_id: str, stem: str, request: Request, service: ServiceDep,
-                        expires: Expires = None, sig: Signature = None) -> FileResponse:
+                        expires: Expires = None, sig: Signature = None) -> EnvelopedFileResponse:
+    _authorise(request, service, job_id, stem, expires, sig)
     _completed(service, job_id)
     try:
         path, info = service.stem_file(job_id, stem)
     except KeyError:
         raise ApiError(404, "stem_not_found", "this job has no stem of that name") from None
-    _authorise(request, service, job_id, stem, expires, sig)
     fmt = FORMATS[info["format"]]
-    return FileResponse(path, media_type=fmt.media_type, filename=f"{job_id[:12]}-{stem}.{fmt.extension}",
-                        content_disposition_type="attachment")
+    return EnvelopedFileResponse(path, media_type=fmt.media_type,
+                                 filename=f"{job_id[:12]}-{stem}.{fmt.extension}",
+                                 content_disposition_type="attachment")
