@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         default="htdemucs,dsp",
         description="Models tried in order when the requested one's weights are unavailable; 'none' to fail instead.",
     )
+    model_cache_mb: float = Field(
+        default=4096.0, gt=0,
+        description="Weights kept loaded (parameters and buffers), least recently used out first; models a "
+        "running job holds are never dropped. 4096: two of the largest catalog bags in fp32.",
+    )
 
     # --- server ------------------------------------------------------------------------------
     data_dir: Path = Path("data")
@@ -68,6 +73,19 @@ class Settings(BaseSettings):
     stream_token_ttl_s: float = Field(default=1800.0, gt=0, description="Lifetime of a per-job events token.")
     sse_ping_s: float = Field(default=15.0, gt=0, description="Keep-alive comment interval on event streams.")
     sse_retry_ms: int = Field(default=2000, ge=0, description="`retry:` sent to EventSource clients.")
+    sse_max_lifetime_s: float = Field(
+        default=1800.0, gt=0,
+        description="An event stream is closed (with `retry:`) after this long; the client resumes with "
+        "Last-Event-ID, losing nothing. Bounds what one connection holds.",
+    )
+    sse_max_streams_per_job: int = Field(
+        default=50, ge=1, description="Open GET …/events streams per job in one API process; more get 429."
+    )
+    sse_max_streams_per_caller: int = Field(
+        default=100, ge=1,
+        description="Open GET …/events streams per API key (or per client address without one) in one API "
+        "process; more get 429.",
+    )
     max_inline_mb: float = Field(default=20.0, ge=0, description="Cap on stems inlined with payload=base64.")
     max_attempts: int = Field(default=2, ge=1, le=10, description="Runs of a job whose server died mid-way.")
     cleanup_interval_s: float = Field(default=300.0, gt=0, description="How often expired results are removed.")
@@ -166,6 +184,16 @@ class Settings(BaseSettings):
             raise ValueError("API keys shorter than 16 characters are refused: they can be guessed")
         return value
 
+    @field_validator("signing_key")
+    @classmethod
+    def _refuse_short_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError(
+                "MUSICSEP_SIGNING_KEY must be at least 32 bytes (anyone could forge links signed with a short "
+                "one); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys or self.basic_auth)
@@ -178,16 +206,6 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build Settings now (never at import time), so tests and the CLI can set the environment first."""
     return Settings(**overrides)  # type: ignore[arg-type]
-    @field_validator("signing_key")
-    @classmethod
-    def _refuse_short_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().encode()) < 32:
-            raise ValueError(
-                "MUSICSEP_SIGNING_KEY must be at least 32 bytes (anyone could forge links signed with a short "
-                "one); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
-        return value
-
 
 
 def describe_invalid(exc: ValidationError) -> str:

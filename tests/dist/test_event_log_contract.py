@@ -109,3 +109,37 @@ def test_a_follower_stops_at_the_terminal_event_even_when_more_was_appended(open
         return [[e.type for e in batch] async for batch in log.follow("job")]
 
     assert asyncio.run(asyncio.wait_for(scenario(), timeout=10)) == [["queued", "failed"]]
+
+
+def test_a_follower_beyond_the_log_gets_the_terminal_event_instead_of_waiting_forever(open_log):
+    """Issue 12, finding 5: a cursor past the log (Last-Event-ID from another log, or made up)
+    waited for ids that never come. It now gets what lies past it, and the terminal event."""
+    log = open_log()
+    log.append("job", "queued", {"position": 1})
+
+    async def scenario() -> list[list[tuple[int, str]]]:
+        async def follow(after: int) -> list[tuple[int, str]]:
+            return [(e.id, e.type) async for batch in log.follow("job", after) for e in batch]
+
+        followers = [asyncio.ensure_future(follow(after)) for after in (100, 3)]
+        await asyncio.sleep(0)
+        for n in range(3):
+            log.append("job", "progress", {"percent": n})
+            await asyncio.sleep(0)
+        log.append("job", "cancelled", {"reason": "test"})
+        return await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
+
+    assert asyncio.run(scenario()) == [[(5, "cancelled")], [(4, "progress"), (5, "cancelled")]]
+
+
+def test_a_follower_at_the_terminal_event_gets_nothing_and_one_beyond_it_gets_it(open_log):
+    log = open_log()
+    log.append("job", "queued", {"position": 0})
+    log.append("job", "failed", {"code": "x", "message": "y"})
+
+    async def scenario(after: int) -> list[list[tuple[int, str]]]:
+        return [[(e.id, e.type) for e in batch] async for batch in log.follow("job", after)]
+
+    assert asyncio.run(asyncio.wait_for(scenario(2), timeout=10)) == []
+    assert asyncio.run(asyncio.wait_for(scenario(50), timeout=10)) == [[(2, "failed")]]
+    assert asyncio.run(asyncio.wait_for(scenario(1), timeout=10)) == [[(2, "failed")]]

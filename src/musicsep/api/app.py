@@ -25,6 +25,7 @@ from musicsep.api.body_limit import BodyLimitMiddleware
 from musicsep.api.links import Links
 from musicsep.api.request_id import RequestIdMiddleware
 from musicsep.api.routes import downloads, jobs, separate, system
+from musicsep.api.stream_slots import StreamSlots, register_metrics as register_stream_metrics
 from musicsep.api.uploads import FORM_OVERHEAD_BYTES
 from musicsep.config import Settings, get_settings
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("model {} loaded", name)
         await service.start()
         app.state.service = service
+        register_stream_metrics(service.metrics.registry, app.state.stream_slots)
         # torch, Demucs, librosa and the loaded models leave ~200k long-lived objects that every
         # full collection would walk again: ~100 ms with the event loop stopped, which was the
         # whole p99 of first SSE bytes (docs/server.md). Moving them out of the collector's
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.links = Links(settings.public_url)
+    app.state.stream_slots = StreamSlots(settings.sse_max_streams_per_job, settings.sse_max_streams_per_caller)
     errors.install(app)
     for module in (jobs, separate, downloads, system):
         app.include_router(module.router)

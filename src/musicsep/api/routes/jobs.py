@@ -16,7 +16,8 @@ from musicsep.api.schemas import (
     JobPublic,
     SeparationForm,
 )
-from musicsep.api.streams import event_stream
+from musicsep.api.stream_slots import caller_of
+from musicsep.api.streams import event_stream, parse_last_event_id
 from musicsep.api.submission import submit
 from musicsep.api.views import job_accepted, job_public
 from musicsep.service.jobs import JobStatus
@@ -69,7 +70,8 @@ async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
     summary="Follow a job over Server-Sent Events (EventSource-compatible)",
     response_class=Response,
     responses={200: {"content": {"text/event-stream": {}}, "description": "The job's event log, then live events"},
-               204: {"description": "Reconnect after the terminal event: nothing more will come"}},
+               204: {"description": "Reconnect after the terminal event: nothing more will come"},
+               429: {"description": "Too many open streams for this job or caller (Retry-After)"}},
 )
 async def job_events(
     job_id: str,
@@ -79,12 +81,14 @@ async def job_events(
     last_event_id: Annotated[str | None, Header()] = None,
     token: Annotated[str | None, Query(description="Per-job stream token from POST /jobs")] = None,
 ) -> Response:
-    if settings.auth_enabled and not (
-        (token and service.signer.check_stream_token(job_id, token)) or has_valid_credentials(request, settings)
-    ):
+    authenticated = settings.auth_enabled and has_valid_credentials(request, settings)
+    if settings.auth_enabled and not (authenticated or (token and service.signer.check_stream_token(job_id, token))):
         raise unauthorized()
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = parse_last_event_id(last_event_id)
     terminal = service.finished_with(job_id)
     if terminal is not None and after >= terminal.id:
         return Response(status_code=204)
-    return event_stream(service.follow(job_id, after), retry_ms=settings.sse_retry_ms, ping_s=settings.sse_ping_s)
+    batches = service.follow(job_id, after)
+    slot = request.app.state.stream_slots.take(job_id, caller_of(request, authenticated))
+    return event_stream(batches, retry_ms=settings.sse_retry_ms, ping_s=settings.sse_ping_s,
+                        lifetime_s=settings.sse_max_lifetime_s, slot=slot)
