@@ -231,3 +231,27 @@ def audio_url_refused(api: str, audio_url: str) -> str:
     assert failed["message"].startswith("audio_url refused: ")
     assert "Traceback" not in failed["message"] and 'File "' not in failed["message"]
     return failed["message"]
+
+
+def _post_keyed(api: str, clip: bytes, **fields: str) -> httpx.Response:
+    return httpx.post(f"{api}/api/v1/jobs", files={"file": ("song.wav", clip)}, data=fields, timeout=60)
+
+
+def idempotency_replays_and_conflicts(apis: list[str], clip: Path, key: str) -> None:
+    """Issue 12, finding 9b: a key with the same body is the first job (on any API process); with
+    other options or another file it is 409 `idempotency_conflict` naming the first job."""
+    audio = clip.read_bytes()
+    first = _post_keyed(apis[0], audio, idempotency_key=key, analyze="false", stems="vocals")
+    assert first.status_code == 202, first.text
+    job_id = first.json()["job_id"]
+    again = _post_keyed(apis[-1], audio, idempotency_key=key, analyze="false", stems="vocals")
+    assert again.status_code == 202 and again.json()["job_id"] == job_id
+    assert again.headers["idempotent-replayed"] == "true"
+    other_file = audio[:-4] + bytes(4)  # same length and options, other samples
+    for other in ({"audio": audio, "stems": "drums"}, {"audio": other_file, "stems": "vocals"}):
+        conflict = _post_keyed(apis[-1], other["audio"], idempotency_key=key, analyze="false", stems=other["stems"])
+        assert conflict.status_code == 409, conflict.text
+        error = conflict.json()["error"]
+        assert error["code"] == "idempotency_conflict"
+        assert error["job_id"] == job_id and job_id in error["message"]
+    assert run_to_end(apis[-1], first.json())[-1][1] == "completed"

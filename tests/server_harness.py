@@ -133,12 +133,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = None) -> ServerProcess:
+def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = None,
+                 args: tuple[str, ...] = ()) -> ServerProcess:
+    """`musicsep serve *args` on 127.0.0.1 (`args` e.g. ("--config", "uvicorn_config.json"))."""
     port = port or free_port()
     env = {**os.environ, **env_overrides, "MUSICSEP_PORT": str(port), "MUSICSEP_HOST": "127.0.0.1",
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     handle = log.open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve"], env=env, stdout=handle,
+    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve", *args], env=env, stdout=handle,
                                stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 

@@ -28,6 +28,7 @@ from scenarios import (
     audio_url_refused,
     disconnect_cancels_post_separate,
     engine_stems,
+    idempotency_replays_and_conflicts,
     range_and_disposition,
     resume_at_random_points,
     three_watchers_see_one_log,
@@ -96,3 +97,8 @@ def test_an_audio_url_is_fetched_by_the_worker_and_non_public_ones_are_refused(c
         metadata = "http://169.254.169.254/latest/meta-data/"
         assert audio_url_refused(cluster.apis[0], f"{target.url}/redirect?to={metadata}").startswith(
             f"audio_url refused: the URL redirected to {metadata}; 169.254.169.254 is the cloud metadata")
+
+
+def test_an_idempotency_key_replays_on_either_api_process_and_another_body_is_409(cluster, make_clip):
+    """Issue 12, finding 9b on the scale-out deployment: Redis store, two API processes."""
+    idempotency_replays_and_conflicts(cluster.apis, make_clip(seconds=1.0), "cluster-song-1")

@@ -119,3 +119,33 @@ def test_expiry_lists_finished_jobs_past_their_time_once(open_store):
     assert store.expired_before(100.0) == []
     assert sorted(store.expired_before(1000.0)) == [new.id]
     assert store.get_job(old.id).status is JobStatus.EXPIRED
+
+
+def test_one_idempotency_key_raced_from_several_openers_has_one_job(open_store):
+    """Two API nodes (here: eight openers of one store) taking one key: one job, every other
+    attempt names it. The Redis store claims the key in the job's own transaction."""
+    import threading
+
+    stores = [open_store() for _ in range(8)]
+    outcomes: list[str] = []
+    start = threading.Barrier(len(stores))
+
+    def insert(index: int) -> None:
+        job = make_job(index + 1, idempotency_key="raced")
+        start.wait(timeout=10)
+        try:
+            stores[index].insert_job(job)
+            outcomes.append(f"won:{job.id}")
+        except DuplicateIdempotencyKey as dup:
+            outcomes.append(f"lost:{dup.job_id}")
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    winners = [outcome.split(":")[1] for outcome in outcomes if outcome.startswith("won:")]
+    assert len(winners) == 1 and len(outcomes) == len(stores)
+    assert {outcome.split(":")[1] for outcome in outcomes} == set(winners)
+    assert [job.id for job in stores[0].list_jobs()] == winners
+    assert stores[0].find_by_idempotency_key("raced") == winners[0]

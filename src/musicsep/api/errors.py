@@ -27,6 +27,7 @@ from musicsep.model.errors import (
 )
 from musicsep.service.admission import NoFreeSlot, QueueFull, ServiceUnavailable
 from musicsep.service.fetch import UrlFetchFailed, UrlRefused
+from musicsep.service.idempotency import IdempotencyConflict
 from musicsep.service.job_service import JobExpired, JobNotFound
 
 
@@ -42,6 +43,7 @@ class ApiError(Exception):
 STATUS_TABLE: dict[type[Exception], tuple[int, str]] = {
     JobNotFound: (404, "job_not_found"),
     JobExpired: (410, "job_expired"),
+    IdempotencyConflict: (409, "idempotency_conflict"),
     QueueFull: (503, "queue_full"),
     ServiceUnavailable: (503, "queue_unavailable"),
     NoFreeSlot: (503, "busy"),
@@ -64,9 +66,13 @@ _MESSAGES: dict[type[Exception], str] = {
 FAILED_CODE_STATUS = {code: status for status, code in STATUS_TABLE.values()} | {"payload_too_large": 413}
 
 
-def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "request_id": current_request_id()}}
-    return JSONResponse(body, status_code=status, headers=headers)
+def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+             job_id: str | None = None) -> JSONResponse:
+    """`job_id`: the job an error is about, for the errors that name one (idempotency_conflict)."""
+    error: dict[str, str | None] = {"code": code, "message": message, "request_id": current_request_id()}
+    if job_id is not None:
+        error["job_id"] = job_id
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def response_for(exc: Exception) -> JSONResponse:
@@ -80,7 +86,8 @@ def response_for(exc: Exception) -> JSONResponse:
             headers = None
             if isinstance(exc, (QueueFull, NoFreeSlot, ServiceUnavailable)):
                 headers = {"Retry-After": str(exc.retry_after_s)}
-            return envelope(status, code, message, headers)
+            job_id = exc.job_id if isinstance(exc, IdempotencyConflict) else None
+            return envelope(status, code, message, headers, job_id)
     raise LookupError(type(exc).__name__)
 
 

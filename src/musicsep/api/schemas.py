@@ -32,7 +32,8 @@ class SeparationForm(BaseModel):
                           description="1 (lowest) to 5 (most urgent); equal priorities run oldest first.")
     webhook_url: str | None = Field(default=None, max_length=2000, description="Stored with the job.")
     idempotency_key: str | None = Field(default=None, max_length=200,
-                                        description="A repeated key returns the first job instead of a new one.")
+                                        description="A repeated key with the same body (options and input) "
+                                                    "returns the first job; with another body, 409.")
 
     @field_validator("stems")
     @classmethod
@@ -204,6 +205,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     request_id: str | None
+    job_id: str | None = Field(default=None, description="`idempotency_conflict` only: the key's first job.")
 
 
 class ErrorEnvelope(BaseModel):
@@ -223,6 +225,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Unknown job, stem or model",
         410: "The job's results expired",
         413: "Upload too large",
+        409: "Conflict: an idempotency_key reused with another body (`job_id` names its job), "
+             "or a POST /separate whose job was cancelled",
         415: "Not an audio format the server decodes",
         422: "Invalid options or audio",
         429: "Too many concurrent streams or requests from this caller (see Retry-After)",

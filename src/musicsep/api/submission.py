@@ -2,7 +2,8 @@
 
 Two bodies are accepted: multipart (`file` + option fields) and JSON (`audio_url` + the same
 options). An upload is checked here, before the job exists; a URL only for its shape, because
-the job's runner downloads it (service/inputs.py).
+the job's runner downloads it (service/inputs.py). A request whose idempotency key already has a
+job skips the admission and model checks: the service answers it with that job (or a 409).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from musicsep.api.request_id import current_request_id
 from musicsep.api.schemas import SeparationForm, SeparationUrl
 from musicsep.api.uploads import store_upload
 from musicsep.config import Settings
+from musicsep.service.idempotency import has_first_job
 from musicsep.service.job_service import Created, JobService
 from musicsep.service.jobs import JobSpec
 from musicsep.service.validation import check_model
@@ -34,6 +36,8 @@ async def _url_body(request: Request) -> SeparationUrl:
 
 async def _check(spec: JobSpec, service: JobService, wait: bool) -> None:
     # Refuse cheaply before storing anything; `create` checks admission again after the awaits.
+    if has_first_job(service.store, spec):
+        return  # a replay: its job holds its place already, even in a full queue
     service.admission.check(wait=wait)
     await anyio.to_thread.run_sync(check_model, spec, service.loader)
 
@@ -60,4 +64,5 @@ async def submit(
     spec = params.to_spec(settings.default_model)
     await _check(spec, service, wait)
     upload = await store_upload(file, settings.data_dir / "uploads", settings.max_duration_s)
-    return service.create(spec, upload, filename=file.filename, request_id=current_request_id(), wait=wait)
+    spec = spec.model_copy(update={"input_sha256": upload.sha256})
+    return service.create(spec, upload.path, filename=file.filename, request_id=current_request_id(), wait=wait)

@@ -43,6 +43,7 @@ from musicsep.model.errors import Cancelled
 from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.artifacts import discard
 from musicsep.service.health import Health
+from musicsep.service.idempotency import replay_of
 from musicsep.service.job_service import Created, JobService, LinkBuilder
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.store import DuplicateIdempotencyKey
@@ -166,7 +167,7 @@ class CeleryJobService(JobService):
     def _create(self, spec: JobSpec, upload: Path | None, *, filename: str | None, request_id: str | None) -> Created:
         if spec.idempotency_key and (existing := self.store.find_by_idempotency_key(spec.idempotency_key)):
             discard(upload)
-            return Created(self.get(existing), existing=True)
+            return Created(replay_of(self.get(existing), spec), existing=True)
         self.admission.check()
         job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename)
         self._seq += 1
@@ -182,7 +183,9 @@ class CeleryJobService(JobService):
             self.store.insert_job(job)
         except DuplicateIdempotencyKey as dup:
             self.artifacts.remove(job.id)
-            return Created(self.get(dup.job_id), existing=True)
+            if self.s3 is not None:
+                self.s3.remove_input(job.id)  # what this attempt put in the bucket
+            return Created(replay_of(self.get(dup.job_id), spec), existing=True)
         self.events.append(job.id, "queued", {"position": self.admission.depth})
         try:
             self.celery.send_task(TASK, args=[job.id], priority=celery_priority(spec.priority))

@@ -7,7 +7,8 @@ API node can be listed, watched and cancelled through another. Layout under one 
 - `jobs`           sorted set id -> seq (listing newest first, `next_seq`)
 - `status:<s>`     set of ids per status (`count_by_status`, filtered listing)
 - `expiry`         sorted set id -> expires_at (the TTL cleaner)
-- `idem:<key>`     idempotency key -> job id, claimed with SET NX so two nodes cannot both win
+- `idem:<key>`     idempotency key -> job id, claimed in the job's own write (WATCH/MULTI), so two
+                   nodes cannot both win and a key never names a job that was not written
 
 Multi-key changes go through one MULTI/EXEC pipeline, so a reader never sees a job in two status
 sets. The client is redis-py's synchronous one: each call is one round trip on 127.0.0.1 or a LAN
@@ -98,16 +99,26 @@ class RedisStore:
         return int(top[0][1]) + 1 if top else 1
 
     def insert_job(self, job: Job) -> None:
-        key = job.spec.idempotency_key
-        if key is not None and not self._r.set(self._key("idem", key), job.id, nx=True):
-            existing = self.find_by_idempotency_key(key)
-            if existing is not None:
-                raise DuplicateIdempotencyKey(existing)
-        pipe = self._r.pipeline(transaction=True)
-        pipe.set(self._key("job", job.id), job_to_json(job))
-        pipe.zadd(self._key("jobs"), {job.id: job.seq})
-        self._index(pipe, job)
-        pipe.execute()
+        """Write the job and claim its idempotency key in one transaction (WATCH on the key), so
+        that a key never names a job that was not written, and two nodes cannot both claim it."""
+        idem = None if job.spec.idempotency_key is None else self._key("idem", job.spec.idempotency_key)
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    if idem is not None:
+                        pipe.watch(idem)
+                        if (existing := pipe.get(idem)) is not None:
+                            raise DuplicateIdempotencyKey(existing.decode())
+                    pipe.multi()
+                    if idem is not None:
+                        pipe.set(idem, job.id)
+                    pipe.set(self._key("job", job.id), job_to_json(job))
+                    pipe.zadd(self._key("jobs"), {job.id: job.seq})
+                    self._index(pipe, job)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue  # another node wrote the key meanwhile: the next turn names its job
 
     def update_job(self, job: Job) -> None:
         """Rewrite the record when it exists (like SQL UPDATE: a missing row stays missing)."""

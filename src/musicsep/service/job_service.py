@@ -25,6 +25,7 @@ from musicsep.service.admission import Admission
 from musicsep.service.artifacts import ArtifactStore, Signer, discard
 from musicsep.service.events import Event, EventLog
 from musicsep.service.health import Health
+from musicsep.service.idempotency import replay_of
 from musicsep.service.interfaces import JobEventLog, JobStore
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.metrics import ServiceMetrics
@@ -147,11 +148,9 @@ class JobService:
 
         `upload` is None for an `audio_url` job: the pipeline fetches its input when it runs.
         """
-        if spec.idempotency_key:
-            existing = self.store.find_by_idempotency_key(spec.idempotency_key)
-            if existing is not None:
-                discard(upload)
-                return Created(self.get(existing), existing=True)
+        if spec.idempotency_key and (first := self.store.find_by_idempotency_key(spec.idempotency_key)):
+            discard(upload)
+            return Created(replay_of(self.get(first), spec), existing=True)
         try:
             self.admission.check(wait=wait)
         except Exception:
@@ -167,7 +166,7 @@ class JobService:
             self.store.insert_job(job)
         except DuplicateIdempotencyKey as dup:
             self.artifacts.remove(job.id)
-            return Created(self.get(dup.job_id), existing=True)
+            return Created(replay_of(self.get(dup.job_id), spec), existing=True)
         logger.bind(job_id=job.id).info("job admitted: model={} priority={}", spec.model, spec.priority)
         if self.admission.submit(job.id, spec.priority, job.seq) == 0:
             # Started at once: its first event still says where it stood (nowhere to wait).

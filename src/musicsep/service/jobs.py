@@ -49,7 +49,9 @@ class JobSpec(BaseModel):
     """What to do with the input: model options plus delivery options.
 
     The input is the uploaded file, or, with `audio_url`, the file at that URL, fetched (with the
-    SSRF checks of service/fetch.py) by whoever runs the job, when it runs.
+    SSRF checks of service/fetch.py) by whoever runs the job, when it runs. `input_sha256` names
+    an uploaded input by its bytes, so that a spec says everything a request asked for: two
+    requests with one idempotency key are the same request exactly when their specs are equal.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -67,6 +69,7 @@ class JobSpec(BaseModel):
     webhook_url: str | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
     audio_url: str | None = Field(default=None, max_length=2000)
+    input_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 def new_job_id() -> str:
