@@ -64,18 +64,21 @@ def test_bag_member_missing_from_folder(tiny_model_repo, tmp_path):
 
 
 def test_hugging_face_cache_is_used_without_network(tiny_model_repo, tmp_path):
-    """A hub-style cache (models--adefossez--<repo>/snapshots/<rev>/...) as `models pull` leaves it."""
-    snapshot = tmp_path / "hub" / "models--adefossez--Demucs-tiny_st"
+    """A hub-style cache (models--adefossez--<repo>/snapshots/<rev>/...) as `models pull` leaves it,
+    for a catalog name (the hub holds catalog models only; other names are the folder's)."""
+    snapshot = tmp_path / "hub" / "models--adefossez--HTDemucs"
     revision = "0" * 40
     (snapshot / "refs").mkdir(parents=True)
     (snapshot / "refs" / "main").write_text(revision)
     files = snapshot / "snapshots" / revision
     files.mkdir(parents=True)
-    shutil.copy(tiny_model_repo / "tiny_st.yaml", files)
+    shutil.copy(tiny_model_repo / "tiny_st.yaml", files / "htdemucs.yaml")
     shutil.copy(tiny_model_repo / "bbbb0004.safetensors", files)
     # huggingface_hub reads its cache location at import: a fresh interpreter sees the new one.
     code = ("from musicsep.model.loading import ModelLoader;"
-            "s = ModelLoader(offline=True).get('tiny_st', device='cpu');"
+            "loader = ModelLoader(offline=True);"
+            "assert loader.is_available('htdemucs') and not loader.is_available('htdemucs_ft');"
+            "s = loader.get('htdemucs', device='cpu');"
             "print(len(s.members()[0]), s.sources)")
     env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
            "TORCH_HOME": str(tmp_path / "torch")}

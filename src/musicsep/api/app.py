@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         # Resolved once (it imports torch): an absent CUDA device fails the start, not a request.
         app.state.device = str(await anyio.to_thread.run_sync(resolve_device, settings.device))
-        loader = ModelLoader(repo=settings.model_repo, offline=settings.offline,
-                             fallback=settings.fallback_chain)
+        loader = ModelLoader.from_settings(settings)
         if not await anyio.to_thread.run_sync(loader.is_available, settings.default_model):
             logger.warning(
                 "Demucs weights for '{}' are not on this machine: jobs will use the first model of "

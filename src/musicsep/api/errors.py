@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from musicsep.api.request_id import current_request_id
 from musicsep.model.errors import (
     AudioTooLong,
+    DeviceUnavailable,
     InvalidAudio,
     InvalidOptions,
     ModelUnavailable,
@@ -52,6 +53,7 @@ STATUS_TABLE: dict[type[Exception], tuple[int, str]] = {
     AudioTooLong: (422, AudioTooLong.code),
     InvalidOptions: (422, InvalidOptions.code),
     ModelUnavailable: (422, ModelUnavailable.code),
+    DeviceUnavailable: (422, DeviceUnavailable.code),
     # The caller's audio_url: refused (not a public address) or not downloadable (404, too big).
     UrlRefused: (422, UrlRefused.code),
     UrlFetchFailed: (422, UrlFetchFailed.code),

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from musicsep.model.names import MODEL_NAME_PATTERN
 from musicsep.service.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, JobSpec, JobStatus
 
 OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
@@ -15,7 +16,7 @@ OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
 class SeparationForm(BaseModel):
     """The options of a separation, sent as multipart form fields beside `file`."""
 
-    model: str | None = Field(default=None,
+    model: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN,
                               description="Model name (GET /api/v1/models); the server default if absent.",
                               examples=["htdemucs"])
     stems: str | None = Field(default=None, description="Comma-separated stems to keep; all if absent.",

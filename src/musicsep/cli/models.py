@@ -25,8 +25,7 @@ def _loader():
     from musicsep.model.loading import ModelLoader
 
     settings = get_settings()
-    return ModelLoader(repo=settings.model_repo, offline=settings.offline,
-                       fallback=settings.fallback_chain)
+    return ModelLoader.from_settings(settings)
 
 
 def list_models(args: argparse.Namespace) -> int:
@@ -49,12 +48,13 @@ def list_models(args: argparse.Namespace) -> int:
 def pull_model(args: argparse.Namespace) -> int:
     from musicsep.model.errors import MusicsepError
     from musicsep.model.loading import download
+    from musicsep.model.names import model_name
 
     loader = _loader()
-    if loader.is_available(args.name):
-        print(f"{args.name} is already on this machine")
-        return 0
     try:
+        if loader.is_available(model_name(args.name)):
+            print(f"{args.name} is already on this machine")
+            return 0
         download(args.name)  # huggingface_hub shows a progress bar per file on stderr
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)

@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip, bitrate=args.bitrate, shifts=args.shifts, overlap=args.overlap,
         segment=args.segment, batch_size=args.batch_size or settings.batch_size,
         device=args.device or settings.device, precision=args.precision or settings.precision)
-    loader = ModelLoader(repo=settings.model_repo, offline=settings.offline,
-                         fallback=settings.fallback_chain)
+    loader = ModelLoader.from_settings(settings)
     load_started = time.monotonic()
     try:
         separator, fallback_reason = loader.resolve(request.model, device=request.device,

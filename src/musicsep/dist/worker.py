@@ -24,7 +24,7 @@ def build_worker(settings: Settings, links: LinkBuilder, models: list[str]) -> C
     from musicsep.service.artifacts import Signer, signing_key
 
     key = signing_key(settings.signing_key, settings.data_dir)  # before the models: a bad key fails fast
-    loader = ModelLoader(repo=settings.model_repo, offline=settings.offline, fallback=settings.fallback_chain)
+    loader = ModelLoader.from_settings(settings)
     for name in models:
         loader.get(name, settings.device, settings.precision)
         logger.info("model {} loaded", name)

@@ -62,6 +62,13 @@ class DeviceUnavailable(MusicsepError):
     exit_code = 4
 
 
+class DeviceUnavailable(MusicsepError):
+    """An explicit device this machine does not have (`mps` on Linux, `cuda` without a GPU)."""
+
+    code = "device_unavailable"
+    exit_code = 4
+
+
 class Cancelled(MusicsepError):
     """The caller asked to stop; raised between chunks, after partial outputs were removed."""
 

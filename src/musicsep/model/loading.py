@@ -1,19 +1,32 @@
 """Finding and loading model weights, through Demucs 4.1's own loading code.
 
-Order: the local folder (`MUSICSEP_MODEL_REPO`: Demucs's `.th` + `.yaml` bag files, or
-`.safetensors` + `.yaml` as on the Hugging Face hub), the Hugging Face cache, Demucs's legacy
-torch-hub cache, then a download (unless offline). Loaded models are cached per
-(name, device, precision).
+A model name is a name (model/names.py), looked up in two places only: the local folder
+(`MUSICSEP_MODEL_REPO`: Demucs's `.th` + `.yaml` bag files, or `.safetensors` + `.yaml` as on the
+Hugging Face hub; model/folder.py) and the catalog. A catalog name not in the folder comes from
+the Hugging Face cache, Demucs's legacy torch-hub cache, then a download (unless offline).
+Whether a model is known or on this machine is answered from file names, never by loading it.
+Loaded models are cached per (name, device, precision, stems), least recently used out first
+when their weights pass `MUSICSEP_MODEL_CACHE_MB` (model/cache.py).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from musicsep.model.cache import ModelCache, model_bytes
 from musicsep.model.catalog import load_catalog
+from musicsep.model.devices import resolve_device, resolve_precision
 from musicsep.model.errors import ModelUnavailable
+from musicsep.model.folder import Listing, ModelFolder
+from musicsep.model.names import InvalidModelName, UnknownModel, is_model_name, model_name
+
+__all__ = ["HOW_TO_GET_WEIGHTS", "InvalidModelName", "ModelLoader", "UnknownModel", "resolve_device",
+           "resolve_precision"]
+
+#: Weights kept loaded by default: two of the largest catalog bags in fp32 (docs/security.md).
+DEFAULT_CACHE_MB = 4096.0
 
 HOW_TO_GET_WEIGHTS = (
     "run `musicsep models pull {name}` on a machine with internet access (it fills the "
@@ -22,51 +35,20 @@ HOW_TO_GET_WEIGHTS = (
 )
 
 
-def resolve_device(device: str = "auto"):
-    """`auto` picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelUnavailable("device 'cuda' was asked for but no CUDA GPU is available")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device) -> str:
-    """`auto`: bf16 on CUDA and on CPUs with AMX or AVX-512 bf16, fp32 elsewhere."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16"
-    if device.type == "cpu" and _cpu_has_fast_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def _cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
-
-
-def _load_member(sig: str, folder: Path):
+def _load_member(sig: str, folder: Path, listing: Listing | None = None):
+    """One model of the folder by signature, or None when the folder has no such file."""
     from demucs.hf import load_safetensors_model
     from demucs.repo import LocalRepo
 
-    safetensors = folder / f"{sig}.safetensors"
-    if safetensors.is_file():
-        return load_safetensors_model(safetensors)
-    repo = LocalRepo(folder)  # finds `<sig>-<checksum>.th` and verifies the checksum
-    if repo.has_model(sig):
-        return repo.get_model(sig)
-    return None
+    listing = listing if listing is not None else ModelFolder(folder).listing()
+    if not is_model_name(sig):
+        return None
+    path = listing.weights(sig)
+    if path is None:
+        return None
+    if path.suffix == ".safetensors":
+        return load_safetensors_model(path)
+    return LocalRepo(folder).get_model(sig)  # the same `<sig>-<checksum>.th`; checks the checksum
 
 
 def needed_members(bag: dict, sources: Sequence[str], stems: Sequence[str] | None) -> list[int]:
@@ -109,21 +91,36 @@ def _bag(name: str, bag: dict, load, stems: Sequence[str] | None):
 
 
 def load_from_folder(name: str, folder: Path, stems: Sequence[str] | None = None):
-    """A bag `<name>.yaml` whose members are `.safetensors` or `.th` files, or a single model."""
+    """A bag `<name>.yaml` whose members are `.safetensors` or `.th` files, or a single model;
+    None when the folder has neither. Only files the listing found (inside the folder) are read."""
     import yaml
 
-    bag_file = folder / f"{name}.yaml"
-    if bag_file.is_file():
+    listing = ModelFolder(folder).listing()
+    bag_file = listing.bags.get(name)
+    if bag_file is not None:
         def load(sig: str):
-            member = _load_member(sig, folder)
+            member = _load_member(sig, folder, listing)
             if member is None:
                 raise ModelUnavailable(
-                    f"model '{name}' lists weights '{sig}' that are not in the model folder; "
+                    f"model '{name}' lists weights {sig!r} that are not in the model folder; "
                     + HOW_TO_GET_WEIGHTS.format(name=name))
             return member
 
         return _bag(name, yaml.safe_load(bag_file.read_text()), load, stems)
-    return _load_member(name, folder)
+    return _load_member(name, folder, listing)
+
+
+def _folder_has(name: str, listing: Listing) -> bool:
+    """Every weight file the model needs is in the folder (its bag file read, no weights)."""
+    import yaml
+
+    if name not in listing.bags:
+        return listing.weights(name) is not None
+    try:
+        members = yaml.safe_load(listing.bags[name].read_text())["models"]
+    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
+        return False
+    return all(isinstance(sig, str) and listing.weights(sig) is not None for sig in members)
 
 
 def load_from_caches(name: str, stems: Sequence[str] | None = None):
@@ -141,7 +138,7 @@ def load_from_caches(name: str, stems: Sequence[str] | None = None):
         with open(hf_hub_download(repo_id, f"{name}.yaml", local_files_only=True)) as file:
             bag = yaml.safe_load(file)
         return _bag(name, bag, lambda sig: load_safetensors_model(
-            hf_hub_download(repo_id, f"{sig}.safetensors", local_files_only=True)), stems)
+            hf_hub_download(repo_id, f"{model_name(sig)}.safetensors", local_files_only=True)), stems)
     except LocalEntryNotFoundError:
         pass
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
@@ -155,6 +152,32 @@ def load_from_caches(name: str, stems: Sequence[str] | None = None):
     return None
 
 
+def in_caches(name: str) -> bool:
+    """Whether `load_from_caches` would find every file of a catalog model; reads no weights."""
+    import torch
+    import yaml
+    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
+    from demucs.pretrained import REMOTE_ROOT
+    from demucs.repo import LocalRepo
+    from huggingface_hub import try_to_load_from_cache
+
+    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
+    bag_file = try_to_load_from_cache(repo_id, f"{name}.yaml")
+    if isinstance(bag_file, str):
+        members = yaml.safe_load(Path(bag_file).read_text())["models"]
+        return all(isinstance(try_to_load_from_cache(repo_id, f"{model_name(sig)}.safetensors"), str)
+                   for sig in members)
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    if not checkpoints.is_dir():
+        return False
+    local = LocalRepo(checkpoints)
+    if local.has_model(name):
+        return True
+    remote_bag = REMOTE_ROOT / f"{name}.yaml"
+    return remote_bag.is_file() and all(local.has_model(sig) for sig in
+                                        yaml.safe_load(remote_bag.read_text())["models"])
+
+
 def download(name: str):
     """Demucs's own `get_model`: the Hugging Face hub, then the legacy repository."""
     from demucs.pretrained import get_model
@@ -162,30 +185,35 @@ def download(name: str):
     return get_model(name)
 
 
-class UnknownModel(ModelUnavailable):
-    """A name that is neither in the catalog nor in the model folder: a typo, not a missing download."""
-
-
 class ModelLoader:
     """Loads models once and hands out cached separators; safe to share between threads.
 
     `fallback` is the chain tried, in order, when a requested model's weights are unavailable
     (`MUSICSEP_FALLBACK`, e.g. `htdemucs,dsp`); `dsp` needs no weights and always loads.
+    `cache_mb` bounds the weights kept loaded (`MUSICSEP_MODEL_CACHE_MB`, model/cache.py).
     """
 
     def __init__(self, repo: Path | None = None, offline: bool = False,
-                 fallback: Sequence[str] = ()) -> None:
+                 fallback: Sequence[str] = (), cache_mb: float = DEFAULT_CACHE_MB) -> None:
         self.repo = Path(repo) if repo else None
         self.offline = offline
         self.fallback = tuple(fallback)
-        self._cache: dict[tuple, object] = {}
+        self.cache_budget_bytes = int(cache_mb * 2**20)
+        self._cache = ModelCache(self.cache_budget_bytes)
         self._failures: dict[str, ModelUnavailable] = {}
+        # One load at a time: loads are the memory peaks, and two at once could pass the budget.
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ModelLoader":
+        return cls(repo=settings.model_repo, offline=settings.offline, fallback=settings.fallback_chain,
+                   cache_mb=settings.model_cache_mb)
 
     def get(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
         """A cached separator. With `stems`, a bag may load only the members those stems need:
         the separator then serves those stems only (the CLI's one-request-per-process case;
         the server keeps whole models, shared by every request)."""
+        name = model_name(name)
         if name == "dsp":
             return self._get_dsp()
         import torch
@@ -196,24 +224,30 @@ class ModelLoader:
         precision = resolve_precision(precision, torch_device)
         key = (name, str(torch_device), precision, frozenset(stems) if stems else None)
         with self._lock:
-            if key not in self._cache:
-                # A model found missing stays missing until `forget` (a download can take 30 s
-                # to fail; it is not retried for every job).
-                if name in self._failures:
-                    raise self._failures[name]
-                try:
-                    model = self._load(name, stems)
-                except ModelUnavailable as exc:
-                    self._failures[name] = exc
-                    raise
-                model.to(torch_device).eval()
-                if torch_device.type == "cpu" and precision == "fp32":
-                    # oneDNN runs HTDemucs's 2-D (frequency branch) convolutions and transposed
-                    # convolutions 5-12% faster from channels-last weights in fp32; the outputs
-                    # move by float rounding only (3e-7). Under bf16 autocast it is slower.
-                    model.to(memory_format=torch.channels_last)
-                self._cache[key] = RecoveringSeparator(name, model, torch_device, precision)
-            return self._cache[key]
+            separator = self._cache.get(key)
+            if separator is not None:
+                return separator
+            # A model found missing stays missing until `forget` (a download can take 30 s
+            # to fail; it is not retried for every job).
+            if name in self._failures:
+                raise self._failures[name]
+            try:
+                model = self._load(name, stems)
+            except ModelUnavailable as exc:
+                self._failures[name] = exc
+                raise
+            model.to(torch_device).eval()
+            if torch_device.type == "cpu" and precision == "fp32":
+                # oneDNN runs HTDemucs's 2-D (frequency branch) convolutions and transposed
+                # convolutions 5-12% faster from channels-last weights in fp32; the outputs
+                # move by float rounding only (3e-7). Under bf16 autocast it is slower.
+                model.to(memory_format=torch.channels_last)
+            separator = RecoveringSeparator(name, model, torch_device, precision)
+            evicted = self._cache.put(key, separator, model_bytes(model))
+            del model
+            if any(key[1].startswith("cuda") for key in evicted):
+                torch.cuda.empty_cache()  # hand the freed weights back to the device
+            return separator
 
     def resolve(self, name: str, device: str = "auto", precision: str = "fp32",
                 stems: Sequence[str] | None = None):
@@ -238,44 +272,61 @@ class ModelLoader:
         """Drop a model from the caches (reload after new weights arrived, or after a GPU fallback)."""
         with self._lock:
             self._failures.pop(name, None)
-            for key in [key for key in self._cache if key[0] == name]:
-                del self._cache[key]
+            self._cache.drop([key for key in self._cache.keys() if key[0] == name])
 
     def _get_dsp(self):
         from musicsep.model.dsp import DspSeparator
 
+        key = ("dsp", "cpu", "fp32", None)
         with self._lock:
-            key = ("dsp", "cpu", "fp32", None)
-            if key not in self._cache:
-                self._cache[key] = DspSeparator()
-            return self._cache[key]
+            separator = self._cache.get(key)
+            if separator is None:
+                separator = DspSeparator()
+                self._cache.put(key, separator, 0)  # no weights
+            return separator
 
     def loaded(self) -> list[str]:
-        return sorted({key[0] for key in self._cache})
+        return sorted({key[0] for key in self._cache.keys()})
+
+    def cache_bytes(self) -> int:
+        """Bytes of weights the cache holds now (models a running job still holds included)."""
+        return self._cache.total_bytes()
+
+    def knows(self, name: str) -> bool:
+        """A name of this server: in the catalog or in the model folder (a listing, no weights read)."""
+        if not is_model_name(name):
+            return False
+        return name in load_catalog() or (self.repo is not None and ModelFolder(self.repo).knows(name))
 
     def is_available(self, name: str) -> bool:
-        """Whether the weights are on this machine (folder or caches), without loading them."""
+        """Whether every weight file is on this machine (folder or caches), from file names and bag
+        files only: no weights are read."""
+        if not is_model_name(name):
+            return False
         if name == "dsp":
             return True
-        try:
-            return self._find_locally(name) is not None
-        except ModelUnavailable:
-            return False
-
-    def _find_locally(self, name: str, stems: Sequence[str] | None = None):
         if self.repo is not None:
-            model = load_from_folder(name, self.repo, stems)
-            if model is not None:
-                return model
-        return load_from_caches(name, stems)
+            listing = ModelFolder(self.repo).listing()
+            if name in listing.names():
+                return _folder_has(name, listing)
+        if name not in load_catalog():
+            return False
+        try:
+            return in_caches(name)
+        except (OSError, ValueError, TypeError, KeyError, ImportError):  # a damaged cache has nothing
+            return False
 
     def _load(self, name: str, stems: Sequence[str] | None = None):
         from demucs.repo import ModelLoadingError
         from safetensors import SafetensorError
 
         catalog = load_catalog()
+        in_folder = self.repo is not None and ModelFolder(self.repo).knows(name)
+        if not in_folder and name not in catalog:
+            raise UnknownModel(f"unknown model '{name}'; known models: {', '.join(catalog)}")
         try:
-            model = self._find_locally(name, stems)
+            model = (load_from_folder(name, self.repo, stems) if in_folder and self.repo is not None
+                     else load_from_caches(name, stems))
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
         except (ModelLoadingError, SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -284,9 +335,6 @@ class ModelLoader:
                 f"({type(exc).__name__}); download them again") from exc
         if model is not None:
             return model
-        if name not in catalog:
-            known = ", ".join(catalog)
-            raise UnknownModel(f"unknown model '{name}'; known models: {known}")
         if self.offline:
             raise ModelUnavailable(
                 f"model '{name}' is not on this machine and downloads are off; "

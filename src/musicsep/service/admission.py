@@ -12,6 +12,8 @@ from __future__ import annotations
 import heapq
 from typing import Callable
 
+from musicsep.service.jobs import PRIORITY_DEFAULT
+
 
 class QueueFull(Exception):
     """Every slot is busy and the queue holds its maximum; the caller should retry later."""
@@ -67,6 +69,9 @@ class Admission:
         self._heap: list[tuple[int, int, str]] = []
         self._running: set[str] = set()
         self._positions: dict[str, int] = {}
+        #: Model loads waiting for or holding a slot (service/model_loads.py): id -> its start.
+        self._loads: dict[str, Callable[[], None]] = {}
+        self._last_seq = -1
 
     # --- state ------------------------------------------------------------------------------
     @property
@@ -99,8 +104,20 @@ class Admission:
         """
         # Negative priority: heapq pops the smallest tuple, and 5 is the most urgent.
         heapq.heappush(self._heap, (-priority, seq, job_id))
+        self._last_seq = max(self._last_seq, seq)
         self._dispatch()
         return self._positions.get(job_id, 0)
+
+    def submit_load(self, load_id: str, start: Callable[[], None]) -> None:
+        """Queue a model load like a job of the default priority submitted now; `start` is called when it
+        takes a slot (at once when one is free), and the caller must `release` it after.
+
+        It ties with the newest job's seq and then sorts after it: a `load-` id compares above
+        every (hex) job id. Its place counts in the jobs' positions, and none is announced for it.
+        """
+        self._loads[load_id] = start
+        heapq.heappush(self._heap, (-PRIORITY_DEFAULT, self._last_seq, load_id))
+        self._dispatch()
 
     def remove(self, job_id: str) -> bool:
         """Take a queued job out (cancel); False when it is not queued."""
@@ -109,9 +126,15 @@ class Admission:
                 self._heap.pop(index)
                 heapq.heapify(self._heap)
                 self._positions.pop(job_id, None)
+                self._loads.pop(job_id, None)
                 self._report_positions()
                 return True
         return False
+
+    def close(self) -> None:
+        """Start nothing more (graceful shutdown): a slot freed by a stopping job must not start the
+        next one, which would be marked running and then cut off; queued jobs stay queued."""
+        self.slots = 0
 
     def release(self, job_id: str) -> None:
         """The job's worker thread has ended: free its slot and start the next job."""
@@ -127,12 +150,17 @@ class Admission:
             started.append(job_id)
         self._report_positions()
         for job_id in started:
-            self._start(job_id)
+            load = self._loads.pop(job_id, None)
+            if load is not None:
+                load()
+            else:
+                self._start(job_id)
 
     def _report_positions(self) -> None:
         order = sorted(self._heap)
         current = {job_id: index + 1 for index, (_, _, job_id) in enumerate(order)}
-        changed = {job_id: pos for job_id, pos in current.items() if self._positions.get(job_id) != pos}
+        changed = {job_id: pos for job_id, pos in current.items()
+                   if self._positions.get(job_id) != pos and job_id not in self._loads}
         self._positions = current
         if changed:
             self._on_positions(changed)

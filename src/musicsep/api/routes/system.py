@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
-import anyio.to_thread
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
 from musicsep.api.schemas import ERROR_RESPONSES, HealthPublic, ModelList, ModelLoaded, ModelLoadForm, ModelPublic
 from musicsep.model.catalog import load_catalog
+from musicsep.model.names import MODEL_NAME_PATTERN
+from musicsep.service import model_loads
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -49,17 +49,14 @@ async def list_models(service: ServiceDep, settings: SettingsDep) -> ModelList:
 
 
 @router.post("/api/v1/models/{name}/load", response_model=ModelLoaded, tags=["models"],
-             dependencies=[Authenticated], summary="Load a model (or load it again on another device/precision)")
-async def load_model(name: str, service: ServiceDep, settings: SettingsDep,
+             dependencies=[Authenticated], summary="Load a model (or load it again on another device/precision)",
+             description="Takes a run slot like a job: waits while every slot is busy, 503 + Retry-After "
+             "when the queue is full too.")
+async def load_model(name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="See GET /api/v1/models.")],
+                     service: ServiceDep, settings: SettingsDep,
                      body: Annotated[ModelLoadForm | None, Body()] = None) -> ModelLoaded:
     device = (body.device if body else None) or settings.device
     precision = (body.precision if body else None) or settings.precision
-    started = time.monotonic()
-    separator = await anyio.to_thread.run_sync(service.loader.get, name, device, precision)
-    return ModelLoaded(
-        name=name,
-        device=str(separator.device),
-        precision=str(separator.precision),
-        load_s=round(time.monotonic() - started, 4),
-        models_loaded=service.loader.loaded(),
-    )
+    loaded = await model_loads.load_model(service, name, device, precision)
+    return ModelLoaded(name=loaded.name, device=loaded.device, precision=loaded.precision, load_s=loaded.load_s,
+                       models_loaded=loaded.models_loaded)

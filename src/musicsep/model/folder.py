@@ -1,0 +1,70 @@
+"""The model folder (`MUSICSEP_MODEL_REPO`) as a listing of file names.
+
+Which models a folder holds is answered from its directory listing, never by reading weights:
+`<name>.yaml` is a bag (its members by signature), `<sig>.safetensors` is a model as on the Hugging
+Face hub, `<sig>-<checksum>.th` (or `<sig>.th`) is Demucs's pickled format, named as Demucs's
+`LocalRepo` names them. Only entries whose name is a model name count, and only regular files
+whose real path (symlinks followed) stays inside the folder: a link to elsewhere is ignored, so
+nothing outside the folder is ever read, whatever the folder holds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from musicsep.model.names import is_model_name
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one look at the folder found: model name or signature -> file."""
+
+    bags: dict[str, Path] = field(default_factory=dict)
+    safetensors: dict[str, Path] = field(default_factory=dict)
+    th: dict[str, Path] = field(default_factory=dict)
+
+    def names(self) -> set[str]:
+        return set(self.bags) | set(self.safetensors) | set(self.th)
+
+    def weights(self, sig: str) -> Path | None:
+        """The weight file of one model (a bag member or a single model), `.safetensors` first."""
+        return self.safetensors.get(sig) or self.th.get(sig)
+
+
+class ModelFolder:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def listing(self) -> Listing:
+        """Read again at each call (a few dozen names): weights copied in later are seen at once."""
+        listing = Listing()
+        try:
+            real_root = self.root.resolve(strict=True)
+            entries = list(os.scandir(self.root))
+        except OSError:
+            return listing
+        for entry in entries:
+            stem, dot, suffix = entry.name.rpartition(".")
+            if not dot:
+                continue
+            if suffix == "th" and "-" in stem:
+                stem = stem.rsplit("-", 1)[0]  # `<sig>-<sha256 prefix>.th`, checked by LocalRepo on load
+            kind = {"yaml": listing.bags, "safetensors": listing.safetensors, "th": listing.th}.get(suffix)
+            if kind is None or not is_model_name(stem) or not _inside(Path(entry.path), real_root):
+                continue
+            kind[stem] = Path(entry.path)
+        return listing
+
+    def knows(self, name: str) -> bool:
+        return is_model_name(name) and name in self.listing().names()
+
+
+def _inside(path: Path, real_root: Path) -> bool:
+    """A regular file whose real path is inside the folder (resolve, then compare: `..` and links)."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # a dangling link, a link loop
+        return False
+    return real.is_relative_to(real_root) and real.is_file()
