@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 
 from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
-from musicsep.clients.errors import ServerError
+from musicsep.clients.errors import ServerError, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
 
@@ -106,7 +106,7 @@ class AsyncClient:
         url = self._url(events_path(job))
         last, attempts = last_event_id, 0
         while True:
-            parser = SSEParser()
+            parser, wait_s = SSEParser(), None
             headers = {"Accept": "text/event-stream", **({"Last-Event-ID": str(last)} if last else {})}
             try:
                 async with self.session.get(url, headers=headers) as response:
@@ -120,10 +120,12 @@ class AsyncClient:
                             return
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError):
                 pass
+            except ServerError as error:
+                wait_s = retry_wait(error)
             attempts += 1
             if attempts > self.max_reconnects:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
-            await asyncio.sleep((parser.retry_ms or 1000) / 1000)
+            await asyncio.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
     async def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
                        **options: Any) -> AsyncIterator[Event]:

@@ -23,3 +23,16 @@ class ServerError(Exception):
             code, message, request_id = "http_error", body[:200].decode(errors="replace"), None
         wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
         return cls(status, code, message, request_id, wait)
+
+
+#: Longest a client waits on a Retry-After before reconnecting an event stream.
+MAX_RETRY_WAIT_S = 60.0
+
+
+def retry_wait(error: ServerError) -> float:
+    """Seconds to wait before reconnecting an event stream refused with `error`, which is raised
+    again unless it says "later": 503 (the server or its event log is briefly unavailable, e.g.
+    Redis restarting) or 429 (too many open streams). The stream resumes with Last-Event-ID."""
+    if error.status not in (429, 503):
+        raise error
+    return min(error.retry_after if error.retry_after is not None else 1.0, MAX_RETRY_WAIT_S)

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import httpx
 
 from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
-from musicsep.clients.errors import ServerError
+from musicsep.clients.errors import ServerError, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
 
@@ -79,7 +79,7 @@ class Client:
         url = self._url(events_path(job))
         last, attempts = last_event_id, 0
         while True:
-            parser = SSEParser()
+            parser, wait_s = SSEParser(), None
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)} if last else {}
             try:
                 with self._http.stream("GET", url, headers=headers) as response:
@@ -95,10 +95,12 @@ class Client:
                                 return
             except (httpx.TransportError, httpx.RemoteProtocolError):
                 pass
+            except ServerError as error:
+                wait_s = retry_wait(error)
             attempts += 1
             if attempts > self.max_reconnects:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
-            time.sleep((parser.retry_ms or 1000) / 1000)
+            time.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
     def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
                  **options: Any) -> Iterator[Event]:
