@@ -155,6 +155,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _models_are_names(self) -> "Settings":
+        from musicsep.model.names import RULE, is_model_name
+
+        for setting, names in (("DEFAULT_MODEL", [self.default_model]), ("PRELOAD", self.preload),
+                               ("FALLBACK", list(self.fallback_chain))):
+            if not all(is_model_name(name) for name in names):
+                raise ValueError(f"MUSICSEP_{setting}: {RULE}")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_cors(self) -> "Settings":
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("CORS origin '*' together with credentials is refused: list the origins")

@@ -222,3 +222,14 @@ def test_an_absent_device_is_a_clear_error():
     with pytest.raises(DeviceUnavailable):
         resolve_device("tpu")
     assert resolve_device("cpu").type == "cpu"
+
+
+@pytest.mark.parametrize("setting", [{"default_model": "../evil/x"}, {"preload": ["tiny_one", "/abs/x"]},
+                                     {"fallback": "htdemucs,./dsp"}])
+def test_settings_refuse_model_names_that_are_paths(setting):
+    from pydantic import ValidationError
+
+    from musicsep.config import get_settings
+
+    with pytest.raises(ValidationError, match="letters, digits"):
+        get_settings(**setting)
