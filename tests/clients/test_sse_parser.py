@@ -47,3 +47,16 @@ def test_retry_is_remembered():
     parser = SSEParser()
     parser.feed("retry: 1500\r\n\r\n")
     assert parser.retry_ms == 1500
+
+
+def test_a_data_line_of_megabytes_in_small_chunks_parses_in_linear_time():
+    """A `payload=base64` result is one `data:` line of megabytes, read 64 KB at a time; the parser
+    searched the whole pending line again at every chunk (5 MB: 15 s, quadratic)."""
+    import time
+
+    line = "data: " + "A" * 5_000_000 + "\r\n\r\n"
+    parser = SSEParser()
+    started = time.perf_counter()
+    messages = [m for i in range(0, len(line), 65536) for m in parser.feed(line[i:i + 65536])]
+    assert time.perf_counter() - started < 3.0
+    assert [len(m.data) for m in messages] == [5_000_000]

@@ -174,8 +174,11 @@ def event_stream(
             # Let other streams that are opening send their first byte before this one replays.
             await anyio.lowlevel.checkpoint()
             while not finished and (batch := await ending.next_batch(batches)) is not None:
-                for chunk in encode(batch):
-                    yield chunk
+                # A long event goes out in several writes: hold the lock sse-starlette's ping task
+                # takes (private, the same since 2.0), so no ping lands inside a `data:` line.
+                async with response._send_lock:
+                    for chunk in encode(batch):
+                        yield chunk
                 finished = batch[-1].terminal
             finished = finished or ending.exhausted
             if not finished:
@@ -184,6 +187,7 @@ def event_stream(
             if not finished and ending.reason is None and on_unfinished is not None:
                 on_unfinished()
 
-    return _SlottedResponse(frames(), headers=SSE_HEADERS, ping=ping_s, slot=slot,
-                            data_sender_callable=close_on_shutdown, shutdown_event=shutdown,
-                            shutdown_grace_period=SHUTDOWN_GRACE_S)
+    response = _SlottedResponse(frames(), headers=SSE_HEADERS, ping=ping_s, slot=slot,
+                                data_sender_callable=close_on_shutdown, shutdown_event=shutdown,
+                                shutdown_grace_period=SHUTDOWN_GRACE_S)
+    return response

@@ -7,7 +7,10 @@ arrives, in any chunking; it returns the messages completed so far.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ class SSEMessage:
 class SSEParser:
     def __init__(self) -> None:
         self._pending = ""
+        #: How much of `_pending` holds no line end: a long line (a `payload=base64` result is
+        #: megabytes) is then searched once, not again from its start at every chunk.
+        self._scanned = 0
         #: A chunk ended in "\r": a "\n" starting the next chunk belongs to that line end.
         self._skip_lf = False
         self._data: list[str] = []
@@ -38,12 +44,14 @@ class SSEParser:
         self._pending += text
         messages: list[SSEMessage] = []
         while True:
-            cut = _line_end(self._pending)
+            cut = _LINE_END.search(self._pending, self._scanned)
             if cut is None:
+                self._scanned = len(self._pending)
                 return messages
-            end, width = cut
+            end, width = cut.start(), len(cut.group())
             self._skip_lf = end + width == len(self._pending) and self._pending[end] == "\r"
             line, self._pending = self._pending[:end], self._pending[end + width:]
+            self._scanned = 0
             message = self._line(line)
             if message is not None:
                 messages.append(message)
@@ -73,12 +81,3 @@ class SSEParser:
             return None
         return SSEMessage(event=event or "message", data="\n".join(data), id=self.last_id, retry=retry)
 
-
-def _line_end(text: str) -> tuple[int, int] | None:
-    """Where the first line ends and how wide its terminator is; None while no line is complete."""
-    for index, char in enumerate(text):
-        if char == "\n":
-            return index, 1
-        if char == "\r":
-            return index, 2 if text[index + 1:index + 2] == "\n" else 1
-    return None

@@ -4,29 +4,100 @@ Appends happen on the event-loop thread only (worker threads hop over with
 `loop.call_soon_threadsafe`), so ids are assigned without locks and are 1, 2, 3 … with no gaps,
 also across a restart because the next id is read back from the store. Readers replay from the
 store and then wait for a wake-up; nothing is sent that is not in the log.
+
+Replays go page by page (`PAGE_EVENTS`, `PAGE_BYTES`), and an event read back carries its stored
+text (service/event_text.py) rather than a decoded dict: a reader holds one page and one chunk
+of a long event, never the whole log (issue 12, finding 2).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, AsyncIterator
 
+from musicsep.service.event_text import EventText, Part, dumps, split
 from musicsep.service.jobs import TERMINAL_EVENTS
-from musicsep.service.store import SqliteStore
+from musicsep.service.store import SqliteStore, StoredEvent
+
+#: Most events one replay page holds (a live batch is usually one or two).
+PAGE_EVENTS = 256
+#: Most stored bytes one page holds, long strings not counted (they are read in chunks).
+PAGE_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True)
 class Event:
-    """One entry of a job's log; `data` carries `"event": type` too, for `onmessage`-only clients."""
+    """One entry of a job's log; `data` carries `"event": type` too, for `onmessage`-only clients.
 
-    id: int
-    type: str
-    data: dict[str, Any]
+    An event is made from its `data` (appended here) or from its stored `text` (read back from a
+    log). Either is derived from the other only when asked for: the SSE encoder sends `text` as
+    stored, so a replay never decodes a `payload=base64` result; `data` decodes it for the few
+    callers that need the values.
+    """
+
+    __slots__ = ("id", "type", "_data", "_text")
+
+    def __init__(self, id: int, type: str, data: dict[str, Any] | None = None, *,
+                 text: EventText | None = None) -> None:
+        if data is None and text is None:
+            raise ValueError("an event needs its data or its stored text")
+        self.id = id
+        self.type = type
+        self._data = data
+        self._text = text
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self._text is not None
+            self._data = self._text.decode()
+        return self._data
+
+    @property
+    def text(self) -> EventText:
+        if self._text is None:
+            self._text = EventText(dumps(self._data).encode())
+        return self._text
 
     @property
     def terminal(self) -> bool:
         return self.type in TERMINAL_EVENTS
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id}, type={self.type!r})"
+
+
+def within_budget(events: list[Event], budget: int = PAGE_BYTES) -> list[Event]:
+    """The first events of a page whose stored rows fit in `budget` bytes (always at least one)."""
+    used = 0
+    for index, event in enumerate(events):
+        used += len(event.text.skeleton)
+        if used > budget and index:
+            return events[:index]
+    return events
+
+
+def start_of_follow(after: int, last_id: int) -> int:
+    """Where a follower at cursor `after` starts reading when the log ends at `last_id`: at its
+    cursor, or, when the cursor is at or beyond the end, just before the last event, so that a
+    terminal event already logged is seen (`unseen` decides whether it is sent)."""
+    return max(0, min(after, last_id - 1))
+
+
+def unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
+    """What a reader at cursor `after` gets of `events` (read in order), and whether the terminal
+    event was among them (nothing after it is ever sent, and the follow ends there).
+
+    Every event past the cursor; and the terminal event also when the cursor is beyond it, that
+    is beyond the log: a `Last-Event-ID` from another log or a made-up number would otherwise
+    wait for ids that never come and keep its connection open after the job's end (issue 12,
+    finding 5). A reader whose cursor is the terminal event itself already has it.
+    """
+    for index, event in enumerate(events):
+        if event.terminal:
+            last = [event] if event.id != after else []
+            return [e for e in events[:index] if e.id > after] + last, True
+    return [e for e in events if e.id > after], False
 
 
 class EventLog:
@@ -41,7 +112,7 @@ class EventLog:
         """Persist the event, then wake every follower of this job. Loop thread only."""
         event_id = self._next_id.get(job_id) or self._store.last_event_id(job_id) + 1
         event = Event(event_id, type_, {"event": type_, **payload})
-        self._store.append_event(job_id, event_id, type_, event.data)
+        self._store.append_event(job_id, event_id, type_, *split(event.data))
         if event.terminal:
             self._next_id.pop(job_id, None)
         else:
@@ -51,33 +122,41 @@ class EventLog:
             wakeup.set()
         return event
 
-    def read(self, job_id: str, after: int = 0) -> list[Event]:
-        return [Event(i, t, d) for i, t, d in self._store.events(job_id, after)]
+    def read(self, job_id: str, after: int = 0, limit: int | None = None) -> list[Event]:
+        """Events with id > `after`; with `limit`, one page: at most that many, within PAGE_BYTES."""
+        events = [self._event(row) for row in self._store.events(job_id, after, limit)]
+        return events if limit is None else within_budget(events)
 
     def last(self, job_id: str) -> Event | None:
-        events = self._store.events(job_id, self._store.last_event_id(job_id) - 1)
-        return Event(*events[-1]) if events else None
+        row = self._store.last_event(job_id)
+        return None if row is None else self._event(row)
+
+    def _event(self, row: StoredEvent) -> Event:
+        parts = tuple(Part(at, size, partial(self._store.read_part, key)) for at, size, key in row.parts)
+        return Event(row.id, row.type, text=EventText(row.skeleton, parts))
 
     async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         """Yield batches of events with id > `after`, live, until (and including) the terminal one.
 
         Batches, not single events: a reader that joins late (or a replay) gets everything
-        already logged in one piece, which a stream sends in one write.
+        already logged in one piece, which a stream sends in one write. A cursor beyond the log
+        still ends with the terminal event (`unseen`).
         """
+        cursor = start_of_follow(after, self._store.last_event_id(job_id))
         while True:
             # Take the wake-up before reading: no await separates the two, so no append can
             # fall between the read and the wait.
             wakeup = self._wakeups.setdefault(job_id, asyncio.Event())
-            events = self.read(job_id, after)
-            for index, event in enumerate(events):
-                if event.terminal:
-                    yield events[: index + 1]
-                    return
-            if events:
-                yield events
-                after = events[-1].id
-            else:
+            events = self.read(job_id, cursor, PAGE_EVENTS)
+            if not events:
                 await wakeup.wait()
+                continue
+            cursor = events[-1].id
+            batch, finished = unseen(events, after)
+            if batch:
+                yield batch
+            if finished:
+                return
 
     def forget(self, job_id: str) -> None:
         """Drop an expired job's events (its row stays so the API can answer 410)."""

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 
@@ -42,12 +42,31 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     PRIMARY KEY (job_id, id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_parts (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_parts_event ON event_parts (job_id, event_id);
 """
 
 _JOB_COLUMNS = (
     "id, status, spec, seq, priority, created_at, started_at, finished_at, expires_at, attempts, "
     "request_id, filename, result, error"
 )
+
+
+class StoredEvent(NamedTuple):
+    """An event row as stored (service/event_text.py): its skeleton text and its parts as
+    (offset in the skeleton, size, key for `read_part`)."""
+
+    id: int
+    type: str
+    skeleton: bytes
+    parts: tuple[tuple[int, int, int], ...]
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -148,20 +167,65 @@ class SqliteStore:
         return [str(row[0]) for row in rows]
 
     # --- events ---------------------------------------------------------------------------
-    def append_event(self, job_id: str, event_id: int, type_: str, data: dict[str, Any]) -> None:
+    # An event is its wire text with long strings cut out (the row) and those strings (parts, one
+    # row each in event_parts), written in one transaction. Parts are BLOBs read with SQLite's
+    # incremental blob I/O, so a replay reads a chunk without loading the rest of the value.
+    def append_event(self, job_id: str, event_id: int, type_: str, skeleton: bytes,
+                     parts: list[tuple[int, bytes]]) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO events (job_id, id, type, data) VALUES (?,?,?,?)",
-                (job_id, event_id, type_, json.dumps(data, separators=(",", ":"))),
-            )
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute(
+                    "INSERT INTO events (job_id, id, type, data) VALUES (?,?,?,?)",
+                    (job_id, event_id, type_, skeleton.decode()),
+                )
+                self._db.executemany(
+                    "INSERT INTO event_parts (job_id, event_id, at, size, data) VALUES (?,?,?,?,?)",
+                    [(job_id, event_id, at, len(text), text) for at, text in parts],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-    def events(self, job_id: str, after: int = 0) -> list[tuple[int, str, dict[str, Any]]]:
+    def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        """Rows with id > `after` in order, at most `limit` of them (all without)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, type, data FROM events WHERE job_id=? AND id>? ORDER BY id",
-                (job_id, after),
+                "SELECT id, type, data FROM events WHERE job_id=? AND id>? ORDER BY id LIMIT ?",
+                (job_id, after, -1 if limit is None else limit),
             ).fetchall()
-        return [(int(i), str(t), json.loads(d)) for i, t, d in rows]
+            return self._with_parts(job_id, rows)
+
+    def last_event(self, job_id: str) -> StoredEvent | None:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, type, data FROM events WHERE job_id=? ORDER BY id DESC LIMIT 1", (job_id,)
+            ).fetchall()
+            found = self._with_parts(job_id, rows)
+        return found[0] if found else None
+
+    def read_part(self, key: int, start: int, size: int) -> bytes:
+        with self._lock, self._db.blobopen("event_parts", "data", key, readonly=True) as blob:
+            blob.seek(start)
+            return blob.read(size)
+
+    def _with_parts(self, job_id: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
+        """Rows (ordered by id) as StoredEvents with their parts' places; the lock is held."""
+        if not rows:
+            return []
+        ids = [int(row[0]) for row in rows]
+        parts: dict[int, list[tuple[int, int, int]]] = {}
+        for event_id, at, size, key in self._db.execute(
+            "SELECT event_id, at, size, id FROM event_parts WHERE job_id=? AND event_id BETWEEN ? AND ? "
+            "ORDER BY event_id, at",
+            (job_id, min(ids), max(ids)),
+        ):
+            parts.setdefault(int(event_id), []).append((int(at), int(size), int(key)))
+        return [
+            StoredEvent(int(i), str(t), str(d).encode(), tuple(parts.get(int(i), ())))
+            for i, t, d in rows
+        ]
 
     def last_event_id(self, job_id: str) -> int:
         with self._lock:
@@ -171,6 +235,7 @@ class SqliteStore:
     def delete_events(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM events WHERE job_id=?", (job_id,))
+            self._db.execute("DELETE FROM event_parts WHERE job_id=?", (job_id,))
 
     # --- rows <-> records -----------------------------------------------------------------
     @staticmethod
