@@ -7,12 +7,16 @@ contains a server path.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class MusicsepError(Exception):
     """Base of every error a user can cause or act on."""
 
     code = "error"
-    #: CLI exit status for this kind of failure (DESIGN: 3 bad input, 4 model unavailable).
+    #: CLI exit status for this kind of failure (DESIGN: 3 bad input, 4 model unavailable, 5 disk full).
     exit_code = 1
 
     def __init__(self, message: str) -> None:
@@ -62,15 +66,54 @@ class DeviceUnavailable(MusicsepError):
     exit_code = 4
 
 
-class DeviceUnavailable(MusicsepError):
-    """An explicit device this machine does not have (`mps` on Linux, `cuda` without a GPU)."""
-
-    code = "device_unavailable"
-    exit_code = 4
-
-
 class Cancelled(MusicsepError):
     """The caller asked to stop; raised between chunks, after partial outputs were removed."""
 
     code = "cancelled"
     exit_code = 130
+
+
+class StorageFull(MusicsepError):
+    """The disk (or the quota) that holds the job's files ran out while they were written."""
+
+    code = "storage_full"
+    exit_code = 5
+
+
+#: errno values that mean "no room left": a full filesystem, or the owner's quota used up.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+STORAGE_FULL_MESSAGE = ("the server ran out of disk space while writing the results; nothing was kept. "
+                        "Try again later (or ask for fewer stems or a compressed format)")
+
+
+def storage_full(exc: BaseException) -> StorageFull | None:
+    """A `StorageFull` when `exc`, or any error it was raised from, is a full disk; else None.
+
+    The whole chain is searched because libraries re-raise I/O errors as their own (PyAV's
+    `av.error.OSError`, a `with` block's cleanup raising over the first error).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StorageFull):
+            return current
+        if isinstance(current, OSError) and current.errno in _NO_ROOM:
+            return StorageFull(STORAGE_FULL_MESSAGE)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextmanager
+def storage_full_is_typed() -> Iterator[None]:
+    """Re-raise a full-disk error inside the block as `StorageFull` (other errors pass untouched)."""
+    try:
+        yield
+    except StorageFull:
+        raise
+    except Exception as exc:
+        full = storage_full(exc)
+        if full is None:
+            raise
+        raise full from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from musicsep.config import Settings
+from musicsep.model.errors import storage_full_is_typed
 from musicsep.service.fetch import FetchLimits
 from musicsep.service.inputs import fetch_input, fetch_limits
 from musicsep.service.jobs import JobSpec
@@ -115,8 +116,16 @@ def run_pipeline(
     """Blocking: the whole job. Raises the model layer's typed errors, `Cancelled` on cancel.
 
     An `audio_url` job's input is fetched first (unless an earlier attempt left it complete): a
-    refused or failed download ends the job before any model is loaded.
+    refused or failed download ends the job before any model is loaded. A full disk anywhere in
+    the job (the download, the decoded track, a stem) is `StorageFull`, so the job fails with
+    `storage_full` rather than `internal_error`; the writers have removed their partial files.
     """
+    with storage_full_is_typed():
+        return _run(spec, input_path, stems_dir, loader=loader, options=options, emit=emit, cancel=cancel)
+
+
+def _run(spec: JobSpec, input_path: Path, stems_dir: Path, *, loader: Any, options: EngineOptions, emit: Emit,
+         cancel: threading.Event) -> PipelineOutput:
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device

@@ -5,7 +5,9 @@ mode, where Demucs divides the stem by `max(1.01 * peak, 1)` and the peak is onl
 end; there the float samples are spilled to an anonymous temporary file beside the output (on
 disk, not in RAM; the OS deletes it even if the process dies) and encoded in a second pass at
 `close()`. The output is written under a hidden temporary name and renamed into place when
-complete, so nobody ever sees (or serves) half a stem.
+complete, so nobody ever sees (or serves) half a stem. A full disk (or quota) is raised as
+`StorageFull` whichever encoder hit it; `abort()` (what leaving a `with` block by an exception
+calls) then removes the partial files, so the space is free again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from musicsep.model.errors import InvalidOptions
+from musicsep.model.errors import InvalidOptions, storage_full_is_typed
 
 from .mp3 import MP3_RATES, Mp3Sink
 from .sinks import OpusSink, Sink, SoundfileSink, pcm16, pcm24, pcm_float
@@ -88,14 +90,16 @@ class StemWriter:
         self._peak = np.float32(0.0)
         self._done = False
         self._closed = False
-        fd, part = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
+        with storage_full_is_typed():
+            fd, part = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".part")
         os.close(fd)
         self._part = Path(part)
         self._spill: BinaryIO | None = None
         try:
-            self._sink: Sink = _open_sink(self._part, self.format.name, samplerate, channels, bitrate)
-            if clip == "rescale":
-                self._spill = tempfile.TemporaryFile(dir=self.path.parent, prefix=".spill-")
+            with storage_full_is_typed():
+                self._sink: Sink = _open_sink(self._part, self.format.name, samplerate, channels, bitrate)
+                if clip == "rescale":
+                    self._spill = tempfile.TemporaryFile(dir=self.path.parent, prefix=".spill-")
         except BaseException:
             self.abort()
             raise
@@ -110,23 +114,25 @@ class StemWriter:
         if block.shape[1] == 0:
             return
         self.frames += block.shape[1]
-        if self._spill is not None:
-            self._peak = max(self._peak, np.abs(block).max())
-            self._spill.write(np.ascontiguousarray(block.T).tobytes())
-        elif self.clip == "clamp":
-            self._sink.write(np.clip(block, -_CLAMP_LIMIT, _CLAMP_LIMIT))
-        else:
-            self._sink.write(block)
+        with storage_full_is_typed():
+            if self._spill is not None:
+                self._peak = max(self._peak, np.abs(block).max())
+                self._spill.write(np.ascontiguousarray(block.T).tobytes())
+            elif self.clip == "clamp":
+                self._sink.write(np.clip(block, -_CLAMP_LIMIT, _CLAMP_LIMIT))
+            else:
+                self._sink.write(block)
 
     def close(self) -> Path:
         """Finish the file, move it into place and return its path. Aborts on failure."""
         if self._done:
             raise RuntimeError("close() after close() or abort()")
         try:
-            if self._spill is not None:
-                self._encode_spilled()
-            self._sink.close()
-            os.replace(self._part, self.path)
+            with storage_full_is_typed():
+                if self._spill is not None:
+                    self._encode_spilled()
+                self._sink.close()
+                os.replace(self._part, self.path)
         except BaseException:
             self.abort()
             raise

@@ -13,6 +13,9 @@ MP3 has its own module (mp3.py).
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +28,9 @@ import soundfile as sf
 _OPUS_RATE = 48000
 #: libopus refuses more than 256 kbps per channel; higher requests are capped there.
 _OPUS_MAX_KBPS_PER_CHANNEL = 256
+
+#: Below this much free space a failed libsndfile write or close is taken for a full disk.
+_FULL_BELOW_BYTES = 1 << 20
 
 
 class Sink(Protocol):
@@ -48,6 +54,16 @@ def pcm_float(block: np.ndarray) -> np.ndarray:
     return np.clip(block, -1.0, 1.0)
 
 
+def _no_room_error(folder: Path, wanted: int) -> OSError | None:
+    """libsndfile reports a failed write(2) as a bare "System error" without its errno, so a full
+    disk looks like any other failure. When the filesystem has no room left for what was being
+    written (or under a MiB), the failure is `OSError(ENOSPC)`, as every other writer raises it.
+    A used-up quota leaves statvfs's free space untouched and cannot be told apart here."""
+    if shutil.disk_usage(folder).free < max(wanted, _FULL_BELOW_BYTES):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return None
+
+
 class SoundfileSink:
     """WAV / FLAC through libsndfile, one block at a time."""
 
@@ -61,15 +77,26 @@ class SoundfileSink:
         to_pcm: Callable[[np.ndarray], np.ndarray],
     ) -> None:
         self._to_pcm = to_pcm
-        self._file = sf.SoundFile(
-            path, mode="w", samplerate=samplerate, channels=channels, format=container, subtype=subtype
-        )
+        self._folder = path.parent
+        try:
+            self._file = sf.SoundFile(
+                path, mode="w", samplerate=samplerate, channels=channels, format=container, subtype=subtype
+            )
+        except sf.LibsndfileError as exc:
+            raise _no_room_error(self._folder, 0) or exc
 
     def write(self, block: np.ndarray) -> None:
-        self._file.write(np.ascontiguousarray(self._to_pcm(block).T))
+        pcm = np.ascontiguousarray(self._to_pcm(block).T)
+        try:
+            self._file.write(pcm)
+        except sf.LibsndfileError as exc:
+            raise _no_room_error(self._folder, pcm.nbytes) or exc
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except sf.LibsndfileError as exc:
+            raise _no_room_error(self._folder, 0) or exc
 
 
 class OpusSink:
