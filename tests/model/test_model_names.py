@@ -233,3 +233,14 @@ def test_settings_refuse_model_names_that_are_paths(setting):
 
     with pytest.raises(ValidationError, match="letters, digits"):
         get_settings(**setting)
+
+
+@pytest.mark.parametrize("text", ["models: [", "just a string", "models: 3", "{}"])
+def test_a_damaged_bag_file_is_a_clear_error(model_places, tmp_path, text):
+    repo = tmp_path / "repo"
+    shutil.copytree(model_places.repo, repo)
+    (repo / "broken.yaml").write_text(text)
+    loader = ModelLoader(repo=repo, offline=True)
+    assert loader.knows("broken") and not loader.is_available("broken")
+    with pytest.raises(ModelUnavailable):
+        loader.get("broken", device="cpu")

@@ -25,7 +25,8 @@ from musicsep.model.names import InvalidModelName, UnknownModel, is_model_name, 
 __all__ = ["HOW_TO_GET_WEIGHTS", "InvalidModelName", "ModelLoader", "UnknownModel", "resolve_device",
            "resolve_precision"]
 
-#: Weights kept loaded by default: two of the largest catalog bags in fp32 (docs/security.md).
+#: Weights kept loaded by default (`MUSICSEP_MODEL_CACHE_MB`): two of the largest catalog bags in
+#: fp32 (docs/architecture.md, "Loading").
 DEFAULT_CACHE_MB = 4096.0
 
 HOW_TO_GET_WEIGHTS = (
@@ -40,9 +41,9 @@ def _load_member(sig: str, folder: Path, listing: Listing | None = None):
     from demucs.hf import load_safetensors_model
     from demucs.repo import LocalRepo
 
-    listing = listing if listing is not None else ModelFolder(folder).listing()
-    if not is_model_name(sig):
+    if not is_model_name(sig):  # a bag's member named by a path
         return None
+    listing = listing if listing is not None else ModelFolder(folder).listing()
     path = listing.weights(sig)
     if path is None:
         return None
@@ -117,10 +118,10 @@ def _folder_has(name: str, listing: Listing) -> bool:
     if name not in listing.bags:
         return listing.weights(name) is not None
     try:
-        members = yaml.safe_load(listing.bags[name].read_text())["models"]
+        members = list(yaml.safe_load(listing.bags[name].read_text())["models"])
     except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
         return False
-    return all(isinstance(sig, str) and listing.weights(sig) is not None for sig in members)
+    return bool(members) and all(isinstance(sig, str) and listing.weights(sig) is not None for sig in members)
 
 
 def load_from_caches(name: str, stems: Sequence[str] | None = None):
@@ -311,12 +312,15 @@ class ModelLoader:
                 return _folder_has(name, listing)
         if name not in load_catalog():
             return False
+        import yaml
+
         try:
             return in_caches(name)
-        except (OSError, ValueError, TypeError, KeyError, ImportError):  # a damaged cache has nothing
+        except (OSError, ValueError, TypeError, KeyError, ImportError, yaml.YAMLError):  # damaged: nothing
             return False
 
     def _load(self, name: str, stems: Sequence[str] | None = None):
+        import yaml
         from demucs.repo import ModelLoadingError
         from safetensors import SafetensorError
 
@@ -329,7 +333,8 @@ class ModelLoader:
                      else load_from_caches(name, stems))
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
-        except (ModelLoadingError, SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        except (ModelLoadingError, SafetensorError, OSError, ValueError, KeyError, TypeError,
+                RuntimeError, yaml.YAMLError) as exc:
             raise ModelUnavailable(
                 f"the weights of model '{name}' on this machine are damaged or incomplete "
                 f"({type(exc).__name__}); download them again") from exc
