@@ -108,6 +108,7 @@ class JobService:
     async def stop(self) -> None:
         """Stop every running job within one chunk; they stay queued for the next start."""
         self._stopping = True
+        self.admission.close()
         if self._cleaner is not None:
             self._cleaner.cancel()
         for cancel in self._cancels.values():
