@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import sqlite3
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from musicsep.service.events import EventLog
+from musicsep.service.events import PAGE_EVENTS, EventLog
 from musicsep.service.interfaces import JobEventLog
 from musicsep.service.store import SqliteStore
 
@@ -31,6 +35,20 @@ def open_log(request, tmp_path) -> OpenLog:
         closers.append(log)
         return log
 
+    def stored() -> int:
+        """How many rows / keys hold events and their parts, wherever the backend keeps them."""
+        if request.param == "sqlite":
+            with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+                return sum(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                           for table in ("events", "event_parts"))
+        import redis
+
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        count = sum(1 for _ in client.scan_iter(match=f"{request.getfixturevalue('redis_prefix')}*"))
+        client.close()
+        return count
+
+    open_.stored = stored  # type: ignore[attr-defined]
     yield open_
     for closer in closers:
         closer.close()
@@ -143,3 +161,86 @@ def test_a_follower_at_the_terminal_event_gets_nothing_and_one_beyond_it_gets_it
     assert asyncio.run(asyncio.wait_for(scenario(2), timeout=10)) == []
     assert asyncio.run(asyncio.wait_for(scenario(50), timeout=10)) == [[(2, "failed")]]
     assert asyncio.run(asyncio.wait_for(scenario(1), timeout=10)) == [[(2, "failed")]]
+
+
+def _base64_result(stems: int, stem_bytes: int) -> dict[str, Any]:
+    """A `payload=base64` job's `completed` payload: each stem's bytes as base64 (long strings),
+    beside short values that must keep their JSON escaping (quotes, backslashes, non-ASCII)."""
+    return {
+        "stems": {f"stem{i}": {"data": base64.b64encode(bytes([i]) * stem_bytes).decode(), "format": "wav16",
+                               "bytes": stem_bytes} for i in range(stems)},
+        "analysis": {"key": "fa dièse", "note": 'a "quoted" \\ path\n', "beats": [0.5, 1.0]},
+        "timings": {"total_s": 1.25},
+        "lyrics": 'long "text" é\\ ' * 2000,  # a long string that needs escaping
+    }
+
+
+def _wire_json(type_: str, payload: dict[str, Any]) -> bytes:
+    """The `data:` of an event as the SSE encoder has always sent it."""
+    return json.dumps({"event": type_, **payload}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_a_page_holds_at_most_limit_events(open_log):
+    log = open_log()
+    for n in range(10):
+        log.append("job", "progress", {"percent": n})
+    assert [e.id for e in log.read("job", 0, limit=4)] == [1, 2, 3, 4]
+    assert [e.id for e in log.read("job", 4, limit=4)] == [5, 6, 7, 8]
+    assert [e.id for e in log.read("job", 8, limit=4)] == [9, 10]
+    assert [e.id for e in log.read("job", 0)] == list(range(1, 11))
+
+
+def test_long_strings_come_back_byte_for_byte_and_are_decoded_only_when_asked(open_log):
+    payload = _base64_result(stems=3, stem_bytes=200_000)
+    log = open_log()
+    log.append("job", "started", {"model": "tiny"})
+    log.append("job", "completed", payload)
+    replayed = open_log().read("job")[-1]
+    for size in (1000, 65536):
+        chunks = list(replayed.text.chunks(size))
+        assert b"".join(chunks) == _wire_json("completed", payload)
+        assert max(len(chunk) for chunk in chunks) <= size
+    assert len(replayed.text.skeleton) < 2000  # the base64 is not in the row
+    assert replayed.data == {"event": "completed", **payload}
+    assert open_log().last("job").data == {"event": "completed", **payload}
+
+
+def test_a_replay_reads_a_base64_result_in_chunks_never_whole(open_log):
+    """Issue 12, finding 2: every reader loaded and decoded the whole log (here 16 MB)."""
+    log = open_log()
+    log.append("job", "completed", _base64_result(stems=4, stem_bytes=3_000_000))
+    reader = open_log()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        sizes = [len(chunk) for event in reader.read("job", 0, limit=PAGE_EVENTS) for chunk in event.text.chunks()]
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert sum(sizes) > 16_000_000
+    assert peak < 1_000_000, f"a replay held {peak / 1e6:.1f} MB"
+
+
+def test_followers_get_a_long_log_in_pages(open_log):
+    log = open_log()
+    total = 2 * PAGE_EVENTS + 10
+    for n in range(total - 1):
+        log.append("job", "progress", {"percent": n})
+    log.append("job", "completed", {"stems": {}})
+
+    async def scenario() -> list[list[int]]:
+        return [[e.id for e in batch] async for batch in open_log().follow("job")]
+
+    batches = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
+    assert [i for batch in batches for i in batch] == list(range(1, total + 1))
+    assert max(len(batch) for batch in batches) <= PAGE_EVENTS
+
+
+def test_forgotten_logs_leave_no_long_strings_behind(open_log):
+    log = open_log()
+    log.append("job", "queued", {"position": 0})
+    log.append("job", "completed", _base64_result(stems=2, stem_bytes=50_000))
+    assert open_log.stored() > 0
+    log.forget("job")
+    assert open_log.stored() == 0
+    assert log.read("job") == []

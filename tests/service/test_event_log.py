@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
+
+import pytest
 
 from musicsep.service.events import EventLog
 from musicsep.service.store import SqliteStore
@@ -48,3 +52,26 @@ def test_followers_get_live_events_until_the_terminal_one(tmp_path):
         return await asyncio.wait_for(asyncio.gather(*followers), timeout=10)
 
     assert asyncio.run(scenario()) == [[1, 2, 3, 4, 5]] * 3
+
+
+def test_a_log_stored_before_long_strings_were_cut_out_still_replays(tmp_path):
+    """Rows written by the previous version: one JSON text each (ASCII-escaped), no parts."""
+    path = tmp_path / "db.sqlite3"
+    SqliteStore(path).close()
+    data = {"event": "completed", "stems": {"vocals": {"data": "QUJD" * 10_000}}, "analysis": {"key": "ré"}}
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO events (job_id, id, type, data) VALUES (?,?,?,?)",
+                   ("job", 1, "completed", json.dumps(data, separators=(",", ":"))))
+    (event,) = EventLog(SqliteStore(path)).read("job")
+    assert event.data == data
+    assert json.loads(b"".join(event.text.chunks())) == data
+
+
+def test_an_event_and_its_long_strings_are_stored_together_or_not_at_all(tmp_path):
+    store = SqliteStore(tmp_path / "db.sqlite3")
+    store.append_event("job", 1, "queued", b'{"event":"queued"}', [])
+    with pytest.raises(sqlite3.IntegrityError):  # the same id again: the row is refused …
+        store.append_event("job", 1, "completed", b'{"event":"completed","data":""}', [(29, b"QUJD" * 5000)])
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # … and so is its long string
+        assert db.execute("SELECT COUNT(*) FROM event_parts").fetchone()[0] == 0
+    assert EventLog(store).append("job", "progress", {"percent": 1}).id == 2
