@@ -50,11 +50,17 @@ def run(args: argparse.Namespace) -> int:
     from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
     from musicsep.service.artifacts import SigningKeyRefused, signing_key
+    from musicsep.service.database_check import DatabaseRefused
 
     try:
         settings = get_settings(**_overrides(args))
     except ValidationError as exc:
         print(f"musicsep serve: invalid settings:\n{describe_invalid(exc)}", file=sys.stderr)
+        return 2
+    try:
+        _check_job_database(settings)  # first: a refused data dir is left exactly as it was
+    except DatabaseRefused as exc:
+        print(f"musicsep serve: {exc}", file=sys.stderr)
         return 2
     try:
         signing_key(settings.signing_key, settings.data_dir)  # refused here, in words, not in a traceback
@@ -72,3 +78,12 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, **options)
     return 0
+
+
+def _check_job_database(settings) -> None:
+    """The embedded job database, opened once before serving: refused in words, not a traceback."""
+    if settings.queue == "celery":
+        return  # jobs live in Redis
+    from musicsep.service.store import SqliteStore
+
+    SqliteStore(settings.data_dir / "musicsep.sqlite3", job_folders=settings.data_dir / "jobs").close()

@@ -75,7 +75,7 @@ class JobService:
         if (store is None) != (events is None):
             raise ValueError("pass both a job store and an event log, or neither (SQLite)")
         if store is None or events is None:
-            sqlite = SqliteStore(settings.data_dir / "musicsep.sqlite3")
+            sqlite = SqliteStore(settings.data_dir / "musicsep.sqlite3", job_folders=settings.data_dir / "jobs")
             store, events = sqlite, EventLog(sqlite)
         self.store: JobStore = store
         self.events: JobEventLog = events
