@@ -68,11 +68,18 @@ async function problemFrom(response) {
     { status: response.status, code, retryAfter });
 }
 
-/** fetch with the API key (when one is set) and errors as ApiProblem. */
+/** Whether `url` is on this page's own server. Stems kept in S3 come as presigned links to the
+ * bucket: the API key must not travel there (the bucket would see it, and it refuses a request
+ * that carries a second authorisation anyway), as in the Python clients (clients/common.py). */
+export function sameOrigin(url) {
+  return new URL(url, window.location.href).origin === window.location.origin;
+}
+
+/** fetch with the API key (when one is set, to this server only) and errors as ApiProblem. */
 export async function request(path, options = {}) {
   const headers = new Headers(options.headers || {});
   const key = apiKey();
-  if (key) headers.set("Authorization", `Bearer ${key}`);
+  if (key && sameOrigin(path)) headers.set("Authorization", `Bearer ${key}`);
   let response;
   try {
     response = await fetch(path, { ...options, headers });
