@@ -26,6 +26,7 @@ from musicsep.api.links import Links
 from musicsep.api.request_id import RequestIdMiddleware
 from musicsep.api.routes import downloads, jobs, separate, system
 from musicsep.api.stream_slots import StreamSlots, register_metrics as register_stream_metrics
+from musicsep.api.upload_folder import UploadFolder
 from musicsep.api.uploads import FORM_OVERHEAD_BYTES
 from musicsep.config import Settings, get_settings
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)
             logger.info("model {} loaded", name)
         await service.start()
+        app.state.uploads = UploadFolder(settings.data_dir)  # sweeps what a killed process left
         app.state.service = service
         register_stream_metrics(service.metrics.registry, app.state.stream_slots)
         # torch, Demucs, librosa and the loaded models leave ~200k long-lived objects that every
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await service.stop()
+            app.state.uploads.close()
 
     app = FastAPI(
         title="musicsep",

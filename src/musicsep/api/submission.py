@@ -63,6 +63,6 @@ async def submit(
         return service.create(spec, None, filename=name, request_id=current_request_id(), wait=wait)
     spec = params.to_spec(settings.default_model)
     await _check(spec, service, wait)
-    upload = await store_upload(file, settings.data_dir / "uploads", settings.max_duration_s)
+    upload = await store_upload(file, request.app.state.uploads.path, settings.max_duration_s)
     spec = spec.model_copy(update={"input_sha256": upload.sha256})
     return service.create(spec, upload.path, filename=file.filename, request_id=current_request_id(), wait=wait)
