@@ -84,11 +84,11 @@ def test_the_per_caller_limit_counts_each_api_key_apart(live_server, make_clip):
 
 
 def test_a_stream_past_its_lifetime_closes_with_retry_and_resumes_without_loss(live_server, make_clip):
-    """Lifetime 1 s on a job that runs several seconds: the stream closes again and again with
+    """Lifetime 0.5 s on a job that runs several seconds: the stream closes again and again with
     `retry:` and a comment, each reconnect sends Last-Event-ID, and the events put together are
     exactly the job's log."""
-    server = live_server(sse_max_lifetime_s=1.0, sse_retry_ms=50, sse_ping_s=0.5)
-    job = post_job(server.url, make_clip(seconds=6.0), analyze="false")
+    server = live_server(sse_max_lifetime_s=0.5, sse_retry_ms=50, sse_ping_s=0.25)
+    job = post_job(server.url, make_clip(seconds=10.0), analyze="false")
     url = server.url + job["events_url"]
     collected: list[tuple[int, str, dict]] = []
     closes: list[str] = []
