@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+
+#: A Retry-After in seconds (the HTTP-date form is not used by musicsep).
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
 class ServerError(Exception):
@@ -21,7 +25,8 @@ class ServerError(Exception):
             code, message, request_id = error["code"], error["message"], error.get("request_id")
         except (ValueError, KeyError, TypeError):
             code, message, request_id = "http_error", body[:200].decode(errors="replace"), None
-        wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+        # ASCII digits only: str.isdigit() also takes "²", which float() refuses.
+        wait = float(retry_after) if retry_after and _SECONDS.fullmatch(retry_after) else None
         return cls(status, code, message, request_id, wait)
 
 
