@@ -1,16 +1,15 @@
 """A disk that fills while stems are written: the job fails `storage_full`, nothing half-written stays.
 
 The full disk is real, not injected: each test mounts its own small tmpfs (`mount -t tmpfs -o
-size=…`) and unmounts it at the end. Mounting needs root (CAP_SYS_ADMIN); where the test runner
-is not allowed to mount, these tests skip rather than fake the error.
+size=…`, tests/small_disk.py) and unmounts it at the end. Mounting needs root (CAP_SYS_ADMIN);
+where the test runner is not allowed to mount, these tests skip rather than fake the error.
 """
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
@@ -19,39 +18,11 @@ import pytest
 from musicsep.model.audio import FORMATS, StemWriter
 from musicsep.model.errors import StorageFull
 from server_harness import stream_events
+from small_disk import small_disk  # noqa: F401 (a fixture)
 
 SAMPLERATE = 44100
 #: Files the data dir keeps besides job folders (the job store and the signing key).
 SERVICE_FILES = {"musicsep.sqlite3", "musicsep.sqlite3-wal", "musicsep.sqlite3-shm", "signing.key"}
-
-
-def _mount_tmpfs(folder: Path, size: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
-                          capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
-
-
-def _unmount(folder: Path) -> None:
-    if subprocess.run(["umount", str(folder)], capture_output=True, timeout=30).returncode != 0:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
-
-
-@pytest.fixture
-def small_disk(tmp_path) -> Iterator[callable]:
-    """Factory: `small_disk("4m")` mounts a fresh tmpfs of that size and returns its folder."""
-    mounted: list[Path] = []
-
-    def _make(size: str) -> Path:
-        folder = tmp_path / f"disk{len(mounted)}"
-        _mount_tmpfs(folder, size)
-        mounted.append(folder)
-        return folder
-
-    yield _make
-    for folder in reversed(mounted):
-        _unmount(folder)
 
 
 def _files(root: Path) -> list[Path]:
@@ -60,8 +31,6 @@ def _files(root: Path) -> list[Path]:
 
 def _fill(folder: Path, leave: int) -> None:
     """Take all the free space of `folder`'s filesystem but `leave` bytes."""
-    import shutil
-
     free = shutil.disk_usage(folder).free
     with (folder / "filler").open("wb") as handle:
         handle.write(b"\0" * max(0, free - leave))

@@ -1,0 +1,42 @@
+"""A Celery worker whose disk fills while it writes stems fails the job `storage_full`, like the
+embedded server (tests/service/test_disk_full.py): the worker runs the same pipeline, whose full
+disk is the typed `StorageFull`, and the same failure mapping. The shared data dir of the test
+cluster is a real 8 MiB tmpfs the test mounts (skipped where it may not mount)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from small_disk import small_disk  # noqa: F401 (a fixture)
+
+from .scaleout import ScaleOut, cluster_env, harness
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def test_a_worker_whose_disk_fills_while_encoding_fails_the_job_with_storage_full(
+        small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, make_clip):
+    """Before: `failed {code: internal_error}` from the worker."""
+    data_dir = small_disk("8m")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cluster = ScaleOut(cluster_env(data_dir, tiny_model_repo, redis_url, redis_prefix), logs)
+    try:
+        api = cluster.api()
+        cluster.worker("w1")
+        with make_clip(seconds=10.0).open("rb") as handle:
+            reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("song.wav", handle, "audio/wav")},
+                               data={"analyze": "false"}, timeout=60)
+        assert reply.status_code == 202, reply.text
+        job = reply.json()["job_id"]
+        status, events = harness.stream_events(f"{api}/api/v1/jobs/{job}/events", timeout_s=120)
+        assert status == 200
+        assert [e[1] for e in events if e[1] in ("completed", "failed", "cancelled")] == ["failed"]
+        assert events[-1][2]["code"] == "storage_full"
+        assert "disk space" in events[-1][2]["message"]
+        assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "failed"
+        leftovers = [p for p in (data_dir / "jobs").rglob("*") if p.is_file()]
+        assert leftovers == []
+    finally:
+        cluster.stop()
