@@ -111,6 +111,7 @@ class RedisEventLog:
         )
         return Event(event_id, fields[b"type"].decode(), text=EventText(fields[b"data"], parts))
 
+    @reachable
     def _read_part(self, key: str, start: int, size: int) -> bytes:
         return self._r.getrange(key, start, start + size - 1)
 
