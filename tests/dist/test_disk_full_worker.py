@@ -10,7 +10,7 @@ import pytest
 
 from small_disk import small_disk  # noqa: F401 (a fixture)
 
-from .scaleout import ScaleOut, cluster_env, harness
+from .scaleout import ScaleOut, cluster_env, harness, s3_env
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -38,5 +38,32 @@ def test_a_worker_whose_disk_fills_while_encoding_fails_the_job_with_storage_ful
         assert httpx.get(f"{api}/api/v1/jobs/{job}", timeout=10).json()["status"] == "failed"
         leftovers = [p for p in (data_dir / "jobs").rglob("*") if p.is_file()]
         assert leftovers == []
+    finally:
+        cluster.stop()
+
+
+def test_a_worker_whose_disk_cannot_hold_the_input_from_the_bucket_fails_with_storage_full(
+        small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, s3_endpoint, make_clip):
+    """Before: `internal_error` ("the job's files could not be fetched or stored"): the download of
+    the input from the bucket happens around the pipeline, where only unexpected errors were caught.
+    With MUSICSEP_STORAGE=s3 the worker needs no shared disk: its own data dir is a 1 MiB tmpfs
+    and the input is 1.7 MiB."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = cluster_env(tmp_path / "api-data", tiny_model_repo, redis_url, redis_prefix)
+    cluster = ScaleOut({**env, **s3_env(s3_endpoint)}, logs)
+    try:
+        api = cluster.api()
+        worker_disk = small_disk("1m")
+        cluster.worker("w1", {"MUSICSEP_DATA_DIR": str(worker_disk)})
+        with make_clip(seconds=10.0).open("rb") as handle:
+            reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("song.wav", handle, "audio/wav")},
+                               data={"analyze": "false"}, timeout=60)
+        assert reply.status_code == 202, reply.text
+        job = reply.json()["job_id"]
+        status, events = harness.stream_events(f"{api}/api/v1/jobs/{job}/events", timeout_s=120)
+        assert [e[1] for e in events if e[1] in ("completed", "failed", "cancelled")] == ["failed"]
+        assert events[-1][2]["code"] == "storage_full", events[-1]
+        assert [p for p in (worker_disk / "jobs").rglob("*") if p.is_file()] == []  # no half input
     finally:
         cluster.stop()

@@ -39,7 +39,7 @@ from musicsep.dist.redis_events import RedisEventLog
 from musicsep.dist.redis_store import RedisStore
 from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
-from musicsep.model.errors import Cancelled
+from musicsep.model.errors import Cancelled, storage_full
 from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.artifacts import discard
 from musicsep.service.health import Health
@@ -243,7 +243,10 @@ class CeleryJobService(JobService):
         log = log.bind(request_id=job.request_id)
         try:
             self._run_taken(job, log)
-        except Exception:  # storage or Redis failing around the pipeline: never leave it `running`
+        except Exception as exc:  # storage or Redis failing around the pipeline: never leave it `running`
+            if (full := storage_full(exc)) is not None:  # the input's download filled the worker's disk
+                self._fail(job, full, log)
+                return
             log.exception("job failed unexpectedly around the separation")
             self._finish(job, JobStatus.FAILED, {
                 "code": "internal_error",
