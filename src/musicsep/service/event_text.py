@@ -74,11 +74,6 @@ class EventText:
         return json.loads(b"".join(self.chunks()))
 
 
-def in_memory(skeleton: bytes, parts: list[tuple[int, bytes]]) -> EventText:
-    """The text of a `split` result that is still in memory (nothing stored yet)."""
-    return EventText(skeleton, tuple(Part(at, len(text), _reader(text)) for at, text in parts))
-
-
 def split(data: dict[str, Any]) -> tuple[bytes, list[tuple[int, bytes]]]:
     """`data` as its wire text, long strings cut out: (skeleton, [(offset, escaped string), …]).
 
@@ -117,7 +112,3 @@ def split(data: dict[str, Any]) -> tuple[bytes, list[tuple[int, bytes]]]:
 def _slices(text: bytes, start: int, end: int, size: int) -> Iterator[bytes]:
     for offset in range(start, end, size):
         yield text[offset : min(offset + size, end)]
-
-
-def _reader(text: bytes) -> ReadPart:
-    return lambda start, size: text[start : start + size]
