@@ -138,8 +138,9 @@ class EventLog:
     async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         """Yield batches of events with id > `after`, live, until (and including) the terminal one.
 
-        Batches, not single events: a reader that joins late (or a replay) gets everything
-        already logged in one piece, which a stream sends in one write. A cursor beyond the log
+        Batches, not single events: a reader that joins late (or a replay) gets what is already
+        logged in pages (PAGE_EVENTS, PAGE_BYTES), each of which a stream sends in one write, or
+        in chunks where an event is long (api/streams.encode). A cursor beyond the log
         still ends with the terminal event (`unseen`).
         """
         cursor = start_of_follow(after, self._store.last_event_id(job_id))
