@@ -53,22 +53,18 @@ def decode_front(data: bytes, path: Path) -> str:
 
 #: Found by this harness: a CAF whose chunk size sends FFmpeg's demuxer to seek before the start
 #: of the file; the seek on our Python file object raises a bare OSError(EINVAL), which
-#: `_open_audio` (catching only av.FFmpegError) lets through: a 500 on upload (probe).
+#: `_open_audio` once let through (it caught only av.FFmpegError): a 500 on upload.
 CAF_SEEK_BEFORE_START = (
     b"caff\x00\x01\x00\x00desc\x00\x00\x00\x00\x00\x00\x00 \x00@\xbf@\x00\x00\x00\x00\x00alac"
     b"\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x01\x00\x00\x00\x00kuki"
     b"\x00\x00\x00\x00\x00\x00\x00"
 )
-CAF_XFAIL = pytest.mark.xfail(strict=True, reason="decode.py (helper inputs): OSError from a seek before the start "
-                                                  "of a CAF escapes _open_audio; remove once fixed")
 
 
-@CAF_XFAIL
 def test_a_caf_that_seeks_before_its_start_is_invalid_audio(scratch: Path) -> None:
     assert decode_front(CAF_SEEK_BEFORE_START, scratch) in ("InvalidAudio", "UnsupportedFormat")
 
 
-@CAF_XFAIL
 @budget(1500)
 @given(data=front_bytes())
 @example(data=CAF_SEEK_BEFORE_START)

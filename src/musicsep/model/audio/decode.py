@@ -113,7 +113,9 @@ def _open_audio(path: Path) -> Iterator[tuple[av.container.InputContainer, av.Au
         file.seek(0)
         try:
             container = av.open(file, mode="r", format=DEMUXERS[name], metadata_errors="ignore")
-        except av.FFmpegError as exc:
+        # OSError too: a header whose chunk sizes make the demuxer seek before the start of the
+        # file fails in our Python file object's seek (EINVAL), not inside FFmpeg.
+        except (av.FFmpegError, OSError) as exc:
             raise InvalidAudio(
                 f"The file looks like {_LABELS.get(name, name.upper())} but cannot be read; "
                 "it may be truncated or corrupt."
