@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from musicsep.api.app import create_app
+from musicsep.api.http_protocol import protocol_for
 from musicsep.config import Settings
 
 STARTUP_TIMEOUT_S = 60.0
@@ -59,8 +60,9 @@ def start_server(settings: Settings) -> LiveServer:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    # The HTTP protocol `musicsep serve` uses (header and body timeouts), so every test runs on it.
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=3,
-                            timeout_keep_alive=5)
+                            timeout_keep_alive=5, http=protocol_for(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

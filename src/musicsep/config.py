@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         default=None, description="Base URL put in links (behind a proxy); else taken from the request."
     )
     preload: list[str] = Field(default_factory=list, description="Models loaded at startup.")
+    http_header_timeout_s: float = Field(
+        default=10.0, gt=0,
+        description="The request line and headers must arrive within this long of the connection opening "
+        "(or of the next request's first byte on a kept-alive one), however slowly they trickle; else 408 "
+        "and close. Between requests uvicorn's timeout_keep_alive applies (uvicorn_config.json).",
+    )
+    http_body_idle_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="A request body (an upload) is abandoned when no byte of it arrives for this long; "
+        "time the server itself is not reading does not count.",
+    )
+    http_max_header_kb: int = Field(
+        default=64, ge=1, le=1024, description="Request line + headers larger than this answer 431 and close."
+    )
 
     # --- scale-out (docs/deploy.md) -----------------------------------------------------------
     queue: Literal["local", "celery"] = Field(

@@ -9,6 +9,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from musicsep.config import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from musicsep.api.app import create_app
+    from musicsep.api.http_protocol import protocol_for
     from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
     from musicsep.service.artifacts import SigningKeyRefused, signing_key
@@ -74,13 +79,36 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("listening on {} with no API keys: anyone who can reach it can use it "
                        "(set MUSICSEP_API_KEYS)", settings.host)
     options = json.loads(args.config.read_text()) if args.config else {}
+    if "http" in options:
+        print("musicsep serve: remove 'http' from the uvicorn options: the server sets its own HTTP protocol "
+              "(uvicorn's with header and body timeouts, api/http_protocol.py)", file=sys.stderr)
+        return 2
+    logger.info("open files limit: {} (each idle or slow connection holds one until its timeout)",
+                _raise_open_files_limit())
     print(f"musicsep serving on http://{settings.host}:{settings.port} (API docs: /docs)", flush=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, **options)
+                access_log=False, http=protocol_for(settings), **options)
     return 0
 
 
-def _check_job_database(settings) -> None:
+def _raise_open_files_limit() -> int:
+    """The soft RLIMIT_NOFILE up to the hard one: every connection holds a descriptor until it
+    ends or times out, and the common soft default (1024) would make accept() fail while a few
+    thousand idle sockets wait for their header timeout. Returns the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError):  # e.g. macOS caps it below an unlimited hard limit
+        return soft
+    return wanted
+
+
+def _check_job_database(settings: Settings) -> None:
     """The embedded job database, opened once before serving: refused in words, not a traceback."""
     if settings.queue == "celery":
         return  # jobs live in Redis
