@@ -145,7 +145,6 @@ class Results:
     failures: dict[str, int] = field(default_factory=dict)
     sse_served: int = 0
     sse_first_byte_ms: list[float] = field(default_factory=list)
-    slow: list[tuple[float, float]] = field(default_factory=list)
 
     def fail(self, why: str) -> None:
         self.failures[why] = self.failures.get(why, 0) + 1
@@ -178,7 +177,6 @@ async def health_client(port: int, requests: int, interval_s: float, offset_s: f
             results.fail(f"HTTP {status}")
             continue
         results.latencies_ms.append(1000 * (time.perf_counter() - started))
-        results.slow.extend([(started, results.latencies_ms[-1])] if results.latencies_ms[-1] > 200 else [])
 
 
 async def sse_client(port: int, job_id: str, results: Results) -> None:
