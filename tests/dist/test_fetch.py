@@ -8,7 +8,12 @@ resolver: there is no DNS server here that could answer with one (a fake for wha
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +129,43 @@ def test_error_statuses_and_dead_ports_fail_clearly(tmp_path):
         dead = target.url
     with pytest.raises(UrlFetchFailed, match="connection failed"):
         fetch_to_file(f"{dead}/audio", tmp_path / "in", LOOPBACK_OK)
+
+
+#: Run inside `unshare -n` (only `lo` up): a real server, real jobs, the real fetch path. Even if
+#: the check let a URL through, the connection could go nowhere but this namespace's loopback.
+_IN_NAMESPACE = """
+import json, sys, tempfile
+from musicsep.config import Settings
+from scenarios import audio_url_refused
+from server_harness import start_server
+
+server = start_server(Settings(data_dir=tempfile.mkdtemp(), default_model="dsp", fallback="none", offline=True,
+                               device="cpu"))
+try:
+    print(json.dumps({url: audio_url_refused(server.url, url) for url in sys.argv[1:]}))
+finally:
+    server.stop()
+"""
+
+
+def test_ipv6_forms_embedding_ipv4_are_refused_end_to_end_inside_a_network_namespace(tmp_path):
+    urls = ["http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "http://[64:ff9b::a00:1]/a.wav",
+            "http://[::7f00:1]/a.wav", "http://[2002:7f00:1::]/a.wav", "http://[::ffff:0:7f00:1]/a.wav",
+            "http://0x7f.1/a.wav", "http://localhost./a.wav"]
+    script = tmp_path / "in_namespace.py"
+    script.write_text(_IN_NAMESPACE)
+    tests = Path(__file__).resolve().parents[1]
+    command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script), *urls]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if result.returncode != 0 and "unshare" in result.stderr and "Operation not permitted" in result.stderr:
+        pytest.skip("creating a network namespace is not permitted here")
+    assert result.returncode == 0, result.stderr[-3000:]
+    messages = json.loads(result.stdout.strip().splitlines()[-1])
+    assert messages["http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"] == (
+        "audio_url refused: 64:ff9b::a9fe:a9fe is a NAT64 address of 169.254.169.254, the cloud metadata "
+        "service's address, not a public one")
+    assert all(message.endswith("not a public one") for message in messages.values()), messages
