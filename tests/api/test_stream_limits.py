@@ -84,11 +84,12 @@ def test_the_per_caller_limit_counts_each_api_key_apart(live_server, make_clip):
 
 
 def test_a_stream_past_its_lifetime_closes_with_retry_and_resumes_without_loss(live_server, make_clip):
-    """Lifetime 0.5 s on a job that runs several seconds: the stream closes again and again with
-    `retry:` and a comment, each reconnect sends Last-Event-ID, and the events put together are
-    exactly the job's log."""
-    server = live_server(sse_max_lifetime_s=0.5, sse_retry_ms=50, sse_ping_s=0.25)
-    job = post_job(server.url, make_clip(seconds=10.0), analyze="false")
+    """Lifetime 0.3 s on a job that runs for seconds (a minute of audio: about 6 s on a quiet
+    2-core machine, 20 lifetimes): the stream closes again and again with `retry:` and a
+    comment, each reconnect sends Last-Event-ID, and the events put together are exactly the
+    job's log. (A 10 s clip once finished within two lifetimes on a quiet machine.)"""
+    server = live_server(sse_max_lifetime_s=0.3, sse_retry_ms=50, sse_ping_s=0.25)
+    job = post_job(server.url, make_clip(seconds=60.0), analyze="false")
     url = server.url + job["events_url"]
     collected: list[tuple[int, str, dict]] = []
     closes: list[str] = []
