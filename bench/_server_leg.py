@@ -9,42 +9,20 @@ that the children's peak RSS readings stay honest (see _measure.py).
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from _serve import ServeProcess
 
 
-class WarmServer:
+class WarmServer(ServeProcess):
+    """`musicsep serve` with `model` from the folder `repo` preloaded (startup waits up to 300 s)."""
+
     def __init__(self, repo: Path, data_dir: Path, env: dict[str, str], model: str = "htdemucs") -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
         self.model = model
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "musicsep.cli", "serve", "--port", str(port)],
-            env={**os.environ, **env, "MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1",
-                 "MUSICSEP_DATA_DIR": str(data_dir), "MUSICSEP_DEFAULT_MODEL": model,
-                 "MUSICSEP_DEVICE": "cpu", "MUSICSEP_PRECISION": "fp32", "MUSICSEP_FALLBACK": "none",
-                 "MUSICSEP_PRELOAD": json.dumps([model])},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                raise SystemExit("musicsep serve exited during startup")
-            time.sleep(0.5)
-        self.stop()
-        raise SystemExit("musicsep serve did not start in 300 s")
+        super().__init__(data_dir, {**env, "MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_PRECISION": "fp32",
+                                    "MUSICSEP_PRELOAD": json.dumps([model])}, model=model, startup_s=300)
 
     def separate(self, track: Path) -> float:
         """Seconds from the start of the upload to the `completed` event."""
@@ -64,10 +42,3 @@ class WarmServer:
                             raise SystemExit(f"the server's job ended with {line}")
                         return elapsed
         raise SystemExit("the event stream ended without a terminal event")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import multiprocessing
 import os
 import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,22 +38,14 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import cpu_model  # noqa: E402
+from _serve import ServeProcess  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE_S = 240.0
 REQUEST_TIMEOUT_S = 10.0
 P99_LIMIT_MS = 200.0
-
-
-def cpu_model() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return f"{model}, {os.cpu_count()} cores, avx512_bf16={'yes' if 'avx512_bf16' in flags else 'no'}"
 
 
 def raise_fd_limit() -> int:
@@ -76,52 +65,6 @@ def write_clip(path: Path, seconds: float = 2.0, rate: int = 44100) -> None:
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(bytes(frames))
-
-
-class Server:
-    def __init__(self, data_dir: Path, config: Path, extra_env: dict[str, str]) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (data_dir.parent / "server.log").open("wb")
-        env = {**os.environ, "MUSICSEP_DATA_DIR": str(data_dir), "MUSICSEP_DEFAULT_MODEL": "dsp",
-               "MUSICSEP_FALLBACK": "none", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
-               "OMP_NUM_THREADS": "1", **extra_env}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "musicsep.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--config", str(config)], env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"musicsep serve exited during startup (log: {self.log.name})")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit("musicsep serve did not start in 120 s")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        self.log.close()
 
 
 def finished_job(url: str, clip: Path) -> str:
@@ -305,7 +248,7 @@ def summary(results: Results) -> tuple[float, float, float]:
     return statistics.median(values), p99, values[-1]
 
 
-async def measure(server: Server, args: argparse.Namespace, job_id: str) -> bool:
+async def measure(server: ServeProcess, args: argparse.Namespace, job_id: str) -> bool:
     total = args.clients * args.requests
     base = await real_clients(server.port, args, job_id)
     rss_before, cpu_before = server.rss_mb(), server.cpu_s()
@@ -378,7 +321,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="musicsep-idle-") as tmp:
         clip = Path(tmp) / "clip.wav"
         write_clip(clip)
-        server = Server(Path(tmp) / "data", args.config, dict(item.split("=", 1) for item in args.env))
+        server = ServeProcess(Path(tmp) / "data", {"OMP_NUM_THREADS": "1", **dict(item.split("=", 1) for item in args.env)},
+                              args=["--config", str(args.config)], log=Path(tmp) / "server.log", cwd=ROOT)
         try:
             job_id = finished_job(server.url, clip)
             ok = asyncio.run(asyncio.wait_for(measure(server, args, job_id), DEADLINE_S))

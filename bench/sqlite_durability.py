@@ -13,10 +13,10 @@ the filesystem of the real data dir (a tmpfs makes fsync free and the ratio mean
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,20 +25,11 @@ from musicsep.service.events import EventLog
 from musicsep.service.jobs import Job, JobSpec
 from musicsep.service.store import SqliteStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import cpu_model  # noqa: E402
+
 DEADLINE_S = 180.0
 LEVELS = ("normal", "full")
-
-
-def cpu_model() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return f"{model}, {os.cpu_count()} cores, avx512_bf16={'yes' if 'avx512_bf16' in flags else 'no'}"
 
 
 def filesystem(path: Path) -> str:

@@ -32,6 +32,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpu import cpu_model  # noqa: E402
 from _fixtures import build_model_folder, build_track  # noqa: E402
+from _serve import proc_status  # noqa: E402
 from _server_leg import WarmServer  # noqa: E402
 
 FLOOR_MB = 100.0
@@ -39,15 +40,8 @@ FLOOR_MB = 100.0
 BASE64_BYTES_PER_S = 4 * 44100 * 2 * 2 * 4 / 3
 
 
-def _status_kb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return float(line.split()[1])
-    raise RuntimeError(f"no {field} for process {pid}")
-
-
 def rss_mb(pid: int) -> float:
-    return _status_kb(pid, "VmRSS") / 1024
+    return proc_status(pid, "VmRSS") / 1024
 
 
 def reset_peak(pid: int) -> None:
@@ -73,7 +67,7 @@ class PeakSampler(threading.Thread):
     def stop(self) -> float:
         self._done.set()
         self.join(timeout=5)
-        return max(self.peak, _status_kb(self.pid, "VmHWM") / 1024)
+        return max(self.peak, proc_status(self.pid, "VmHWM") / 1024)
 
 
 def settle(pid: int, timeout_s: float, window_s: float = 1.0, tolerance_mb: float = 1.0) -> float:

@@ -29,7 +29,6 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,79 +36,33 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpu import cpu_model  # noqa: E402
+from _serve import ServeProcess  # noqa: E402
+
 WARMUP_CYCLES = 200
 FD_TASK_TOLERANCE = 5
 RSS_GROWTH_LIMIT_MB = 20.0
 
 
-def cpu_model() -> str:
-    model, flags = "unknown CPU", ""
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("Flags:"):
-                flags = line
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{model}, {os.cpu_count()} cores, avx512_bf16={'yes' if 'avx512_bf16' in flags else 'no'}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(ServeProcess):
     """`musicsep serve` with the DSP model (no weights), loopback audio_url allowed (bench only)."""
 
     def __init__(self, data_dir: Path, log: Path, extra_env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MUSICSEP_DATA_DIR": str(data_dir), "MUSICSEP_PORT": str(self.port),
-               "MUSICSEP_HOST": "127.0.0.1", "MUSICSEP_DEFAULT_MODEL": "dsp", "MUSICSEP_FALLBACK": "none",
-               "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu", "MUSICSEP_ALLOW_LOOPBACK_URLS": "1",
-               "MUSICSEP_URL_TIMEOUT_S": "86400", "OMP_NUM_THREADS": "1", **extra_env}
-        self._log = log.open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve"], env=env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"musicsep serve exited during startup: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit("musicsep serve did not start in 120 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
-        self._log.close()
+        super().__init__(data_dir, {"MUSICSEP_ALLOW_LOOPBACK_URLS": "1", "MUSICSEP_URL_TIMEOUT_S": "86400",
+                                    "OMP_NUM_THREADS": "1", **extra_env}, log=log)
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
         return float(next(line.split()[1] for line in text.splitlines() if line.startswith(name + " ")))
 
     def snapshot(self) -> dict[str, float]:
-        pid = self.process.pid
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
         return {
-            "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "fds": self.fd_count(),
             "tasks": self.metric("musicsep_event_loop_tasks"),
             "open_streams": self.metric("musicsep_event_streams"),
-            "threads": int(status["Threads"]),
-            "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
+            "threads": self.threads(),
+            "rss_mb": self.rss_mb(),
         }
 
     def settle(self, timeout_s: float = 30.0) -> None:
