@@ -24,9 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from musicsep.clients.sse import SSEParser
-from server_harness import stream_events
+from server_harness import TERMINAL, stream_events
 
-TERMINAL = {"completed", "failed", "cancelled"}
 Events = list[tuple[int, str, dict]]
 
 

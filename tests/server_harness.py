@@ -6,6 +6,8 @@ fixtures cannot be shared between sibling folders otherwise without touching the
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import os
 import signal
 import socket
@@ -13,10 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import uvicorn
@@ -26,6 +30,7 @@ from musicsep.api.http_protocol import protocol_for
 from musicsep.config import Settings
 
 STARTUP_TIMEOUT_S = 60.0
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -182,6 +187,54 @@ def stream_events(url: str, *, last_event_id: int = 0, stop_after: int | None = 
             for message in parser.feed(text):
                 data = json.loads(message.data)
                 events.append((int(message.id or 0), message.event, data))
-                if message.event in ("completed", "failed", "cancelled") or len(events) == stop_after:
+                if message.event in TERMINAL or len(events) == stop_after:
                     return response.status_code, events
     return response.status_code, events
+
+
+@dataclass
+class ResumingWatcher:
+    """An SSE reader that behaves as EventSource does: after each connection ends it waits the
+    server's `retry:` and reconnects with the last id it saw, until the terminal event.
+
+    Records the (id, type) of every event, the last 300 characters of each connection that
+    ended without the terminal event (where the server's closing notice stands), the status of
+    every answer that was not 200 (retried after 0.2 s), and how many connections failed (no
+    server on the port, e.g. between two server processes; retried after 0.1 s).
+    """
+
+    url: str
+    events: list[tuple[int, str]] = field(default_factory=list)
+    endings: list[str] = field(default_factory=list)
+    refusals: list[int] = field(default_factory=list)
+    unreachable: int = 0
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def follow(self, session: aiohttp.ClientSession, deadline: float) -> None:
+        from musicsep.clients.sse import SSEParser
+
+        while time.monotonic() < deadline:
+            headers = {"Last-Event-ID": str(self.events[-1][0])} if self.events else {}
+            parser, tail = SSEParser(), ""
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            try:
+                async with session.get(self.url, headers=headers) as response:
+                    if response.status != 200:
+                        self.refusals.append(response.status)
+                        await asyncio.sleep(0.2)
+                        continue
+                    async for chunk in response.content.iter_any():
+                        text = decoder.decode(chunk)
+                        tail = (tail + text)[-300:]
+                        for message in parser.feed(text):
+                            self.events.append((int(message.id), message.event))
+                            self.live.set()
+                            if message.event in TERMINAL:
+                                return
+                self.endings.append(tail)
+            except aiohttp.ClientConnectionError:
+                self.unreachable += 1
+                await asyncio.sleep(0.1)
+                continue
+            await asyncio.sleep((parser.retry_ms or 100) / 1000)
+        raise TimeoutError(f"{self.url}: no terminal event in time; got {self.events}")

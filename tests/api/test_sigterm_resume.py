@@ -11,21 +11,18 @@ reconnect after the server's `retry:` with the last id they saw.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
 
-from musicsep.clients.sse import SSEParser
 from scenarios import TERMINAL, post_job
-from server_harness import free_port, spawn_server, stop_process, stream_events
+from server_harness import ResumingWatcher, free_port, spawn_server, stop_process, stream_events
 
 UVICORN_CONFIG = Path(__file__).resolve().parents[2] / "uvicorn_config.json"
 GRACE_S = json.loads(UVICORN_CONFIG.read_text())["timeout_graceful_shutdown"]
@@ -33,40 +30,6 @@ GRACE_S = json.loads(UVICORN_CONFIG.read_text())["timeout_graceful_shutdown"]
 SCENARIO_S = 240.0
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Watcher:
-    """One client: the events it got, and how each of its connections ended."""
-
-    url: str
-    events: list[tuple[int, str]] = field(default_factory=list)
-    endings: list[str] = field(default_factory=list)
-    live: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def follow(self, session: aiohttp.ClientSession, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            headers = {"Last-Event-ID": str(self.events[-1][0])} if self.events else {}
-            parser, tail = SSEParser(), ""
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            try:
-                async with session.get(self.url, headers=headers) as response:
-                    assert response.status == 200, response.status
-                    async for chunk in response.content.iter_any():
-                        text = decoder.decode(chunk)
-                        tail = (tail + text)[-300:]
-                        for message in parser.feed(text):
-                            self.events.append((int(message.id), message.event))
-                            self.live.set()
-                            if message.event in TERMINAL:
-                                return
-                self.endings.append(tail)
-            except aiohttp.ClientConnectionError:
-                # No server on the port (between the two processes): what EventSource does too.
-                await asyncio.sleep(0.1)
-                continue
-            await asyncio.sleep((parser.retry_ms or 100) / 1000)
-        raise TimeoutError(f"{self.url}: no terminal event in time; got {self.events}")
 
 
 def test_sigterm_closes_10_streams_with_retry_exits_in_time_and_clients_resume_on_a_second_process(
@@ -85,7 +48,7 @@ def test_sigterm_closes_10_streams_with_retry_exits_in_time_and_clients_resume_o
         running = post_job(first.url, make_clip(seconds=10.0), analyze="false")
         queued = post_job(first.url, make_clip(seconds=1.0, seed=1), analyze="false")
         assert queued["position"] == 1
-        watchers = [Watcher(first.url + job["events_url"]) for job in [running] * 5 + [queued] * 5]
+        watchers = [ResumingWatcher(first.url + job["events_url"]) for job in [running] * 5 + [queued] * 5]
 
         async def scenario() -> float:
             nonlocal second
@@ -119,7 +82,7 @@ def test_sigterm_closes_10_streams_with_retry_exits_in_time_and_clients_resume_o
             assert httpx.get(second.url + job["status_url"]).json()["attempts"] == 1
             for watcher in watchers:
                 if watcher.url.endswith(job["events_url"]):
-                    assert watcher.events == log_ids
+                    assert watcher.events == log_ids and watcher.refusals == []
                     # The first connection was closed by the shutdown, with `retry:` and a reason.
                     assert ": closing: the server is shutting down" in watcher.endings[0]
                     assert "retry: 200" in watcher.endings[0]
