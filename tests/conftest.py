@@ -7,9 +7,9 @@ real loading and separation code runs in seconds; no Demucs code is mocked anywh
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest

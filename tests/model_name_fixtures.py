@@ -11,9 +11,9 @@ files around the weights (a bag's `.yaml`) that must never be read from outside 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from musicsep.config import Settings
 from musicsep.service.artifacts import SigningKeyRefused, load_or_create_key
-
 from server_harness import free_port, stop_process
 
 STARTUP_S = 30

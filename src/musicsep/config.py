@@ -169,7 +169,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _models_are_names(self) -> "Settings":
+    def _models_are_names(self) -> Settings:
         from musicsep.model.names import RULE, is_model_name
 
         for setting, names in (("DEFAULT_MODEL", [self.default_model]), ("PRELOAD", self.preload),
@@ -179,13 +179,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _refuse_unsafe_cors(self) -> "Settings":
+    def _refuse_unsafe_cors(self) -> Settings:
         if "*" in self.cors_origins and self.cors_allow_credentials:
             raise ValueError("CORS origin '*' together with credentials is refused: list the origins")
         return self
 
     @model_validator(mode="after")
-    def _s3_needs_a_bucket_and_workers(self) -> "Settings":
+    def _s3_needs_a_bucket_and_workers(self) -> Settings:
         if self.storage == "s3" and not self.s3_bucket:
             raise ValueError("MUSICSEP_STORAGE=s3 needs MUSICSEP_S3_BUCKET")
         if self.storage == "s3" and self.queue != "celery":

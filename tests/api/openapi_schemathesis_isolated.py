@@ -21,7 +21,7 @@ Checks left out, each with its reason:
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import schemathesis

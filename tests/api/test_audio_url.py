@@ -65,7 +65,8 @@ def test_an_audio_url_that_fails_or_is_not_audio_fails_the_job_clearly(live_serv
     with http_target() as target:
         target.audio = b"<html>not a song</html>"
         failures = {
-            f"{target.url}/status/404": ("url_fetch_failed", "audio_url could not be downloaded: the URL answered HTTP 404"),
+            f"{target.url}/status/404": (
+                "url_fetch_failed", "audio_url could not be downloaded: the URL answered HTTP 404"),
             f"{target.url}/audio": ("unsupported_format", "the file at audio_url: the file is not an audio format"),
         }
         for url, (code, message) in failures.items():

@@ -88,7 +88,8 @@ def test_bound_fields_messages_and_exception_text_are_escaped(json_lines):
         assert records[0]["extra"]["job_id"].startswith("\\n1999-12-31")
     else:
         lines = text.splitlines()
-        assert RECORD_START.match(lines[0]) and "INFO    | - \\n1999-12-31" in lines[0] and "model=\\n1999-12-31" in lines[0]
+        assert RECORD_START.match(lines[0])
+        assert "INFO    | - \\n1999-12-31" in lines[0] and "model=\\n1999-12-31" in lines[0]
         assert RECORD_START.match(lines[1]) and lines[1].endswith("unexpected error")
         assert all(line.startswith(" ") for line in lines[2:]), "a traceback line at the margin"
         assert any(line.lstrip().startswith("ValueError: no model named") for line in lines[2:])

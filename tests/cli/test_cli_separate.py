@@ -31,7 +31,7 @@ def test_layout_json_and_progress(cli_env, make_clip, tmp_path):
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [line["input"] for line in lines] == [str(first), str(second)]
-    for line, clip in zip(lines, (first, second)):
+    for line, clip in zip(lines, (first, second), strict=True):
         folder = tmp_path / "sep" / "tiny_htdemucs" / clip.stem
         assert line["stems"] == {s: str(folder / f"{s}.wav") for s in ("drums", "bass", "other", "vocals")}
         assert line["model"] == "tiny_htdemucs" and line["samplerate"] == 44100

@@ -10,8 +10,8 @@ import sys
 import httpx
 import pytest
 
-from musicsep.clients import AsyncClient, Client, Completed, Failed, Progress, Queued, ServerError, Started, Stem
 from http_target import http_target
+from musicsep.clients import AsyncClient, Client, Completed, Failed, Progress, Queued, ServerError, Started, Stem
 
 
 def test_sync_separate_yields_typed_events_and_downloads(live_server, make_clip, tmp_path):

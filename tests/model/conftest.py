@@ -6,10 +6,10 @@ where one exists (soundfile for WAV/FLAC/AIFF/Vorbis) and by PyAV's encoders oth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import av
 import numpy as np
@@ -71,7 +71,8 @@ def audio_write(path: Path, name: str, signal: np.ndarray, samplerate: int = AUD
         sf.write(path, signal.T, samplerate, format=container, subtype=subtype)
         return path
     container, codec, sample_format, video = _PYAV[name]
-    audio_pyav_write(path, container, signal, samplerate, audio_codec=codec, sample_format=sample_format, video_codec=video)
+    audio_pyav_write(path, container, signal, samplerate,
+                     audio_codec=codec, sample_format=sample_format, video_codec=video)
     return path
 
 

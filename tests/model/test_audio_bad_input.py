@@ -117,7 +117,7 @@ CASES: list[tuple[str, Maker, type[MusicsepError], bool]] = [
     ("missing file", missing, InvalidAudio, True),
     ("a folder", folder, InvalidAudio, True),
     ("a named pipe", fifo, InvalidAudio, True),
-    ("plain text", bytes_file("Yesterday, all my troubles seemed so far away.\n".encode() * 40), UnsupportedFormat, True),
+    ("plain text", bytes_file(b"Yesterday, all my troubles seemed so far away.\n" * 40), UnsupportedFormat, True),
     ("playlist naming a URL", bytes_file(b"#EXTM3U\n#EXTINF:1,x\nhttp://127.0.0.1:9/x.mp3\n"), UnsupportedFormat, True),
     ("PNG image", png, UnsupportedFormat, True),
     ("JPEG image", jpeg, UnsupportedFormat, True),

@@ -39,7 +39,8 @@ def best_lag(decoded: np.ndarray, reference: np.ndarray, slack: int) -> int:
     """The shift of `decoded` against `reference` (within ±slack) with the largest correlation."""
     window = reference[: 3 * slack]
     scores = [
-        float(np.dot(decoded[lag : lag + window.size], window)) if lag >= 0 else float(np.dot(decoded[: window.size + lag], window[-lag:]))
+        float(np.dot(decoded[lag : lag + window.size], window)) if lag >= 0
+        else float(np.dot(decoded[: window.size + lag], window[-lag:]))
         for lag in range(-slack, slack + 1)
     ]
     return int(np.argmax(scores)) - slack
@@ -92,7 +93,8 @@ def test_pcm_at_the_target_rate_is_not_resampled(tmp_path: Path, subtype: str) -
     np.testing.assert_array_equal(decode(path), expected.T)
 
 
-@pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 48000), (48000, 44100), (22050, 44100), (8000, 44100)])
+@pytest.mark.parametrize(("source_rate", "target_rate"),
+                         [(44100, 48000), (48000, 44100), (22050, 44100), (8000, 44100)])
 def test_resampling_keeps_length_and_pitch(tmp_path: Path, audio_kit, source_rate: int, target_rate: int) -> None:
     seconds = 1.5
     n = int(seconds * source_rate) + 3

@@ -93,7 +93,8 @@ def test_lossless_files_are_standard(tmp_path: Path, audio_kit, fmt: str) -> Non
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (RATE, 2, signal.shape[1], "PCM_16")
 
 
-@pytest.mark.parametrize(("rate", "channels", "kbps"), [(44100, 2, 320), (48000, 1, 128), (22050, 2, 64), (8000, 1, 32)])
+@pytest.mark.parametrize(("rate", "channels", "kbps"),
+                         [(44100, 2, 320), (48000, 1, 128), (22050, 2, 64), (8000, 1, 32)])
 def test_mp3_is_gapless_for_another_decoder(tmp_path: Path, rate: int, channels: int, kbps: int) -> None:
     """libsndfile (mpg123) also reads our LAME tag: exact length, no delay, at every MPEG version."""
     t = np.arange(int(rate * 1.3) + 11) / rate
@@ -110,9 +111,12 @@ def test_mp3_is_gapless_for_another_decoder(tmp_path: Path, rate: int, channels:
 
 
 @pytest.mark.parametrize("clip", CLIP_MODES)
-@pytest.mark.parametrize(("fmt", "bits", "as_float"), [("wav16", 16, False), ("wav24", 24, False), ("float32", 32, True)])
+@pytest.mark.parametrize(("fmt", "bits", "as_float"),
+                         [("wav16", 16, False), ("wav24", 24, False), ("float32", 32, True)])
 @pytest.mark.parametrize("peak", [0.5, 1.7])
-def test_samples_equal_demucs_save_audio(tmp_path: Path, fmt: str, bits: int, as_float: bool, clip: str, peak: float) -> None:
+def test_samples_equal_demucs_save_audio(
+    tmp_path: Path, fmt: str, bits: int, as_float: bool, clip: str, peak: float
+) -> None:
     """Same numbers in the file as Demucs 4.1's own `save_audio`, clipping strategy included."""
     import torch
     from demucs.audio import save_audio

@@ -189,7 +189,7 @@ def test_it_separates_better_than_the_naive_split():
     parts = _parts(4.0, seed=2)
     mix = sum(parts.values())
     _, stems = _separate(DspSeparator(), mix)
-    estimate = dict(zip(SOURCES, stems))
+    estimate = dict(zip(SOURCES, stems, strict=True))
     harmonic, percussive = librosa.effects.hpss(mix)
     naive = {"drums": percussive, "bass": harmonic, "other": harmonic, "vocals": harmonic}
     for name in ("drums", "bass", "vocals", "other"):

@@ -92,8 +92,8 @@ def test_a_per_stem_bag_reads_only_the_members_the_requested_stems_need(tiny_mod
     """htdemucs_ft with one stem: the other members' files are never opened (here they are
     damaged, so reading them would fail) and the stem equals the whole bag's."""
     import numpy as np
-    from demucs.apply import apply_model
     import torch
+    from demucs.apply import apply_model
 
     from musicsep.model.demucs_stream import PassOptions
     from musicsep.model.spill import ArrayReader

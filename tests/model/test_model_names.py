@@ -22,7 +22,7 @@ OUTSIDE_NAMES = ["../outside/evil", "../outside/evil_bag", "../../outside/evil",
 def _spellings(repo) -> list[str]:
     """Twelve ways to write `tiny_one` that today's code would each load (and cache) again."""
     r, n = str(repo), repo.name
-    return [f"./tiny_one", "././tiny_one", ".//tiny_one", "./././tiny_one", f"{r}/tiny_one", f"{r}//tiny_one",
+    return ["./tiny_one", "././tiny_one", ".//tiny_one", "./././tiny_one", f"{r}/tiny_one", f"{r}//tiny_one",
             f"{r}/./tiny_one", f"../{n}/tiny_one", f"./../{n}/tiny_one", f"../{n}/./tiny_one", f"/{r}/tiny_one",
             f"{r}/../{n}/tiny_one"]
 

@@ -7,9 +7,8 @@ Playwright's own browser download does not work on the project machines, so the 
 from __future__ import annotations
 
 import shutil
-import sys
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 

@@ -8,9 +8,9 @@ routes through `app.state` (read by the dependencies in deps.py).
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -25,7 +25,8 @@ from musicsep.api.body_limit import BodyLimitMiddleware
 from musicsep.api.links import Links
 from musicsep.api.request_id import RequestIdMiddleware
 from musicsep.api.routes import downloads, jobs, separate, system
-from musicsep.api.stream_slots import StreamSlots, register_metrics as register_stream_metrics
+from musicsep.api.stream_slots import StreamSlots
+from musicsep.api.stream_slots import register_metrics as register_stream_metrics
 from musicsep.api.upload_folder import UploadFolder
 from musicsep.api.uploads import FORM_OVERHEAD_BYTES
 from musicsep.config import Settings, get_settings

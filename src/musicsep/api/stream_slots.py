@@ -37,7 +37,7 @@ def caller_of(request: Request, authenticated: bool) -> str:
 class Slot:
     """One open stream's place in the counts; `release` is idempotent."""
 
-    slots: "StreamSlots"
+    slots: StreamSlots
     job_id: str
     caller: str
     released: bool = False

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio
 import anyio.lowlevel

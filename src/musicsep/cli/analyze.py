@@ -45,7 +45,7 @@ def _print_table(rows: list[list[str]]) -> None:
     header = ["file", "duration", "bpm", "key (confidence)", "loudness", "peak"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import aiohttp
 

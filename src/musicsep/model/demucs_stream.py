@@ -109,7 +109,7 @@ class _Lane:
         groups = [np.stack([item[2] for item in batch[i:i + self._batch_size]])
                   for i in range(0, len(batch), self._batch_size)]
         outputs = [out for group in self._forward(self.model, groups) for out in group]
-        for (offset, chunk_length, _), out in zip(batch, outputs):
+        for (offset, chunk_length, _), out in zip(batch, outputs, strict=True):
             self._accumulate(offset, _center_trim(out[self._stems], chunk_length))
         self._next += len(batch)
         return self._emit(), len(batch)
@@ -170,7 +170,7 @@ class DemucsPass:
         self._totals = [sum(weights[k] for weights in all_weights) for k in index]
         max_shift = int(0.5 * separator.samplerate)
         self._members: list[_Member] = []
-        for model, weights in zip(members, all_weights):
+        for model, weights in zip(members, all_weights, strict=True):
             # Draw shifts member by member, like apply_model's recursion, so a seeded `random`
             # reproduces Demucs's own output; drawn even for skipped members to keep the sequence.
             delays = [max_shift - random.randint(0, max_shift) for _ in range(options.shifts)] or [0]

@@ -7,8 +7,8 @@ and a `ProgressTracker` guarantees it never goes backwards and ends at exactly 1
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

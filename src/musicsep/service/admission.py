@@ -10,7 +10,7 @@ the check and the take.
 from __future__ import annotations
 
 import heapq
-from typing import Callable
+from collections.abc import Callable
 
 from musicsep.service.jobs import PRIORITY_DEFAULT
 

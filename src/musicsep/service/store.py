@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from musicsep.service.database_check import check_database_file, not_a_database
 from musicsep.service.jobs import Job, JobSpec, JobStatus

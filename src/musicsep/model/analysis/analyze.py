@@ -230,7 +230,7 @@ def analyze_stems(
     rhythm, pitched = feat.FeatureStream(samplerate), feat.FeatureStream(samplerate)
     total = _Mix(samplerate)
     while True:
-        group = {name: next(source, None) for name, source in zip(names, sources)}
+        group = {name: next(source, None) for name, source in zip(names, sources, strict=True)}
         mixed = None if mix_source is None else next(mix_source, None)
         present = [b for b in group.values() if b is not None]
         if not present and mixed is None:

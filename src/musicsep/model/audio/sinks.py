@@ -54,14 +54,13 @@ def pcm_float(block: np.ndarray) -> np.ndarray:
     return np.clip(block, -1.0, 1.0)
 
 
-def _no_room_error(folder: Path, wanted: int) -> OSError | None:
+def _raise_if_no_room(folder: Path, wanted: int, failure: sf.LibsndfileError) -> None:
     """libsndfile reports a failed write(2) as a bare "System error" without its errno, so a full
     disk looks like any other failure. When the filesystem has no room left for what was being
     written (or under a MiB), the failure is `OSError(ENOSPC)`, as every other writer raises it.
     A used-up quota leaves statvfs's free space untouched and cannot be told apart here."""
     if shutil.disk_usage(folder).free < max(wanted, _FULL_BELOW_BYTES):
-        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    return None
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from failure
 
 
 class SoundfileSink:
@@ -83,20 +82,23 @@ class SoundfileSink:
                 path, mode="w", samplerate=samplerate, channels=channels, format=container, subtype=subtype
             )
         except sf.LibsndfileError as exc:
-            raise _no_room_error(self._folder, 0) or exc
+            _raise_if_no_room(self._folder, 0, exc)
+            raise
 
     def write(self, block: np.ndarray) -> None:
         pcm = np.ascontiguousarray(self._to_pcm(block).T)
         try:
             self._file.write(pcm)
         except sf.LibsndfileError as exc:
-            raise _no_room_error(self._folder, pcm.nbytes) or exc
+            _raise_if_no_room(self._folder, pcm.nbytes, exc)
+            raise
 
     def close(self) -> None:
         try:
             self._file.close()
         except sf.LibsndfileError as exc:
-            raise _no_room_error(self._folder, 0) or exc
+            _raise_if_no_room(self._folder, 0, exc)
+            raise
 
 
 class OpusSink:

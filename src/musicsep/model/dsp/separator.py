@@ -8,7 +8,8 @@ docs/dsp.md gives its measured figures.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class DspSeparator:
             power += np.abs(librosa.stft(channel, n_fft=p.n_fft, hop_length=p.hop, center=False)) ** 2
         return np.sqrt(power / len(audio))
 
-    def prepare(self, frames: int, stems: list[str], options: object = None) -> "DspPass":
+    def prepare(self, frames: int, stems: list[str], options: object = None) -> DspPass:
         """The engine's entry point (`separate_file`); Demucs's pass options do not apply here."""
         return DspPass(self, frames, list(stems))
 
