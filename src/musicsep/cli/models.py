@@ -68,11 +68,12 @@ def pull_model(args: argparse.Namespace) -> int:
 
 
 def show_paths(args: argparse.Namespace) -> int:
-    import torch
     from huggingface_hub.constants import HF_HUB_CACHE
+
+    from musicsep.model.folder import legacy_checkpoints
 
     loader = _loader()
     print(f"MUSICSEP_MODEL_REPO: {loader.repo or '(not set)'}")
     print(f"Hugging Face cache:  {HF_HUB_CACHE}")
-    print(f"Demucs legacy cache: {torch.hub.get_dir()}/checkpoints")
+    print(f"Demucs legacy cache: {legacy_checkpoints()}")
     return 0

@@ -68,3 +68,11 @@ def _inside(path: Path, real_root: Path) -> bool:
     except (OSError, RuntimeError):  # a dangling link, a link loop
         return False
     return real.is_relative_to(real_root) and real.is_file()
+
+
+def legacy_checkpoints() -> Path:
+    """Where Demucs's own downloads (`<sig>-<checksum>.th`) land: torch hub's `checkpoints` folder.
+    Asked here so that code outside the model layer (`musicsep models path`) never imports torch."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
