@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from functools import partial
 from typing import Any
 
@@ -28,7 +29,7 @@ import redis.asyncio
 
 from musicsep.dist.redis_store import DEFAULT_PREFIX, StoreUnavailable, reachable
 from musicsep.service.event_text import EventText, Part, split
-from musicsep.service.events import PAGE_EVENTS, Event, start_of_follow, unseen, within_budget
+from musicsep.service.events import PAGE_EVENTS, Event, follow_pages, within_budget
 
 # KEYS: stream, counter, set of part keys. ARGV: type, skeleton, cap, parts' places (JSON), then
 # each part's text. Returns the new event id. Part keys are named after the id the script takes,
@@ -120,7 +121,7 @@ class RedisEventLog:
 
         XREAD returns what the stream already holds past the cursor at once, so a replay and the
         live tail are the same call. A cursor beyond the log reads from the log's end and still
-        ends with the terminal event (`unseen`). A client per follower: redis.asyncio clients
+        ends with the terminal event (`follow_pages`). A client per follower: redis.asyncio clients
         belong to one event loop, and a blocked XREAD holds its connection anyway. Redis going
         away raises StoreUnavailable, which the stream turns into a clean close the client
         resumes from.
@@ -129,19 +130,18 @@ class RedisEventLog:
         # an idle job (no event for 5 s) would then end its watchers' streams with an error.
         client = redis.asyncio.Redis.from_url(self._url, socket_timeout=_BLOCK_MS / 1000 + 5)
         stream = self._stream(job_id)
-        try:
-            cursor = start_of_follow(after, int(await client.get(self._counter(job_id)) or 0))
-            while True:
+
+        async def next_page(cursor: int) -> list[Event]:
+            reply = None
+            while not reply:  # a block that ends with nothing new blocks again
                 reply = await client.xread({stream: f"{cursor}-0"}, block=_BLOCK_MS, count=PAGE_EVENTS)
-                if not reply:
-                    continue
-                events = within_budget([self._event(job_id, *entry) for entry in reply[0][1]])
-                cursor = events[-1].id
-                batch, finished = unseen(events, after)
-                if batch:
+            return within_budget([self._event(job_id, *entry) for entry in reply[0][1]])
+
+        try:
+            last_id = int(await client.get(self._counter(job_id)) or 0)
+            async with aclosing(follow_pages(after, last_id, next_page)) as batches:
+                async for batch in batches:
                     yield batch
-                if finished:
-                    return
         except (redis.ConnectionError, redis.TimeoutError):
             raise StoreUnavailable() from None
         finally:

@@ -13,8 +13,10 @@ of a long event, never the whole log (issue 12, finding 2).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from functools import partial
-from typing import Any, AsyncIterator
+from typing import Any
 
 from musicsep.service.event_text import EventText, Part, dumps, split
 from musicsep.service.jobs import TERMINAL_EVENTS
@@ -77,14 +79,14 @@ def within_budget(events: list[Event], budget: int = PAGE_BYTES) -> list[Event]:
     return events
 
 
-def start_of_follow(after: int, last_id: int) -> int:
+def _start_of_follow(after: int, last_id: int) -> int:
     """Where a follower at cursor `after` starts reading when the log ends at `last_id`: at its
     cursor, or, when the cursor is at or beyond the end, just before the last event, so that a
-    terminal event already logged is seen (`unseen` decides whether it is sent)."""
+    terminal event already logged is seen (`_unseen` decides whether it is sent)."""
     return max(0, min(after, last_id - 1))
 
 
-def unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
+def _unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
     """What a reader at cursor `after` gets of `events` (read in order), and whether the terminal
     event was among them (nothing after it is ever sent, and the follow ends there).
 
@@ -98,6 +100,26 @@ def unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
             last = [event] if event.id != after else []
             return [e for e in events[:index] if e.id > after] + last, True
     return [e for e in events if e.id > after], False
+
+
+async def follow_pages(after: int, last_id: int,
+                       next_page: Callable[[int], Awaitable[list[Event]]]) -> AsyncIterator[list[Event]]:
+    """A follow of a log that ends at `last_id` now, for a reader at cursor `after`: batches of
+    the events it has not seen, until (and including) the terminal event.
+
+    `next_page(cursor)` is the log's own read: it waits until there is at least one event with
+    id > cursor and returns a page of them, in order. Every event log follows with this one loop,
+    so a cursor beyond the log ends the same way on every backend.
+    """
+    cursor = _start_of_follow(after, last_id)
+    while True:
+        events = await next_page(cursor)
+        cursor = events[-1].id
+        batch, finished = _unseen(events, after)
+        if batch:
+            yield batch
+        if finished:
+            return
 
 
 class EventLog:
@@ -141,23 +163,20 @@ class EventLog:
         Batches, not single events: a reader that joins late (or a replay) gets what is already
         logged in pages (PAGE_EVENTS, PAGE_BYTES), each of which a stream sends in one write, or
         in chunks where an event is long (api/streams.encode). A cursor beyond the log
-        still ends with the terminal event (`unseen`).
+        still ends with the terminal event (`follow_pages`).
         """
-        cursor = start_of_follow(after, self._store.last_event_id(job_id))
-        while True:
-            # Take the wake-up before reading: no await separates the two, so no append can
-            # fall between the read and the wait.
-            wakeup = self._wakeups.setdefault(job_id, asyncio.Event())
-            events = self.read(job_id, cursor, PAGE_EVENTS)
-            if not events:
+        async def next_page(cursor: int) -> list[Event]:
+            while True:
+                # Take the wake-up before reading: no await separates the two, so no append can
+                # fall between the read and the wait.
+                wakeup = self._wakeups.setdefault(job_id, asyncio.Event())
+                if events := self.read(job_id, cursor, PAGE_EVENTS):
+                    return events
                 await wakeup.wait()
-                continue
-            cursor = events[-1].id
-            batch, finished = unseen(events, after)
-            if batch:
+
+        async with aclosing(follow_pages(after, self._store.last_event_id(job_id), next_page)) as batches:
+            async for batch in batches:
                 yield batch
-            if finished:
-                return
 
     def forget(self, job_id: str) -> None:
         """Drop an expired job's events (its row stays so the API can answer 410)."""
