@@ -14,7 +14,8 @@ built by the same code), with three parts swapped:
 
 With `MUSICSEP_STORAGE=s3` inputs and stems live in the bucket: the API uploads the input, the
 worker fetches it, uploads the stems before `completed`, and every stem link is a presigned GET
-URL (no zip, no API download route for those jobs).
+URL (the API's single-stem route answers 404 for those jobs), and the zip of all stems is streamed
+from the bucket by the API node (`stem_files`).
 
 Webhooks of terminal events come from the base service's `_finish` (and from `cancel` here):
 the process that appends a terminal event sends its webhook (`MUSICSEP_WEBHOOK_SECRET` set).
@@ -41,7 +42,7 @@ from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
 from musicsep.model.errors import Cancelled, storage_full
 from musicsep.service.admission import ServiceUnavailable
-from musicsep.service.artifacts import discard
+from musicsep.service.artifacts import StemOpener, discard
 from musicsep.service.health import Health
 from musicsep.service.idempotency import replay_of
 from musicsep.service.job_service import Created, JobService, LinkBuilder
@@ -130,9 +131,21 @@ class CeleryJobService(JobService):
             for name, info in stems.items()
         }
 
-    def zip_link(self, job: Job) -> str | None:
-        """No zip in S3 mode: the bucket serves each stem; the API holds no files to zip."""
-        return None if self.s3 is not None else super().zip_link(job)
+    def stem_files(self, job_id: str) -> dict[str, StemOpener]:
+        """S3: the zip is streamed from the bucket through this API node, each object read a chunk
+        at a time off its `get_object` body, so memory stays one chunk whatever the stems weigh.
+
+        Chosen over answering 404 with "the stems are at their presigned links" because the zip
+        is the one download a browser or script cannot assemble from those links itself, and
+        the same signed `zip_url` then works on every deployment. Its cost is the zip's bytes
+        passing through the API node once, for the callers who ask for it; single stems still
+        come straight from the bucket. Every object is checked (HEAD) before the first byte,
+        so one that is gone is a 404, not a zip cut short after a 200.
+        """
+        if self.s3 is None:
+            return super().stem_files(job_id)
+        stems = (self.get(job_id).result or {}).get("stems", {})
+        return {info["file"]: self.s3.stem_opener(job_id, info["file"]) for info in stems.values()}
 
     def stem_file(self, job_id: str, name: str) -> tuple[Path, dict[str, Any]]:
         if self.s3 is not None:

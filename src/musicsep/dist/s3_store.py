@@ -4,7 +4,8 @@ Keys: `<prefix>jobs/<job_id>/input` and `<prefix>jobs/<job_id>/stems/<file>`; th
 from the job's stored result, never from a request. Stems are uploaded with boto3's managed
 transfer, which switches to a multipart upload above `multipart_threshold` (parts in parallel,
 each retried on its own). Downloads are presigned GET URLs: the bucket serves the bytes (Range
-requests included), and the API only signs. SigV4 caps a presigned URL at 7 days, so the expiry
+requests included), and the API only signs; only the zip of all stems is streamed through the
+API node (`open_stem`, read a chunk at a time). SigV4 caps a presigned URL at 7 days, so the expiry
 is checked here rather than failing at the first download.
 
 Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles,
@@ -13,12 +14,15 @@ instance roles); `endpoint_url` points at R2 or MinIO.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 #: SigV4's limit for presigned URLs.
 MAX_PRESIGN_S = 7 * 24 * 3600
@@ -83,6 +87,23 @@ class S3ArtifactStore:
             Params={"Bucket": self.bucket, "Key": self.stem_key(job_id, filename)},
             ExpiresIn=expires_s,
         ))
+
+    def stem_opener(self, job_id: str, filename: str) -> Callable[[], BinaryIO]:
+        """Opens the stem's object later (`open_stem`); its presence is checked now with a HEAD
+        (KeyError when it is gone), so that the zip route answers 404 before its 200."""
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=self.stem_key(job_id, filename))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise KeyError(filename) from None
+            raise
+        return partial(self.open_stem, job_id, filename)
+
+    def open_stem(self, job_id: str, filename: str) -> BinaryIO:
+        """The object's streaming body: read in chunks straight off the HTTP response, never
+        loaded whole (botocore's StreamingBody is a file object, closed by `with`)."""
+        reply = self._s3.get_object(Bucket=self.bucket, Key=self.stem_key(job_id, filename))
+        return reply["Body"]
 
     # --- removing ---------------------------------------------------------------------------
     def remove_input(self, job_id: str) -> None:

@@ -19,8 +19,10 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO
 
 from pydantic import SecretStr
 
@@ -29,6 +31,10 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 #: '٣' (the first then fails in int(): a 500), and pydantic's int takes '+5', ' 5', '5.0', '5_0'.
 _EXPIRY = re.compile(r"[0-9]{1,15}")
 _ZIP_CHUNK = 1 << 20
+
+#: Opens one stored stem for reading (a local file, or an S3 object's streaming body); called
+#: only when the zip reaches that stem, so one stem at a time is open.
+StemOpener = Callable[[], BinaryIO]
 
 
 #: HMAC-SHA256 keys shorter than its 32-byte output weaken it; an empty one lets anyone sign.
@@ -158,6 +164,14 @@ class ArtifactStore:
         """`filename` comes from the job's stored result, never from the request."""
         return self.stems_dir(job_id) / filename
 
+    def stem_opener(self, job_id: str, filename: str) -> StemOpener:
+        """Opens the stem later; its presence is checked now (KeyError when it is gone), so that
+        a zip route can answer 404 before its 200 rather than cut the zip short."""
+        path = self.stem_path(job_id, filename)
+        if not path.is_file():
+            raise KeyError(filename)
+        return partial(path.open, "rb")
+
     def clear_stems(self, job_id: str) -> None:
         shutil.rmtree(self.stems_dir(job_id), ignore_errors=True)
 
@@ -203,16 +217,18 @@ class _Sink:
         return data
 
 
-def iter_zip(files: dict[str, Path]) -> Iterator[bytes]:
-    """Stream a zip of `files` (archive name -> path) in bounded memory.
+def iter_zip(files: Mapping[str, StemOpener]) -> Iterator[bytes]:
+    """Stream a zip of `files` (archive name -> opener of its bytes) in bounded memory.
 
-    The stdlib writer supports unseekable outputs (it writes data descriptors), so this needs no
-    extra package; stems are already audio, so they are stored, not deflated.
+    Each source is opened when its turn comes and read 1 MiB at a time, so memory stays one
+    chunk whatever the sizes, for local files and for S3 bodies alike. The stdlib writer supports
+    unseekable outputs (it writes data descriptors), so this needs no extra package; stems are
+    already audio, so they are stored, not deflated.
     """
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
-        for name, path in files.items():
-            with path.open("rb") as source, archive.open(name, "w", force_zip64=True) as entry:
+        for name, opener in files.items():
+            with opener() as source, archive.open(name, "w", force_zip64=True) as entry:
                 while chunk := source.read(_ZIP_CHUNK):
                     entry.write(chunk)
                     yield sink.take()

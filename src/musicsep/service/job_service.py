@@ -23,7 +23,7 @@ from loguru import logger
 from musicsep.config import Settings
 from musicsep.model.errors import Cancelled, MusicsepError
 from musicsep.service.admission import Admission
-from musicsep.service.artifacts import ArtifactStore, Signer, discard
+from musicsep.service.artifacts import ArtifactStore, Signer, StemOpener, discard
 from musicsep.service.events import Event, EventLog
 from musicsep.service.health import Health
 from musicsep.service.idempotency import replay_of
@@ -374,10 +374,10 @@ class JobService:
         info = (job.result or {}).get("stems", {})[name]
         return self.artifacts.stem_path(job_id, info["file"]), info
 
-    def stem_files(self, job_id: str) -> dict[str, Path]:
-        job = self.get(job_id)
-        stems = (job.result or {}).get("stems", {})
-        return {info["file"]: self.artifacts.stem_path(job_id, info["file"]) for info in stems.values()}
+    def stem_files(self, job_id: str) -> dict[str, StemOpener]:
+        """An opener of each stem by file name, for the zip; KeyError when one is gone."""
+        stems = (self.get(job_id).result or {}).get("stems", {})
+        return {info["file"]: self.artifacts.stem_opener(job_id, info["file"]) for info in stems.values()}
 
     # --- expiry -----------------------------------------------------------------------------
     def cleanup_expired(self, now: float | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
@@ -56,9 +57,14 @@ def _completed(service: JobService, job_id: str):
 @router.get("/{job_id}/stems.zip", summary="All stems of a job as one zip, streamed")
 async def download_zip(job_id: str, request: Request, service: ServiceDep,
                        expires: Expires = None, sig: Signature = None) -> StreamingResponse:
+    """Local files or S3 objects alike, one chunk in memory at a time. Every stem is checked
+    before the 200: once the zip has started, a missing one could only cut it short."""
     _authorise(request, service, job_id, "stems.zip", expires, sig)
     _completed(service, job_id)
-    files = service.stem_files(job_id)
+    try:
+        files = await anyio.to_thread.run_sync(service.stem_files, job_id)  # S3: one HEAD per stem
+    except KeyError:
+        raise ApiError(404, "stem_not_found", "a stem of this job is no longer in storage") from None
     return StreamingResponse(
         iter_zip(files),
         media_type="application/zip",
