@@ -226,10 +226,16 @@ class ModelLoader:
         key = (name, str(torch_device), precision, frozenset(stems) if stems else None)
         with self._lock:
             separator = self._cache.get(key)
-            if separator is not None:
+            if separator is not None and separator.device == torch_device:
                 return separator
-            # A model found missing stays missing until `forget` (a download can take 30 s
-            # to fail; it is not retried for every job).
+            if separator is not None:
+                # Out of device memory, it moved to the CPU mid-track (model/recovery.py). The
+                # device is asked for again: it is loaded there again, not served from the CPU
+                # (a fallback is one job's recovery, not the device's end). A job still running
+                # on the CPU copy keeps it until it ends.
+                self._cache.drop([key])
+            # A model found missing stays missing for this loader's life (a download can take
+            # 30 s to fail; it is not retried for every job).
             if name in self._failures:
                 raise self._failures[name]
             try:
@@ -268,12 +274,6 @@ class ModelLoader:
                     continue
                 return separator, f"{first.message} — used '{candidate}' instead"
             raise
-
-    def forget(self, name: str) -> None:
-        """Drop a model from the caches (reload after new weights arrived, or after a GPU fallback)."""
-        with self._lock:
-            self._failures.pop(name, None)
-            self._cache.drop([key for key in self._cache.keys() if key[0] == name])
 
     def _get_dsp(self):
         from musicsep.model.dsp import DspSeparator

@@ -5,6 +5,8 @@ the rest of the run), and when one segment alone does not fit, the model moves t
 track goes on from the same chunk. A shorter segment is not among the steps: HTDemucs pads every
 segment to its training length, so a shorter one saves no memory there, and for the other models
 it would change the output; both retries above leave the stems equal to a clean run's.
+The move to the CPU is this separator's, for the track in hand: the loader sees the model has
+left the device it was loaded for and loads it there again for the next request (model/loading.py).
 """
 
 from __future__ import annotations
