@@ -85,9 +85,8 @@ class JobService:
         self.admission = Admission(
             settings.max_concurrent, settings.queue_size, start=self._start, on_positions=self._announce_positions
         )
-        self.metrics = ServiceMetrics(
-            self.store.count_by_status, lambda: self.admission.depth, lambda: self.runner.live
-        )
+        self.metrics = ServiceMetrics(self.store.count_by_status, lambda: self.admission.depth,
+                                      lambda: self.runner.live)
         self._options = EngineOptions.from_settings(settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancels: dict[str, threading.Event] = {}
@@ -240,7 +239,7 @@ class JobService:
     async def _complete(self, job: Job, output: PipelineOutput) -> None:
         finished = time.time()
         job.expires_at = finished + self.settings.result_ttl_s
-        stems = {
+        stems: dict[str, dict[str, Any]] = {
             name: {"file": path.name, "format": job.spec.format, "bytes": path.stat().st_size}
             for name, path in output.stems.items()
         }
@@ -340,12 +339,12 @@ class JobService:
     def position(self, job_id: str) -> int | None:
         return self.admission.position(job_id)
 
-    def list(self, statuses: list[JobStatus] | None = None, limit: int = 100) -> list[Job]:
-        return self.store.list_jobs(statuses, limit)
-
     def follow(self, job_id: str, after: int = 0) -> AsyncIterator[list[Event]]:
         self.get(job_id)
         return self.events.follow(job_id, after)
+
+    def list(self, statuses: list[JobStatus] | None = None, limit: int = 100) -> list[Job]:
+        return self.store.list_jobs(statuses, limit)
 
     def finished_with(self, job_id: str) -> Event | None:
         """The terminal event when the job has ended, else None."""

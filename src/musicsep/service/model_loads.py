@@ -64,8 +64,12 @@ async def admitted(admission: Any) -> AsyncIterator[None]:
         return
     load_id = f"load-{uuid.uuid4().hex}"
     started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    # Admission calls back on the loop thread (a job's end releases its slot there).
-    admission.submit_load(load_id, lambda: started.done() or started.set_result(None))
+
+    def start() -> None:  # Admission calls back on the loop thread (a job's end releases its slot there)
+        if not started.done():
+            started.set_result(None)
+
+    admission.submit_load(load_id, start)
     try:
         await started
     except BaseException:  # the caller went away while waiting

@@ -92,7 +92,8 @@ class ThreadRunner:
         context = contextvars.copy_context()  # the request id and log bindings follow the job
         future = self._executor.submit(context.run, instrumented)
         with anyio.CancelScope(shield=True):
-            return await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(future)
+        return result
 
     def shutdown(self) -> None:
         """Let running pipelines finish; called when the service closes."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -70,6 +71,16 @@ class StoredEvent(NamedTuple):
     type: str
     skeleton: bytes
     parts: tuple[tuple[int, int, int], ...]
+
+
+def read_part_by_substr(db: sqlite3.Connection, key: int, start: int, size: int) -> bytes:
+    """`size` bytes of an event part from `start`, for Python 3.10's sqlite3, which lacks
+    `Connection.blobopen`: SQLite's substr counts bytes on a BLOB (1-based), but loads the whole
+    value to cut it, so a replay there reads each part once per chunk."""
+    row = db.execute("SELECT substr(data, ?, ?) FROM event_parts WHERE id=?", (start + 1, size, key)).fetchone()
+    if row is None:  # as blobopen answers a part deleted with its job
+        raise sqlite3.OperationalError(f"no such rowid: {key}")
+    return bytes(row[0])
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -194,7 +205,8 @@ class SqliteStore:
     # --- events ---------------------------------------------------------------------------
     # An event is its wire text with long strings cut out (the row) and those strings (parts, one
     # row each in event_parts), written in one transaction. Parts are BLOBs read with SQLite's
-    # incremental blob I/O, so a replay reads a chunk without loading the rest of the value.
+    # incremental blob I/O, so a replay reads a chunk without loading the rest of the value
+    # (Python 3.11+; on 3.10, which has no blobopen, SQLite's substr reads the chunk instead).
     def append_event(self, job_id: str, event_id: int, type_: str, skeleton: bytes,
                      parts: list[tuple[int, bytes]]) -> None:
         with self._lock:
@@ -231,9 +243,12 @@ class SqliteStore:
         return found[0] if found else None
 
     def read_part(self, key: int, start: int, size: int) -> bytes:
-        with self._lock, self._db.blobopen("event_parts", "data", key, readonly=True) as blob:
-            blob.seek(start)
-            return blob.read(size)
+        with self._lock:
+            if sys.version_info >= (3, 11):
+                with self._db.blobopen("event_parts", "data", key, readonly=True) as blob:
+                    blob.seek(start)
+                    return blob.read(size)
+            return read_part_by_substr(self._db, key, start, size)
 
     def _with_parts(self, job_id: str, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
         """Rows (ordered by id) as StoredEvents with their parts' places; the lock is held."""
