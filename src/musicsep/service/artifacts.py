@@ -3,8 +3,8 @@
 Layout under the data dir: `jobs/<job_id>/input` (the upload, removed when the job ends) and
 `jobs/<job_id>/stems/<stem>.<ext>`. Files are found by job id plus a stem name that must be one of
 the job's own result names: no path the user typed ever reaches the filesystem.
-Signed URLs and stream tokens are HMAC-SHA256 over (purpose, job, name, expiry) with one server
-key; `hmac.compare_digest` compares them in constant time.
+Signed URLs and stream tokens are HMAC-SHA256 over (purpose, job, name, expiry), length-prefixed,
+with one server key; `hmac.compare_digest` compares them in constant time.
 """
 
 from __future__ import annotations
@@ -104,14 +104,32 @@ def _create_key(path: Path) -> bytes:
     return key
 
 
+def _signed_message(*fields: str) -> bytes:
+    """The fields as one message that no other tuple of fields gives: each field's UTF-8 bytes
+    after their length (8 bytes, big-endian). Fields joined with a separator were ambiguous
+    (("stem", "a\nb", "c") and ("stem", "a", "b\nc") signed alike). `surrogatepass` keeps the
+    encoding one-to-one and lets any `str` through (a lone surrogate raised UnicodeEncodeError)."""
+    message = bytearray()
+    for field in fields:
+        data = field.encode("utf-8", "surrogatepass")
+        message += len(data).to_bytes(8, "big") + data
+    return bytes(message)
+
+
 class Signer:
-    """Expiring HMAC signatures for download URLs and per-job stream tokens."""
+    """Expiring HMAC signatures for download URLs and per-job stream tokens.
+
+    The MAC is over `_signed_message(purpose, job, name, expiry)`. Links and tokens signed with
+    the earlier newline-joined message no longer verify; that costs nothing lasting, because the
+    API signs links afresh each time a job is read (and a refused link's error says to GET the
+    job for fresh ones), and stream tokens live half an hour (MUSICSEP_STREAM_TOKEN_TTL_S).
+    """
 
     def __init__(self, key: bytes) -> None:
         self._key = key
 
     def _mac(self, purpose: str, job_id: str, name: str, expires: int) -> str:
-        message = f"{purpose}\n{job_id}\n{name}\n{expires}".encode()
+        message = _signed_message(purpose, job_id, name, str(expires))
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
