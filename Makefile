@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run test clean
+.PHONY: setup browser lint run test clean
 
 setup: $(STAMP)
 
@@ -28,7 +28,13 @@ browser:
 	command -v chromium >/dev/null || (test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || true
 
-test: setup browser
+# The checks docs/architecture.md describes: ruff (lint), import-linter (layer contracts), mypy (service/).
+lint: setup
+	$(PY) -m ruff check src tests bench
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
+
+test: setup browser lint
 	$(PY) -m pytest -q
 
 clean:
