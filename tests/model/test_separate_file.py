@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicsep.model.errors import Cancelled, InvalidOptions
+from musicsep.model.errors import Cancelled, InvalidOptions, StorageFull
 from musicsep.model.loading import ModelLoader
 from musicsep.model.separate import SeparationRequest, separate_file
+from small_disk import small_disk  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +116,19 @@ def test_bad_options_are_refused_before_any_work(loader, make_clip, tmp_path, re
     with pytest.raises(InvalidOptions, match=message):
         separate_file(make_clip(seconds=1.0), tmp_path / "o",
                       SeparationRequest(model="tiny_htdemucs", **request_kwargs), loader=loader)
+
+
+def test_a_disk_that_fills_while_the_decoded_track_is_spilled_raises_storage_full_and_leaves_nothing(
+        loader, make_clip, small_disk):
+    """Before: a bare `OSError: [Errno 28] No space left on device` from the spill's write (a
+    traceback in the CLI). The output folder, where the spill goes, is a real 1 MiB tmpfs
+    (tests/small_disk.py); 10 s of decoded stereo float32 is 3.5 MB, so the decode fills it
+    before any stem is written."""
+    disk = small_disk("1m")
+    stages = set()
+    with pytest.raises(StorageFull) as raised:
+        separate_file(make_clip(seconds=10.0), disk, SeparationRequest(model="tiny_hdemucs"),
+                      loader=loader, on_progress=lambda report: stages.add(report.stage))
+    assert stages <= {"decode"}  # it was the spill that filled the disk, not a stem
+    assert raised.value.code == "storage_full" and str(disk) not in raised.value.message
+    assert list(disk.iterdir()) == []

@@ -83,7 +83,8 @@ class StorageFull(MusicsepError):
 #: errno values that mean "no room left": a full filesystem, or the owner's quota used up.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-STORAGE_FULL_MESSAGE = ("the server ran out of disk space while writing the results; nothing was kept. "
+#: Said by the server and the CLI alike, so it names neither.
+STORAGE_FULL_MESSAGE = ("there was not enough disk space to write the results; nothing was kept. "
                         "Try again later (or ask for fewer stems or a compressed format)")
 
 

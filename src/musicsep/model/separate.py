@@ -18,7 +18,7 @@ import numpy as np
 
 from musicsep.model.audio import FORMATS, StemWriter, decode_blocks, probe
 from musicsep.model.demucs_stream import PassOptions
-from musicsep.model.errors import Cancelled, InvalidOptions
+from musicsep.model.errors import Cancelled, InvalidOptions, storage_full_is_typed
 from musicsep.model.progress import ProgressCallback, ProgressTracker
 from musicsep.model.spill import TrackSpill
 
@@ -123,7 +123,6 @@ def separate_file(
     _check_options(separator, request)
     plan = plan_stems(separator.sources, request)
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     tracker = ProgressTracker(on_progress)
 
     def checkpoint() -> None:
@@ -136,8 +135,10 @@ def separate_file(
 
     fmt = FORMATS[request.format]
     timings = {"load_s": loaded - started}
-    with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".decoded-", delete=False) as handle:
-        spill = TrackSpill(Path(handle.name), separator.audio_channels)
+    with storage_full_is_typed():  # the spill's own writes are typed in TrackSpill
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".decoded-", delete=False) as handle:
+            spill = TrackSpill(Path(handle.name), separator.audio_channels)
     try:
         claimed = probe(input_path).duration_s
         expected = max(1, int((claimed or 0) * separator.samplerate))

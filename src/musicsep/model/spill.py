@@ -5,6 +5,9 @@ the decoded (resampled) track is written once to a float32 file while its statis
 then read back window by window with ordinary file reads. File reads keep the samples in the page
 cache rather than in this process's memory, which is what keeps RSS flat over track length
 (an mmap would count every touched page against RSS).
+
+A full disk (or quota) while the track is written is `StorageFull`, as it is for the stems
+(model/audio/encode.py): the CLI exits 5 and the server fails the job `storage_full`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+
+from musicsep.model.errors import storage_full_is_typed
 
 
 class ArrayReader:
@@ -48,7 +53,8 @@ class TrackSpill:
         mono = block.mean(axis=0, dtype=np.float64)
         self._sum += float(mono.sum())
         self._sumsq += float(np.dot(mono, mono))
-        self._file.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
+        with storage_full_is_typed():
+            self._file.write(np.ascontiguousarray(block.T, dtype=np.float32).tobytes())
         self.frames += block.shape[1]
 
     def fill(self, blocks: Iterable[np.ndarray], on_block=None) -> None:
@@ -56,7 +62,8 @@ class TrackSpill:
             self.write(block)
             if on_block is not None:
                 on_block(self.frames)
-        self._file.flush()
+        with storage_full_is_typed():
+            self._file.flush()
 
     def stats(self) -> tuple[float, float]:
         """Mean and (unbiased, like torch.std) standard deviation of the mono mix, + 1e-8 like Demucs."""
@@ -86,5 +93,12 @@ class TrackSpill:
         return np.frombuffer(raw, np.float32).reshape(stop - start, self.channels).T.copy()
 
     def close(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Remove the file. Closing flushes what the buffer still holds, which fails again on a
+        full disk; that error is dropped (the file is deleted unread) so that it does not hide
+        the StorageFull being raised (the descriptor is closed either way)."""
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        finally:
+            self.path.unlink(missing_ok=True)
