@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def build(data_dir: Path, pipeline: SteppedPipeline, **overrides: Any) -> JobSer
 
 
 @asynccontextmanager
-async def started(service: JobService, pipeline: SteppedPipeline) -> AsyncIterator[JobService]:
+async def serving(service: JobService, pipeline: SteppedPipeline) -> AsyncIterator[JobService]:
     """The service started; on the way out any job still in the fake is ended and the service stopped."""
     await service.start()
     try:
@@ -75,8 +75,8 @@ async def started(service: JobService, pipeline: SteppedPipeline) -> AsyncIterat
         await asyncio.wait_for(service.stop(), TIMEOUT_S)
 
 
-def running(data_dir: Path, pipeline: SteppedPipeline, **overrides: Any):
-    return started(build(data_dir, pipeline, **overrides), pipeline)
+def running(data_dir: Path, pipeline: SteppedPipeline, **overrides: Any) -> AbstractAsyncContextManager[JobService]:
+    return serving(build(data_dir, pipeline, **overrides), pipeline)
 
 
 def submit(service: JobService, folder: Path, *, wait: bool = True, **spec: Any) -> Job:
@@ -92,8 +92,13 @@ def log(service: JobService, job_id: str) -> list[Event]:
     return service.events.read(job_id)
 
 
+def positions_in(events: list[Event]) -> list[int]:
+    """The places a job's `queued` events announced, in order."""
+    return [e.data["position"] for e in events if e.type == "queued"]
+
+
 def positions(service: JobService, job_id: str) -> list[int]:
-    return [e.data["position"] for e in log(service, job_id) if e.type == "queued"]
+    return positions_in(log(service, job_id))
 
 
 async def follow(service: JobService, job_id: str, after: int = 0) -> list[Event]:
@@ -316,10 +321,6 @@ async def test_a_job_running_when_the_server_died_runs_again_from_the_start_on_t
     assert positions_in(behind) == [1, 1]  # told its place again after the restart
 
 
-def positions_in(events: list[Event]) -> list[int]:
-    return [e.data["position"] for e in events if e.type == "queued"]
-
-
 async def test_a_job_that_died_with_the_server_max_attempts_times_fails_worker_lost(tmp_path):
     data_dir, job_id, behind_id = await crash_snapshot(tmp_path)
     fake = SteppedPipeline(TIMEOUT_S)
@@ -347,7 +348,7 @@ async def test_a_graceful_stop_puts_the_running_job_back_in_the_queue_without_co
     service = build(data_dir, again)
     left = service.get(job.id)
     assert (left.status, left.attempts) == (JobStatus.QUEUED, 0)
-    async with started(service, again):
+    async with serving(service, again):
         events = await run_to_end(service, again, job.id)
         assert service.get(job.id).attempts == 1
     assert_ids_without_gaps(events)
