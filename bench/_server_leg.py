@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from _serve import ServeProcess
 
 

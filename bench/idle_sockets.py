@@ -321,7 +321,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="musicsep-idle-") as tmp:
         clip = Path(tmp) / "clip.wav"
         write_clip(clip)
-        server = ServeProcess(Path(tmp) / "data", {"OMP_NUM_THREADS": "1", **dict(item.split("=", 1) for item in args.env)},
+        extra_env = dict(item.split("=", 1) for item in args.env)
+        server = ServeProcess(Path(tmp) / "data", {"OMP_NUM_THREADS": "1", **extra_env},
                               args=["--config", str(args.config)], log=Path(tmp) / "server.log", cwd=ROOT)
         try:
             job_id = finished_job(server.url, clip)

@@ -103,7 +103,7 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     medians = {}
     for level in LEVELS:
-        for what, samples in zip(("job create", "event append"), results[level]):
+        for what, samples in zip(("job create", "event append"), results[level], strict=True):
             median, p95 = summary(samples)
             medians[(level, what)] = median
             print(f"synchronous={level.upper():6s} {what:12s}: median {median:8.1f} us, p95 {p95:8.1f} us "

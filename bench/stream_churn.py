@@ -160,7 +160,8 @@ def main() -> int:
     delta = {key: round(after[key] - baseline[key], 2) for key in baseline}
     ok = (abs(delta["fds"]) <= FD_TASK_TOLERANCE and abs(delta["tasks"]) <= FD_TASK_TOLERANCE
           and delta["rss_mb"] < RSS_GROWTH_LIMIT_MB and cycles == args.cycles)
-    result = {"cpu": cpu_model(), "mode": "scale-out (Redis)" if args.redis_url else "embedded", "cycles": cycles, "asked": args.cycles, "concurrency": args.concurrency,
+    result = {"cpu": cpu_model(), "mode": "scale-out (Redis)" if args.redis_url else "embedded", "cycles": cycles,
+              "asked": args.cycles, "concurrency": args.concurrency,
               "churn_s": round(churn_s, 2), "cycles_per_s": round(cycles / churn_s, 1), "job_status": job_status,
               "baseline": baseline, "after": after, "delta": delta, "ok": ok}
     if args.json:

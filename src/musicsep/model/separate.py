@@ -200,7 +200,7 @@ def separate_file(
 
 def _write_block(writers: dict[str, StemWriter], plan: StemPlan, request: SeparationRequest,
                  block: np.ndarray, spill: TrackSpill, position: int) -> None:
-    stems = dict(zip(plan.compute, block))
+    stems = dict(zip(plan.compute, block, strict=True))
     if request.two_stems is None:
         for name in plan.outputs:
             writers[name].write(stems[name])

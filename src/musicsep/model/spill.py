@@ -13,8 +13,8 @@ A full disk (or quota) while the track is written is `StorageFull`, as it is for
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

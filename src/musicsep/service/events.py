@@ -13,7 +13,7 @@ of a long event, never the whole log (issue 12, finding 2).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from functools import partial
 from typing import Any
@@ -103,7 +103,7 @@ def _unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
 
 
 async def follow_pages(after: int, last_id: int,
-                       next_page: Callable[[int], Awaitable[list[Event]]]) -> AsyncIterator[list[Event]]:
+                       next_page: Callable[[int], Awaitable[list[Event]]]) -> AsyncGenerator[list[Event], None]:
     """A follow of a log that ends at `last_id` now, for a reader at cursor `after`: batches of
     the events it has not seen, until (and including) the terminal event.
 
