@@ -20,7 +20,6 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -188,7 +187,7 @@ class ArtifactStore:
         path = self.stem_path(job_id, filename)
         if not path.is_file():
             raise KeyError(filename)
-        return partial(path.open, "rb")
+        return lambda: path.open("rb")
 
     def clear_stems(self, job_id: str) -> None:
         shutil.rmtree(self.stems_dir(job_id), ignore_errors=True)
@@ -229,6 +228,9 @@ class _Sink:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def take(self) -> bytes:
         data = bytes(self.buffer)
         self.buffer.clear()
@@ -244,7 +246,7 @@ def iter_zip(files: Mapping[str, StemOpener]) -> Iterator[bytes]:
     already audio, so they are stored, not deflated.
     """
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, opener in files.items():
             with opener() as source, archive.open(name, "w", force_zip64=True) as entry:
                 while chunk := source.read(_ZIP_CHUNK):
