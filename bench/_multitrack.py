@@ -98,7 +98,7 @@ def bass(rng: np.random.Generator, n: int, beat: int, roots: list[int], bar_beat
     step = beat // 2 if rng.random() < 0.5 else beat
     cutoff = rng.uniform(500, 1200)
     lp = signal.butter(2, cutoff, "lowpass", fs=SR, output="sos")
-    for i, start in enumerate(range(0, n, step)):
+    for start in range(0, n, step):
         root = roots[(start // (beat * bar_beats)) % len(roots)]
         note = root + (7 if rng.random() < 0.2 else 12 if rng.random() < 0.15 else 0)
         length = int(step * rng.uniform(0.7, 0.95))
@@ -130,7 +130,7 @@ def chords(rng: np.random.Generator, n: int, beat: int, chord_notes: list[list[i
             for detune in (-0.06, 0.06) if pad else (0.0,):
                 f0 = midi_hz(note + detune)
                 tone = sum(a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
-                           for h, a in zip(harmonics, amps) if h * f0 < 12000)
+                           for h, a in zip(harmonics, amps, strict=True) if h * f0 < 12000)
                 _place(track, _pan(tone * env, pan + detune * 4), start)
     return track
 
@@ -138,7 +138,7 @@ def chords(rng: np.random.Generator, n: int, beat: int, chord_notes: list[list[i
 def _formant_gain(freqs: np.ndarray, formants: np.ndarray, bandwidths: np.ndarray) -> np.ndarray:
     """Magnitude response of a cascade of two-pole resonators (one per formant) at `freqs`."""
     gain = np.ones_like(freqs)
-    for f, bw in zip(formants, bandwidths):
+    for f, bw in zip(formants, bandwidths, strict=True):
         gain *= f**2 / np.sqrt((f**2 - freqs**2) ** 2 + (bw * freqs) ** 2)
     return gain
 

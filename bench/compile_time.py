@@ -1,7 +1,8 @@
 """What `--compile` costs and changes: compile time, and output against eager, for one model.
 
     TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-bench python bench/compile_time.py           # tiny HDemucs
-    TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-bench python bench/compile_time.py --full    # full-size HTDemucs (~13 min here)
+    # full-size HTDemucs (~13 min here):
+    TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-bench python bench/compile_time.py --full
 
 Run it twice with the same cache folder to see what Inductor's FX-graph cache saves a second start.
 """

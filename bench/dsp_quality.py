@@ -42,7 +42,7 @@ def separate_dsp(mix: np.ndarray) -> dict[str, np.ndarray]:
 
     separator = DspSeparator()
     blocks = list(separator.run(ArrayReader(mix), mix.shape[-1], list(STEMS), lambda: None))
-    return dict(zip(STEMS, np.concatenate(blocks, axis=-1)))
+    return dict(zip(STEMS, np.concatenate(blocks, axis=-1), strict=True))
 
 
 def separate_naive(mix: np.ndarray) -> dict[str, np.ndarray]:
@@ -65,7 +65,7 @@ def sdr(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray]) -> 
     ref = np.stack([references[s][..., :n] for s in STEMS]).astype(np.float64).reshape(-1, 1, n)
     est = np.stack([estimates[s][..., :n] for s in STEMS]).astype(np.float64).reshape(-1, 1, n)
     scores = np.asarray(fast_bss_eval.sdr(ref, est))[:, 0].reshape(len(STEMS), -1).mean(axis=1)
-    return dict(zip(STEMS, map(float, scores)))
+    return dict(zip(STEMS, map(float, scores), strict=True))
 
 
 def _row(label: str, dsp: dict[str, float], naive: dict[str, float]) -> str:

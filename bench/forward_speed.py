@@ -5,7 +5,8 @@
 
 Variants (all fp32 unless named): fused-b1 = one segment per forward as Demucs runs it
 (PyTorch's fused self-attention "fast path"); b1 = the same with attention through
-scaled_dot_product_attention, as musicsep runs it; b2 = two segments per forward; pair = two Python threads, one segment each, one intra-op thread
+scaled_dot_product_attention, as musicsep runs it; b2 = two segments per forward;
+pair = two Python threads, one segment each, one intra-op thread
 each (Demucs's `-j 2`); bf16-b1 / bf16-b2 = b1 / b2 under bfloat16 autocast. Variants alternate
 within each repeat so machine load hits all alike; medians are printed, with the ratio to b1.
 The process's own peak RSS (VmHWM) is printed last: run one variant alone to read its memory,

@@ -54,7 +54,7 @@ def _statistics(output: str, scale: float) -> dict[str, tuple[int, int, float, i
     """harness -> (passing, failing, seconds) of its generate phase, and make test's max_examples."""
     found = {}
     blocks = _HARNESS.split(output)
-    for name, body in zip(blocks[1::2], blocks[2::2]):
+    for name, body in zip(blocks[1::2], blocks[2::2], strict=False):
         phase, budget = _PHASE.search(body), _BUDGET.search(body)
         if phase:
             ci = round(int(budget.group(1)) / scale) if budget else 0

@@ -166,7 +166,7 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
     for name, runs in results.items():
         wall = _median([m.wall_s for m in runs])
         # Ratio per round (same round, same machine load), then the median of the ratios.
-        speedups[name] = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs)])
+        speedups[name] = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs, strict=True)])
         print(f"{name:<18} {wall:>8.1f} {_median([m.cpu_s for m in runs]):>8.1f}"
               f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedups[name]:>8.2f}x")
     print(f"(Demucs CLI median wall {base:.1f} s)")
@@ -193,12 +193,12 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
         # The CLI's own model load, from its --json timings, taken off the CLI's wall time.
         net = [m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"]
                for m in results["musicsep exact"]]
-        ratio = _median([s / n for s, n in zip(served, net)])
+        ratio = _median([s / n for s, n in zip(served, net, strict=True)])
         print(f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "
               f"model load: {_median(net):.1f} s")
         verdicts.append((f"warm server / (CLI - model load) {ratio:.2f} (floor <= 1.10)", ratio <= 1.10))
     if ft is not None:
-        ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"])])
+        ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"], strict=True)])
         print(f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "
               f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
               f"{_median([m.wall_s for m in ft['vocals']]):.1f} s")

@@ -12,8 +12,9 @@ when their weights pass `MUSICSEP_MODEL_CACHE_MB` (model/cache.py).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from musicsep.model.cache import ModelCache, model_bytes
 from musicsep.model.catalog import load_catalog
@@ -206,7 +207,7 @@ class ModelLoader:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "ModelLoader":
+    def from_settings(cls, settings: Any) -> ModelLoader:
         return cls(repo=settings.model_repo, offline=settings.offline, fallback=settings.fallback_chain,
                    cache_mb=settings.model_cache_mb)
 
