@@ -77,3 +77,40 @@ def http_target() -> Iterator[Target]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+#: Longest a stalling target holds a request, should the test using it fail before releasing it.
+STALL_LIMIT_S = 60.0
+
+
+@contextmanager
+def stalling_target() -> Iterator[tuple[str, threading.Event, threading.Event]]:
+    """An HTTP server on 127.0.0.1 that holds each GET until released (bounded), then answers 404.
+
+    A URL job fetching from it keeps its run slot busy, with no model running, for as long as the
+    test needs: the deterministic way to hold a slot through public behaviour. Yields the base
+    URL, an event set when a request has arrived, and the event that releases them.
+    """
+    arrived, release = threading.Event(), threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return None
+
+        def do_GET(self) -> None:
+            arrived.set()
+            release.wait(STALL_LIMIT_S)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", arrived, release
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -11,17 +11,13 @@ scale-out deployment).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+from http_target import stalling_target
 from scenarios import disconnect_cancels_post_separate, post_job, post_url_job
-
-#: Longest the stalled download holds a job, should the test fail before it lets it go.
-STALL_LIMIT_S = 60.0
 
 
 @contextmanager
@@ -33,28 +29,8 @@ def stalled_download() -> Iterator[str]:
     one slot busy through public behaviour (instead of holding a private lock of the loader).
     On the way out the server answers 404, and the job fails at once.
     """
-    release = threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def do_GET(self) -> None:
-            release.wait(STALL_LIMIT_S)
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/song.wav"
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with stalling_target() as (base, _arrived, _release):
+        yield f"{base}/song.wav"
 
 
 def _submit(url: str, clip) -> httpx.Response:

@@ -8,17 +8,11 @@ scale-out deployment in tests/dist/test_cluster_scenarios.py.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import httpx
 
+from http_target import stalling_target
 from scenarios import idempotency_replays_and_conflicts
 from server_harness import wait_until
-
-STALL_LIMIT_S = 60.0
 
 
 def test_same_key_same_body_replays_and_another_body_is_409(live_server, make_clip):
@@ -38,35 +32,6 @@ def test_a_key_reused_with_another_audio_url_is_409(live_server):
                        timeout=30)
     assert other.status_code == 409
     assert other.json()["error"]["job_id"] == first.json()["job_id"]
-
-
-@contextmanager
-def stalling_target() -> Iterator[tuple[str, threading.Event, threading.Event]]:
-    """An HTTP server on 127.0.0.1 that holds each request until released (bounded), then 404s:
-    a URL job fetching from it keeps the one slot busy for as long as the test needs."""
-    arrived, release = threading.Event(), threading.Event()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def do_GET(self) -> None:
-            arrived.set()
-            release.wait(STALL_LIMIT_S)
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", arrived, release
-    finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_replay_while_the_queue_is_full_is_the_first_job_not_503(live_server, make_clip):
