@@ -22,7 +22,7 @@ COPY pyproject.toml README.md ./
 COPY configs ./configs
 COPY uvicorn_config.json ./
 COPY src ./src
-RUN pip install ".[dist]"
+RUN pip install ".[scaleout]"
 
 # Weights: baked in at build time (needs internet while building) or mounted at /models.
 ARG PULL_MODELS=""

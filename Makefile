@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,dist]"
+	$(PY) -m pip install -q -e ".[dev,scaleout]"
 	touch $(STAMP)
 
 # The server on the embedded default (SQLite + local files under ./data, no Redis, no S3);

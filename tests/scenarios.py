@@ -1,7 +1,7 @@
 """The server's end-to-end scenarios, written once and run against both deployments.
 
 tests/api runs them on the embedded server (one process: SQLite, local files, worker threads);
-tests/dist/test_cluster_scenarios.py runs the very same functions on the scale-out deployment
+tests/scaleout/test_cluster_scenarios.py runs the very same functions on the scale-out deployment
 (MUSICSEP_QUEUE=celery, MUSICSEP_STORAGE=s3, two API processes, one Celery worker). Each function
 takes the API base URLs: with two, watchers and reconnects alternate between the processes.
 Links in events are paths on the API (embedded) or absolute presigned bucket URLs (S3); `link`

@@ -5,7 +5,7 @@ the test-only loopback allowance (`allow_loopback_urls`), which lets 127.0.0.1 /
 nothing else; every refusal of a direct URL is tested with the allowance off. A redirect can only
 be tested from a first hop the server may fetch, and here that is loopback: so the redirect
 refusals run with the allowance on, and show that it does not open private or metadata ranges.
-The same scenarios run on the scale-out deployment in tests/dist/test_cluster_scenarios.py.
+The same scenarios run on the scale-out deployment in tests/scaleout/test_cluster_scenarios.py.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_audio_urls_at_non_public_addresses_are_refused_with_a_clear_reason(live
             "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is the cloud metadata service's address",
             f"http://localhost:{port}/audio": "'localhost' resolves to 127.0.0.1, a loopback address",
             # A name (not an address literal) that the system resolver turns into 10.0.0.1: the
-            # only name resolving to a private address here, offline. tests/dist/test_fetch.py
+            # only name resolving to a private address here, offline. tests/scaleout/test_fetch.py
             # covers a DNS answer with a private address through an injected resolver.
             "http://10.1/a.wav": "'10.1' resolves to 10.0.0.1, a private address",
         }

@@ -1,6 +1,6 @@
 """Must-be-true 1 and 2: many watchers see one log; resuming with Last-Event-ID misses nothing.
 
-The scenarios live in tests/scenarios.py; tests/dist/test_cluster_scenarios.py runs the same ones
+The scenarios live in tests/scenarios.py; tests/scaleout/test_cluster_scenarios.py runs the same ones
 on the scale-out deployment (Celery, S3, two API processes).
 """
 

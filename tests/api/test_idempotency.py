@@ -3,7 +3,7 @@
 A key reused with a different body silently returned the first job, and a replay of an existing
 key while the queue was full got 503 instead of its job. "The same body" is the JobSpec's options
 plus the input: the SHA-256 of the uploaded bytes, or the audio_url. The same scenario runs on the
-scale-out deployment in tests/dist/test_cluster_scenarios.py.
+scale-out deployment in tests/scaleout/test_cluster_scenarios.py.
 """
 
 from __future__ import annotations

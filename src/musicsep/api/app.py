@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 HOW_TO_GET_WEIGHTS.format(name=settings.default_model))
         service_class: type[JobService] = JobService
         if settings.queue == "celery":
-            from musicsep.dist.celery_service import CeleryJobService
+            from musicsep.scaleout.celery_service import CeleryJobService
 
             service_class = CeleryJobService
         service = service_class(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)

@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(settings.log_json)
     try:
-        from musicsep.dist.worker import build_worker, run_worker
+        from musicsep.scaleout.worker import build_worker, run_worker
     except ModuleNotFoundError as exc:
-        print(f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[dist]'",
+        print(f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[scaleout]'",
               file=sys.stderr)
         return 2
     from musicsep.service.artifacts import SigningKeyRefused

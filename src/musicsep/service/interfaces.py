@@ -1,8 +1,8 @@
 """The interfaces the job service is built on, so the embedded and scale-out parts are interchangeable.
 
 `JobService` takes any `JobStore` and `JobEventLog`: SQLite (`store.SqliteStore`,
-`events.EventLog`) by default, Redis (`dist.redis_store.RedisStore`,
-`dist.redis_events.RedisEventLog`) in scale-out. tests/dist/test_*_contract.py runs one suite
+`events.EventLog`) by default, Redis (`scaleout.redis_store.RedisStore`,
+`scaleout.redis_events.RedisEventLog`) in scale-out. tests/scaleout/test_*_contract.py runs one suite
 against every implementation; these Protocols name what that suite holds them to.
 """
 

@@ -6,9 +6,9 @@ import base64
 
 import httpx
 
+from http_target import http_target
 from musicsep.clients.webhooks import verify_webhook
 
-from http_target import http_target
 from .scaleout import harness, wait_until
 
 live_server = harness.live_server

@@ -8,8 +8,8 @@ import shutil
 
 from model_name_fixtures import model_places, weight_reads  # noqa: F401  (fixtures)
 from musicsep.config import Settings
-from musicsep.dist.celery_service import CeleryJobService
 from musicsep.model.loading import ModelLoader
+from musicsep.scaleout.celery_service import CeleryJobService
 from musicsep.service.artifacts import Signer
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from musicsep.dist.redis_events import RedisEventLog
+from musicsep.scaleout.redis_events import RedisEventLog
 
 pytestmark = pytest.mark.redis
 

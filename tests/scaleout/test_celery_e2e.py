@@ -16,10 +16,10 @@ import zipfile
 import httpx
 import pytest
 
-from musicsep.clients.webhooks import verify_webhook
-from musicsep.dist.redis_events import RedisEventLog
-from musicsep.dist.redis_store import RedisStore
 from http_target import http_target
+from musicsep.clients.webhooks import verify_webhook
+from musicsep.scaleout.redis_events import RedisEventLog
+from musicsep.scaleout.redis_store import RedisStore
 
 from .scaleout import ScaleOut, cluster_env, harness, s3_env, wait_until
 

@@ -14,8 +14,8 @@ from celery import Celery
 from loguru import logger
 
 from musicsep.config import Settings
-from musicsep.dist.celery_app import QUEUE, TASK, make_celery
-from musicsep.dist.celery_service import CeleryJobService
+from musicsep.scaleout.celery_app import QUEUE, TASK, make_celery
+from musicsep.scaleout.celery_service import CeleryJobService
 from musicsep.service.job_service import LinkBuilder
 
 

@@ -27,7 +27,7 @@ import anyio
 import redis
 import redis.asyncio
 
-from musicsep.dist.redis_store import DEFAULT_PREFIX, StoreUnavailable, reachable
+from musicsep.scaleout.redis_store import DEFAULT_PREFIX, StoreUnavailable, reachable
 from musicsep.service.event_text import EventText, Part, split
 from musicsep.service.events import PAGE_EVENTS, Event, follow_pages, within_budget
 

@@ -13,6 +13,7 @@ import json
 import pytest
 from standardwebhooks import Webhook
 
+from http_target import http_target
 from musicsep.clients.webhooks import WebhookVerificationError, verify_webhook
 from musicsep.service.events import Event
 from musicsep.service.fetch import FetchLimits
@@ -24,8 +25,6 @@ from musicsep.service.webhooks import (
     message_id,
     payload,
 )
-
-from http_target import http_target
 
 SECRET = "whsec_" + base64.b64encode(b"a per-deployment secret, 32 byte").decode()
 JOB = "ab" * 16

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from http_target import http_target
 from musicsep.service.addresses import address_allowed
 from musicsep.service.fetch import FetchLimits, UrlFetchFailed, UrlRefused, fetch_to_file
-
-from http_target import http_target
 
 STRICT = FetchLimits(timeout_s=10)
 LOOPBACK_OK = FetchLimits(timeout_s=10, allow_loopback=True)
@@ -62,7 +61,8 @@ def test_a_hostname_resolving_to_a_private_address_is_refused(tmp_path):
 
 def test_one_private_address_among_public_ones_is_enough_to_refuse(tmp_path):
     with pytest.raises(UrlRefused):
-        fetch_to_file("https://files.example/a.wav", tmp_path / "in", STRICT, resolve=lambda h, p: ["8.8.8.8", "10.0.0.7"])
+        fetch_to_file("https://files.example/a.wav", tmp_path / "in", STRICT,
+                      resolve=lambda h, p: ["8.8.8.8", "10.0.0.7"])
 
 
 def test_the_loopback_allowance_lets_only_loopback_through():
@@ -158,7 +158,8 @@ def test_ipv6_forms_embedding_ipv4_are_refused_end_to_end_inside_a_network_names
     command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script), *urls]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                env={**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+                                env={**os.environ,
+                                     "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     except FileNotFoundError:
         pytest.skip("unshare is not installed")
     if result.returncode != 0 and "unshare" in result.stderr and "Operation not permitted" in result.stderr:

@@ -23,7 +23,7 @@ def open_store(request, tmp_path) -> OpenStore:
         if request.param == "sqlite":
             store = SqliteStore(tmp_path / "db.sqlite3")
         else:
-            from musicsep.dist.redis_store import RedisStore
+            from musicsep.scaleout.redis_store import RedisStore
 
             store = RedisStore.from_url(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
         opened.append(store)

@@ -11,9 +11,9 @@ import uuid
 import httpx
 import pytest
 
-pytest.importorskip("boto3", reason="the `dist` extra (boto3) is not installed")
+pytest.importorskip("boto3", reason="the `scaleout` extra (boto3) is not installed")
 
-from musicsep.dist.s3_store import MAX_PRESIGN_S, S3ArtifactStore
+from musicsep.scaleout.s3_store import MAX_PRESIGN_S, S3ArtifactStore
 
 from .conftest import AWS_ENV
 

@@ -29,7 +29,7 @@ def open_log(request, tmp_path) -> OpenLog:
             store = SqliteStore(tmp_path / "db.sqlite3")
             closers.append(store)
             return EventLog(store)
-        from musicsep.dist.redis_events import RedisEventLog
+        from musicsep.scaleout.redis_events import RedisEventLog
 
         log = RedisEventLog(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix"))
         closers.append(log)

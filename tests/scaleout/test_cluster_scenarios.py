@@ -65,7 +65,7 @@ def test_three_watchers_on_two_api_processes_see_one_log_and_presigned_stems_equ
     cluster, make_clip, tiny_model_repo, tmp_path
 ):
     clip = make_clip(seconds=6.0)
-    # The worker runs with OMP_NUM_THREADS=1 (tests/dist/scaleout.py): so does the reference.
+    # The worker runs with OMP_NUM_THREADS=1 (tests/scaleout/scaleout.py): so does the reference.
     expected = engine_stems(clip, tiny_model_repo, tmp_path / "engine", threads=1)
     job_id, events = three_watchers_see_one_log(cluster.apis, clip, expected)
     stems = events[-1][2]["stems"]
@@ -73,7 +73,7 @@ def test_three_watchers_on_two_api_processes_see_one_log_and_presigned_stems_equ
     range_and_disposition(stems["vocals"]["url"], stems["vocals"])
     public = httpx.get(f"{cluster.apis[1]}/api/v1/jobs/{job_id}", timeout=10).json()
     assert public["status"] == "completed"
-    # The zip is streamed from the bucket by the API node: tests/dist/test_s3_zip.py.
+    # The zip is streamed from the bucket by the API node: tests/scaleout/test_s3_zip.py.
     assert public["zip_url"].startswith(f"/api/v1/jobs/{job_id}/stems.zip?")
     fresh = httpx.get(public["stems"]["bass"]["url"], timeout=30)
     assert fresh.status_code == 200 and len(fresh.content) == stems["bass"]["bytes"]

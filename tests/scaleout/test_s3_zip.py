@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("boto3", reason="the `dist` extra (boto3) is not installed")
+pytest.importorskip("boto3", reason="the `scaleout` extra (boto3) is not installed")
 
-from musicsep.dist.s3_store import S3ArtifactStore
+from musicsep.scaleout.s3_store import S3ArtifactStore
 from musicsep.service.artifacts import iter_zip
 from server_harness import stream_events
 

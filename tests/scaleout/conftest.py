@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-redis = pytest.importorskip("redis", reason="the `dist` extra (redis) is not installed")
+redis = pytest.importorskip("redis", reason="the `scaleout` extra (redis) is not installed")
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 

@@ -35,12 +35,12 @@ from kombu.exceptions import OperationalError
 from loguru import logger
 
 from musicsep.config import Settings
-from musicsep.dist.celery_app import TASK, celery_priority, make_celery
-from musicsep.dist.redis_events import RedisEventLog
-from musicsep.dist.redis_store import RedisStore
-from musicsep.dist.s3_store import S3ArtifactStore
 from musicsep.model.audio import FORMATS
 from musicsep.model.errors import Cancelled, storage_full
+from musicsep.scaleout.celery_app import TASK, celery_priority, make_celery
+from musicsep.scaleout.redis_events import RedisEventLog
+from musicsep.scaleout.redis_store import RedisStore
+from musicsep.scaleout.s3_store import S3ArtifactStore
 from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.artifacts import StemOpener, discard
 from musicsep.service.health import Health

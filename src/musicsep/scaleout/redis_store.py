@@ -190,9 +190,8 @@ class RedisStore:
         else:
             members = [i.decode() for i in self._r.sunion([self._key("status", s.value) for s in wanted])]
             scores = self._r.zmscore(self._key("jobs"), members) if members else []
-            ranked = sorted(
-                ((score, job_id) for job_id, score in zip(members, scores) if score is not None), reverse=True
-            )
+            pairs = zip(members, scores, strict=True)
+            ranked = sorted(((score, job_id) for job_id, score in pairs if score is not None), reverse=True)
             ids = [job_id for _, job_id in ranked[:limit]]
         if not ids:
             return []
@@ -205,7 +204,7 @@ class RedisStore:
         for status in JobStatus:
             pipe.scard(self._key("status", status.value))
         counts = pipe.execute()
-        return {status.value: int(n) for status, n in zip(JobStatus, counts) if n}
+        return {status.value: int(n) for status, n in zip(JobStatus, counts, strict=True) if n}
 
     def expired_before(self, now: float) -> list[str]:
         return [i.decode() for i in self._r.zrangebyscore(self._key("expiry"), "-inf", now)]
