@@ -38,6 +38,10 @@ class SeparationRequest:
     batch_size: int = 1
     device: str = "auto"
     precision: str = "fp32"
+    #: Models whose stems are combined (docs/models.md "Ensembles"); `model` is then ignored.
+    ensemble: list[str] | None = None
+    ensemble_method: str = "avg_wave"  # avg_wave, median_wave, max_spec, min_spec
+    ensemble_weights: list[float] | None = None  # one per ensemble model; None: equal
 
 
 @dataclass
