@@ -6,10 +6,10 @@ import base64
 
 import httpx
 
+import server_harness as harness
 from http_target import http_target
 from musicsep.clients.webhooks import verify_webhook
-
-from .scaleout import harness, wait_until
+from server_harness import wait_until
 
 live_server = harness.live_server
 SECRET = "whsec_" + base64.b64encode(b"embedded server webhook secret!!").decode()

@@ -1,4 +1,4 @@
-"""Webhooks (issue 6, item 6): signed per Standard Webhooks, retried, 410 stops them.
+"""Job webhooks: signed per Standard Webhooks, retried with backoff, 410 stops them.
 
 The receiver is a real HTTP server on 127.0.0.1, so the sender runs with the test-only loopback
 allowance. Backoff delays are recorded instead of slept (the sender's `sleep` is injected), so

@@ -1,4 +1,4 @@
-"""SSRF-safe downloads of `audio_url` inputs (issue 6, item 7).
+"""SSRF-safe downloads of `audio_url` inputs: only public http(s) addresses, checked at every redirect and pinned.
 
 Refusals are tested with the loopback allowance off. Where a test must reach the local target
 server (redirect checks, pinning), the allowance is on: it lets 127.0.0.1 through and nothing
