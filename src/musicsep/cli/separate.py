@@ -10,6 +10,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import get_args
+
+from musicsep.protocol import OUTPUT_FORMATS, ClipMode, OtherMethod
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3, 4
 
@@ -25,12 +28,11 @@ def add_parser(subparsers) -> None:
     stems.add_argument("--stems", default=None, help="comma-separated subset, e.g. vocals,drums")
     stems.add_argument("--two-stems", default=None, metavar="STEM",
                        help="STEM and no_STEM (e.g. vocals → vocals + no_vocals)")
-    parser.add_argument("--other-method", choices=["add", "minus"], default="add",
+    parser.add_argument("--other-method", choices=get_args(OtherMethod), default="add",
                         help="two-stem complement: sum of the other stems (Demucs's default) or "
                              "mix minus STEM (skips bag members that only make the others)")
-    parser.add_argument("--format", default="wav16",
-                        choices=["wav16", "wav24", "float32", "flac", "mp3", "ogg"])
-    parser.add_argument("--clip", default="rescale", choices=["rescale", "clamp", "none"])
+    parser.add_argument("--format", default="wav16", choices=OUTPUT_FORMATS)
+    parser.add_argument("--clip", default="rescale", choices=get_args(ClipMode))
     parser.add_argument("--bitrate", type=int, default=320, help="kbps for mp3/ogg")
     parser.add_argument("--shifts", type=int, default=0,
                         help="random time shifts averaged (Demucs's CLI uses 1; 0 is repeatable)")
