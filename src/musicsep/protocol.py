@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -35,6 +36,25 @@ MODEL_NAME_RULE = (
 OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
 #: The encodings a stem file can have, in the order the docs list them.
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormatName)
+
+
+@dataclass(frozen=True)
+class StemFile:
+    """What a downloaded stem of a format is: its file extension (no dot) and its Content-Type."""
+
+    extension: str
+    media_type: str
+
+
+#: Per output format, the stem file a client downloads (the engine's encoders write these).
+STEM_FILES: dict[str, StemFile] = {
+    "wav16": StemFile("wav", "audio/wav"),
+    "wav24": StemFile("wav", "audio/wav"),
+    "float32": StemFile("wav", "audio/wav"),
+    "flac": StemFile("flac", "audio/flac"),
+    "mp3": StemFile("mp3", "audio/mpeg"),
+    "ogg": StemFile("ogg", "audio/ogg"),
+}
 #: kbps accepted per lossy format (LAME's CBR range; Opus's documented range); others ignore it.
 LOSSY_BITRATES: dict[str, tuple[int, int]] = {"mp3": (32, 320), "ogg": (6, 510)}
 

@@ -7,58 +7,19 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from musicsep.model.names import MODEL_NAME_PATTERN
-from musicsep.service.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, JobSpec, JobStatus
-
-OutputFormatName = Literal["wav16", "wav24", "float32", "flac", "mp3", "ogg"]
+from musicsep.protocol import JobParams
+from musicsep.service.jobs import JobSpec, JobStatus
 
 
-class SeparationForm(BaseModel):
-    """The options of a separation, sent as multipart form fields beside `file`."""
+class SeparationForm(JobParams):
+    """The options of a separation (musicsep.protocol's JobParams), sent as multipart form fields
+    beside `file`; lists as comma-separated text. Fields it does not know are ignored, as the
+    form also carries `file`."""
 
-    model: str | None = Field(default=None, pattern=MODEL_NAME_PATTERN,
-                              description="Model name (GET /api/v1/models); the server default if absent.",
-                              examples=["htdemucs"])
-    stems: str | None = Field(default=None, description="Comma-separated stems to keep; all if absent.",
-                              examples=["vocals,drums"])
-    two_stems: str | None = Field(default=None, description="One stem and its complement (`no_<stem>`).",
-                                  examples=["vocals"])
-    format: OutputFormatName = Field(default="wav16", description="Encoding of the stem files.")
-    shifts: int = Field(default=0, ge=0, le=20, description="Random time shifts averaged (0 = repeatable).")
-    overlap: float = Field(default=0.25, ge=0.0, lt=1.0, description="Overlap between segments.")
-    segment: float | None = Field(default=None, gt=0, description="Segment length in seconds; the model's if absent.")
-    payload: Literal["url", "base64"] = Field(default="url", description="Stems as signed links, or inline base64.")
-    analyze: bool = Field(default=True, description="Add the musical analysis to the result.")
-    priority: int = Field(default=PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX,
-                          description="1 (lowest) to 5 (most urgent); equal priorities run oldest first.")
-    webhook_url: str | None = Field(default=None, max_length=2000, description="Stored with the job.")
-    idempotency_key: str | None = Field(default=None, max_length=200,
-                                        description="A repeated key with the same body (options and input) "
-                                                    "returns the first job; with another body, 409.")
-
-    @field_validator("stems")
-    @classmethod
-    def _stems_are_names(cls, value: str | None) -> str | None:
-        if value is not None and not all(part.strip().isidentifier() for part in value.split(",")):
-            raise ValueError("stems must be comma-separated names such as 'vocals,drums'")
-        return value
+    model_config = ConfigDict(extra="ignore")
 
     def to_spec(self, default_model: str) -> JobSpec:
-        stems = tuple(part.strip() for part in self.stems.split(",")) if self.stems else None
-        return JobSpec(
-            model=self.model or default_model,
-            stems=stems,
-            two_stems=self.two_stems,
-            format=self.format,
-            shifts=self.shifts,
-            overlap=self.overlap,
-            segment=self.segment,
-            payload=self.payload,
-            analyze=self.analyze,
-            priority=self.priority,
-            webhook_url=self.webhook_url,
-            idempotency_key=self.idempotency_key,
-        )
+        return JobSpec.model_validate({**self.model_dump(), "model": self.model or default_model})
 
 
 class SeparationUrl(SeparationForm):
@@ -69,7 +30,7 @@ class SeparationUrl(SeparationForm):
     """
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"audio_url": "https://example.com/song.mp3", "model": "htdemucs", "stems": "vocals,drums"}]})
+        {"audio_url": "https://example.com/song.mp3", "model": "htdemucs", "stems": ["vocals", "drums"]}]})
 
     audio_url: str = Field(max_length=2000, description="An http(s) URL of the song, fetched by the server.")
 
@@ -81,9 +42,6 @@ class SeparationUrl(SeparationForm):
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError("audio_url must be an http:// or https:// URL with a host name")
         return value
-
-    def to_spec(self, default_model: str) -> JobSpec:
-        return super().to_spec(default_model).model_copy(update={"audio_url": self.audio_url})
 
 
 #: `openapi_extra` of the routes that take either a multipart upload or a JSON `audio_url` body.

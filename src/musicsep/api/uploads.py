@@ -18,8 +18,7 @@ from pathlib import Path
 import anyio.to_thread
 from fastapi import UploadFile
 
-from musicsep.model.audio.sniff import HEAD_BYTES
-from musicsep.service.inputs import refuse_if_too_long, refuse_unless_audio
+from musicsep.service.inputs import read_head, refuse_if_too_long, refuse_unless_audio
 
 #: Multipart boundaries and the option fields around the file, on top of the upload limit.
 FORM_OVERHEAD_BYTES = 16 * 1024
@@ -35,7 +34,7 @@ class StoredUpload:
 def _store_and_probe(source: UploadFile, folder: Path, max_duration_s: float) -> StoredUpload:
     folder.mkdir(parents=True, exist_ok=True)
     source.file.seek(0)
-    head = source.file.read(max(HEAD_BYTES, 64))
+    head = read_head(source.file)
     refuse_unless_audio(head)  # before copying: a file that is not audio is refused at once
     handle = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)
     path = Path(handle.name)

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from musicsep.protocol import ENSEMBLE_METHODS, OUTPUT_FORMATS, PRIORITY_MAX, PRIORITY_MIN
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,8 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model")
     parser.add_argument("--stems", help="comma-separated, e.g. vocals,drums")
     parser.add_argument("--two-stems", help="a stem and its complement, e.g. vocals")
-    parser.add_argument("--format", choices=["wav16", "wav24", "float32", "flac", "mp3", "ogg"])
-    parser.add_argument("--priority", type=int, choices=range(1, 6), metavar="1-5")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS)
+    parser.add_argument("--ensemble", metavar="MODEL,MODEL[,...]",
+                        help="combine the stems of 2 to 4 models (comma-separated) instead of one --model")
+    parser.add_argument("--ensemble-method", choices=ENSEMBLE_METHODS, help="how an ensemble combines (avg_wave)")
+    parser.add_argument("--ensemble-weights", metavar="W,W[,...]", help="one weight per ensemble model")
+    parser.add_argument("--priority", type=int, choices=range(PRIORITY_MIN, PRIORITY_MAX + 1),
+                        metavar=f"{PRIORITY_MIN}-{PRIORITY_MAX}")
     parser.add_argument("--out", type=Path, default=Path("separated"), help="folder for the stems")
     parser.add_argument("--no-download", action="store_true", help="print the links instead of downloading")
     parser.set_defaults(func=run)
@@ -32,8 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from musicsep.clients import Client, Completed, Failed, Progress, Queued, ServerError
 
-    options = {"model": args.model, "stems": args.stems, "two_stems": args.two_stems,
-               "format": args.format, "priority": args.priority}
+    options = {"model": args.model, "stems": args.stems, "two_stems": args.two_stems, "format": args.format,
+               "ensemble": args.ensemble, "ensemble_method": args.ensemble_method,
+               "ensemble_weights": args.ensemble_weights, "priority": args.priority}
     with Client(args.server, api_key=args.api_key) as client:
         try:
             if args.file.startswith(("http://", "https://")):

@@ -1,4 +1,7 @@
-"""What both clients share besides the SSE parser: option names and URL handling."""
+"""What both clients share besides the SSE parser: options as the server takes them, and URL handling.
+
+The option names are the protocol's (musicsep.protocol.JobParams); their values are checked by the
+server, whose 422 says what is wrong."""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-OPTION_NAMES = ("model", "stems", "two_stems", "format", "shifts", "overlap", "segment", "payload", "analyze",
-                "priority", "webhook_url", "idempotency_key")
+from musicsep.protocol import OPTION_NAMES
 
 
 def _check_names(options: dict[str, Any]) -> None:
@@ -39,8 +41,8 @@ def submission(stack: ExitStack, audio: str | Path | None, audio_url: str | None
         _check_names(options)
         body: dict[str, Any] = {"audio_url": audio_url}
         for name, value in options.items():
-            if value is not None:  # lists joined by commas, as in the form
-                body[name] = ",".join(value) if isinstance(value, (list, tuple)) else value
+            if value is not None:  # lists joined by commas, as in the form (earlier servers take only that)
+                body[name] = ",".join(str(part) for part in value) if isinstance(value, (list, tuple)) else value
         return Submission(body, {}, None)
     path = Path(audio)
     return Submission(None, form_fields(options), (path.name, stack.enter_context(path.open("rb"))))
@@ -54,7 +56,7 @@ def form_fields(options: dict[str, Any]) -> dict[str, str]:
         if value is None:
             continue
         if isinstance(value, (list, tuple)):
-            value = ",".join(value)
+            value = ",".join(str(part) for part in value)
         elif isinstance(value, bool):
             value = "true" if value else "false"
         fields[name] = str(value)

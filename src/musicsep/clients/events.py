@@ -1,4 +1,6 @@
-"""Typed job events, as the server's event protocol (docs/server.md) defines them."""
+"""Typed job events, as the server's event protocol (docs/server.md, musicsep.protocol) defines them.
+
+One dataclass per type of `musicsep.protocol.EVENT_TYPES`; the terminal set is the protocol's."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from musicsep.clients.sse import SSEMessage
+from musicsep.protocol import TERMINAL_EVENTS
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,7 @@ class Event:
 
     @property
     def terminal(self) -> bool:
-        return self.type in ("completed", "failed", "cancelled")
+        return self.type in TERMINAL_EVENTS
 
 
 @dataclass(frozen=True)

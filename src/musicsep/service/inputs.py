@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import BinaryIO
 
 from musicsep.config import Settings
 from musicsep.model.errors import AudioTooLong, MusicsepError, UnsupportedFormat
@@ -47,11 +48,16 @@ def refuse_if_too_long(path: Path, max_duration_s: float | None) -> None:
         raise AudioTooLong(f"the audio lasts {claimed:.0f} s; this server accepts up to {max_duration_s:.0f} s")
 
 
-def head_bytes(path: Path) -> bytes:
+def read_head(handle: BinaryIO) -> bytes:
+    """The first bytes of an input, as many as `refuse_unless_audio` needs to recognise it."""
     from musicsep.model.audio.sniff import HEAD_BYTES
 
+    return handle.read(max(HEAD_BYTES, 64))
+
+
+def head_bytes(path: Path) -> bytes:
     with path.open("rb") as handle:
-        return handle.read(max(HEAD_BYTES, 64))
+        return read_head(handle)
 
 
 def fetch_input(url: str, dest: Path, limits: FetchLimits, *, max_duration_s: float | None,

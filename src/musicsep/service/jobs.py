@@ -11,11 +11,15 @@ import enum
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 5, 3
+from musicsep.protocol import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, TERMINAL_EVENTS, JobParams
+
+# PRIORITY_* and TERMINAL_EVENTS are protocol facts, re-exported for the service modules that read them here.
+__all__ = ["PRIORITY_DEFAULT", "PRIORITY_MAX", "PRIORITY_MIN", "TERMINAL_EVENTS", "Job", "JobSpec", "JobStatus",
+           "new_job_id"]
 
 
 class JobStatus(str, enum.Enum):
@@ -39,35 +43,22 @@ class JobStatus(str, enum.Enum):
         return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-#: Event types that end a job's log; exactly one of them is ever appended.
-TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
-
-Payload = Literal["url", "base64"]
-
-
-class JobSpec(BaseModel):
-    """What to do with the input: model options plus delivery options.
+class JobSpec(JobParams):
+    """What to do with the input: the caller's JobParams (musicsep.protocol) with the model
+    resolved, plus the input itself.
 
     The input is the uploaded file, or, with `audio_url`, the file at that URL, fetched (with the
     SSRF checks of service/fetch.py) by whoever runs the job, when it runs. `input_sha256` names
     an uploaded input by its bytes, so that a spec says everything a request asked for: two
     requests with one idempotency key are the same request exactly when their specs are equal.
+
+    Stored as its flat JSON (SQLite, Redis): a spec stored by an earlier release, without the
+    fields added since, reads back with their defaults. `model` is a plain string here, not the
+    pattern-checked name of the request: a stored spec is read back whatever it holds, and the
+    service refuses a name that is not one before any disk is touched (service/validation.py).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
-    stems: tuple[str, ...] | None = None
-    two_stems: str | None = None
-    format: str = "wav16"
-    shifts: int = Field(default=0, ge=0, le=20)
-    overlap: float = Field(default=0.25, ge=0.0, lt=1.0)
-    segment: float | None = Field(default=None, gt=0)
-    payload: Payload = "url"
-    analyze: bool = True
-    priority: int = Field(default=PRIORITY_DEFAULT, ge=PRIORITY_MIN, le=PRIORITY_MAX)
-    webhook_url: str | None = None
-    idempotency_key: str | None = Field(default=None, max_length=200)
+    model: str  # resolved: the server default filled in at admission
     audio_url: str | None = Field(default=None, max_length=2000)
     input_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 

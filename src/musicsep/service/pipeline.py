@@ -88,20 +88,11 @@ class ProgressThinner:
 
 
 def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
+    """The engine's request: what the job chose (its JobParams) and what the server chooses."""
     from musicsep.model.separate import SeparationRequest
 
-    return SeparationRequest(
-        model=spec.model,
-        stems=list(spec.stems) if spec.stems else None,
-        two_stems=spec.two_stems,
-        format=spec.format,
-        shifts=spec.shifts,
-        overlap=spec.overlap,
-        segment=spec.segment,
-        batch_size=options.batch_size,
-        device=options.device,
-        precision=options.precision,
-    )
+    return SeparationRequest(**spec.engine_fields(), batch_size=options.batch_size, device=options.device,
+                             precision=options.precision)
 
 
 def run_pipeline(
