@@ -22,7 +22,8 @@ COPY pyproject.toml README.md ./
 COPY configs ./configs
 COPY uvicorn_config.json ./
 COPY src ./src
-RUN pip install ".[scaleout]"
+# The server and the scale-out backends (a plain `pip install musicsep` would be the clients only).
+RUN pip install ".[server,scaleout]"
 
 # Weights: baked in at build time (needs internet while building) or mounted at /models.
 ARG PULL_MODELS=""

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # torch==2.13.0 takes the local CPU build on the project machines; `make setup TORCH=torch` for CUDA.
+# setup installs the server, the scale-out backends and the test tools (docs/install.md: a plain
+# `pip install musicsep` is the clients only).
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
@@ -14,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,scaleout]"
+	$(PY) -m pip install -q -e ".[server,scaleout,dev]"
 	touch $(STAMP)
 
 # The server on the embedded default (SQLite + local files under ./data, no Redis, no S3);
