@@ -1,4 +1,4 @@
-"""The warm-server leg of bench/separate_vs_demucs.py (issue 8, must-be-true 5).
+"""The warm-server leg of bench/separate_vs_demucs.py: upload → `completed` within 1.10x of the CLI's run.
 
 A `musicsep serve` subprocess with the model preloaded; each run uploads the track with the same
 settings as the CLI runs and times upload → `completed` from the client's side. Plain httpx and

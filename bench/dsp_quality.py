@@ -7,7 +7,7 @@ Quality: synthetic multitrack songs (bench/_multitrack.py: drum kit, bass line, 
 lead with vibrato and formants panned centre) are mixed and separated; per-stem SDR comes from
 fast_bss_eval (BSS Eval's SDR, 512-tap distortion filter), for `dsp` and for the naive baseline:
 drums = librosa's plain HPSS percussive part of the mix, and its harmonic part split equally
-among vocals, bass and other (each = harmonic / 3). Floors (issue 7): dsp's mean SDR over the
+among vocals, bass and other (each = harmonic / 3). Floors: dsp's mean SDR over the
 four stems at least 1.5 dB above the naive one, and no stem's mean below its naive estimate.
 
 Memory: the separator runs over a 5-minute and a 30-minute input in a fresh subprocess each (the

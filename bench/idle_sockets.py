@@ -1,4 +1,4 @@
-"""Idle sockets must not starve real clients (issue 12, finding 3; must-be-true 2, first bullet).
+"""Idle sockets (connections that never finish a request) must not starve real clients.
 
 A real `musicsep serve --config uvicorn_config.json` subprocess on 127.0.0.1. Two phases in one
 run, the same real clients in both:

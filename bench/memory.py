@@ -3,7 +3,7 @@
     python bench/memory.py                 # 1, 10, 60 min small model; 10 min full-size, both tools
     python bench/memory.py --minutes 1 10 --full-minutes 2 --skip-demucs   # quicker
 
-Floors (issue 2): musicsep's peak RSS at 60 min within 15% of its 10-min figure (small model);
+Floors: musicsep's peak RSS at 60 min within 15% of its 10-min figure (small model);
 with the full-size HTDemucs at 10 min, under 1.5 GB. The Demucs CLI's peak for the same file is
 printed beside it (it holds the whole track and every stem in memory).
 """

@@ -11,7 +11,8 @@ One randomly initialised full-size HTDemucs folder is loaded by both tools (Demu
 Runs alternate tool by tool so that load from other processes on the machine hits all alike;
 each figure is the median over rounds and each ratio is taken against the Demucs CLI measured
 in the same rounds. SDR is computed in a child process after every timing (numpy stays out of
-this process: see _measure.py). Floors are those of issue 8.
+this process: see _measure.py). The floors (speed-ups, SDR, peak RSS, warm server) are printed with
+each verdict.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server overhead, measured against the engine alone in the same run (must-be-true 7 of issue 4).
+"""Server overhead, measured against the engine alone in the same run.
 
 1. End-to-end through the server (upload → `completed`, on a `musicsep serve` subprocess) over
    `separate_file` called directly on the same file and model: ratio, target ≤ 1.10.

@@ -1,4 +1,4 @@
-"""Issue 12, must-be-true 2: readers that stall on a `payload=base64` job's event log.
+"""Readers that stall on a `payload=base64` job's event log must not grow the server's memory.
 
 A `musicsep serve` subprocess on 127.0.0.1 (a small HDemucs built like bench/_fixtures.py's)
 separates one track twice: `payload=url` (the baseline, a log of a few KB) and `payload=base64`

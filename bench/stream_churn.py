@@ -1,4 +1,4 @@
-"""10,000 connect/disconnect cycles on an event stream (issue 12, must-be-true 2, third bullet):
+"""10,000 connect/disconnect cycles on an event stream leak nothing:
 the server's file descriptors and asyncio tasks must come back to baseline ±5, its RSS grow by
 less than 20 MB.
 

@@ -1,4 +1,4 @@
-"""The key that signs download links and stream tokens (issue 12, finding 4).
+"""The key that signs download links and stream tokens: never empty or short, written atomically.
 
 An empty `signing.key` (what a crash or a full disk during its first write left behind) used to
 be accepted: every link was then an HMAC under the empty key, which anyone can compute. Keys

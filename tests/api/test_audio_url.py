@@ -1,4 +1,4 @@
-"""`audio_url` inputs on the embedded server (issue 6, item 7 through the API).
+"""`audio_url` inputs on the embedded server: the SSRF-safe download, through the API.
 
 The URL is served by a small HTTP server on 127.0.0.1 (tests/http_target.py). Reaching it needs
 the test-only loopback allowance (`allow_loopback_urls`), which lets 127.0.0.1 / ::1 through and
@@ -39,7 +39,7 @@ def test_audio_urls_at_non_public_addresses_are_refused_with_a_clear_reason(live
             "http://169.254.169.254/latest/meta-data/": "169.254.169.254 is the cloud metadata service's address",
             f"http://localhost:{port}/audio": "'localhost' resolves to 127.0.0.1, a loopback address",
             # A name (not an address literal) that the system resolver turns into 10.0.0.1: the
-            # only name resolving to a private address here, offline. tests/scaleout/test_fetch.py
+            # only name resolving to a private address here, offline. tests/service/test_fetch.py
             # covers a DNS answer with a private address through an injected resolver.
             "http://10.1/a.wav": "'10.1' resolves to 10.0.0.1, a private address",
         }

@@ -1,4 +1,4 @@
-"""Issue 12, finding 9a: credentials (or a link's signature) are checked before any job lookup.
+"""Credentials (or a link's signature) are checked before any job lookup.
 
 Downloads looked the job up first, so a caller without credentials learnt from 404 / 403 / 404
 whether an id existed, whether it had finished and which stems it had. Every route that takes a

@@ -1,4 +1,4 @@
-"""Connection exhaustion (issue 12, finding 3): sockets that never finish a request.
+"""Connection exhaustion: sockets that never finish a request.
 
 `make run`'s server kept every connection that had not finished its request line or headers,
 forever, and counted each against uvicorn's `limit_concurrency` (2,000 in uvicorn_config.json):

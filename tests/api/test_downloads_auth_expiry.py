@@ -178,7 +178,7 @@ def _envelope_of(response: httpx.Response) -> dict:
 
 
 def test_links_with_unicode_digits_or_non_ascii_signatures_are_403_not_500(completed):
-    """Issue 12, finding 8: `sig=é` reached compare_digest as non-ASCII text (TypeError: 500);
+    """`sig=é` once reached compare_digest as non-ASCII text (TypeError: 500);
     `expires=²` was a 422 and `expires=+<n>` a second spelling of the same link (pydantic's int)."""
     server, _, final = completed
     path, query = final["stems"]["vocals"]["url"].split("?")
@@ -195,7 +195,7 @@ def test_links_with_unicode_digits_or_non_ascii_signatures_are_403_not_500(compl
 
 
 def test_range_refusals_are_in_the_error_envelope(completed):
-    """Issue 12, finding 9d: Starlette answered with an empty text/plain 416 (and a plain 400)."""
+    """Starlette once answered with an empty text/plain 416 (and a plain 400)."""
     server, _, final = completed
     info = final["stems"]["vocals"]
     for ranged in ("bytes=999999999-", "bytes=999999999-1000000000"):

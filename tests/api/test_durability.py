@@ -1,5 +1,5 @@
-"""Must-be-true 5: kill -9 with one job running and two queued; after a restart all three
-complete (the running one re-run) and their event ids continue without gaps. Issue 12: kill -9
+"""kill -9 with one job running and two queued: after a restart all three complete (the running
+one re-run) and their event ids continue without gaps. kill -9
 while uploads are arriving and being stored loses no accepted job and leaves no upload behind."""
 
 from __future__ import annotations

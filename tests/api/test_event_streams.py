@@ -1,4 +1,4 @@
-"""Must-be-true 1 and 2: many watchers see one log; resuming with Last-Event-ID misses nothing.
+"""Many watchers see one log; resuming with Last-Event-ID misses nothing.
 
 The scenarios live in tests/scenarios.py; tests/scaleout/test_cluster_scenarios.py runs the same ones
 on the scale-out deployment (Celery, S3, two API processes).
@@ -95,7 +95,7 @@ def _follow_until_end(url: str, last_event_id: str, deadline_s: float,
 def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pinging_forever(
     live_server, make_clip
 ):
-    """Finding 5: a cursor past the log on a running or queued job waited for ids that never come,
+    """A cursor past the log on a running or queued job waited for ids that never come,
     pinging after the job's end. Now it waits for the job and ends with its terminal event."""
     server = live_server(max_concurrent=1, sse_ping_s=0.5)
     running = post_job(server.url, make_clip(seconds=40.0), analyze="false")
@@ -129,7 +129,7 @@ def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pi
 @pytest.mark.parametrize("header", ["²".encode("latin-1"), "¹³".encode("latin-1"), "1²".encode("latin-1"),
                                     "٣".encode(), "+1", "1 2", "0x10", "9" * 40])
 def test_non_ascii_digits_and_malformed_last_event_id_answer_400_not_500(live_server, make_clip, header):
-    """Finding 8: `"²".isdigit()` is true and `int("²")` raises: a 500. Only ASCII digits (at most
+    """`"²".isdigit()` is true and `int("²")` raises: a 500. Only ASCII digits (at most
     18) are a cursor; anything else is a 400 with the error envelope."""
     server = live_server()
     job = post_job(server.url, make_clip(seconds=1.0), analyze="false")

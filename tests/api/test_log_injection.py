@@ -1,4 +1,4 @@
-"""Log injection (issue 12, finding 7): a request must not be able to write a log line.
+"""Log injection: a request must not be able to write a log line.
 
 A path like `/%0a1999-12-31 ... | INFO | ... - forged` used to be decoded by uvicorn and written
 as is into the access line, so the text log showed a second, real-looking record. Every field is

@@ -1,4 +1,4 @@
-"""Issue 12, findings 1 and 8 over HTTP: a model name that is a path is refused on every entry with
+"""Model names over HTTP: a model name that is a path is refused on every entry with
 the error envelope; checks read no weights; `models/dsp/load` and an absent device are 4xx; a
 model load takes an admission slot like a job instead of running beside one."""
 

@@ -1,4 +1,4 @@
-"""Issue 12, must-be-true 3: SIGTERM with 10 open streams. The process exits within uvicorn's
+"""SIGTERM with 10 open streams. The process exits within uvicorn's
 graceful timeout (uvicorn_config.json) + 1 s, every stream is closed cleanly with `retry:`, and
 every client resumes with Last-Event-ID on a second process (same data dir and port, started
 after the first exited) and gets the rest of its job's log: no event lost, none repeated.

@@ -1,4 +1,4 @@
-"""Issue 12, SSE promises: per-job and per-caller limits on open event streams (429 with
+"""SSE promises: per-job and per-caller limits on open event streams (429 with
 Retry-After and the error envelope), and a maximum stream lifetime after which the stream closes
 cleanly with `retry:` and the client resumes with Last-Event-ID, losing and repeating nothing."""
 

@@ -1,4 +1,4 @@
-"""Issue 12, finding 1, in the CLI: `musicsep separate -m` takes a model name, never a path."""
+"""Model names in the CLI: `musicsep separate -m` takes a model name, never a path."""
 
 from __future__ import annotations
 

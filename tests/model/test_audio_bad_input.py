@@ -132,10 +132,10 @@ CASES: list[tuple[str, Maker, type[MusicsepError], bool]] = [
     ("sample rate 1 Hz", bytes_file(wav_header(rate=1, data_len=4000) + bytes(4000)), InvalidAudio, True),
     ("sample rate 10 MHz", bytes_file(wav_header(rate=10_000_000, data_len=4000) + bytes(4000)), InvalidAudio, True),
     ("zero channels", bytes_file(wav_header(channels=0, data_len=4000) + bytes(4000)), InvalidAudio, True),
-    # Issue 12: an unknown WAV format tag left PyAV without a codec context (AttributeError, a 500).
+    # An unknown WAV format tag once left PyAV without a codec context (AttributeError, a 500).
     ("WAV format tag 0x1234", bytes_file(wav_header(tag=0x1234, data_len=4000) + bytes(4000)),
      UnsupportedFormat, True),
-    # Issue 12: more channels than any layout FFmpeg can down-mix failed the job as internal_error.
+    # More channels than any layout FFmpeg can down-mix once failed the job as internal_error.
     ("255 channels", bytes_file(wav_header(channels=255, data_len=255 * 2 * 100) + bytes(255 * 2 * 100)),
      InvalidAudio, True),
     ("9 channels in no standard layout", bytes_file(wav_header(channels=9, data_len=9 * 2 * 100) + bytes(9 * 2 * 100)),
@@ -177,7 +177,7 @@ def test_probe_refuses_bad_headers(tmp_path: Path, audio_kit, make, expected) ->
 
 @pytest.mark.parametrize("channels", [9, 255])
 def test_too_many_channels_says_what_the_limit_is(tmp_path: Path, channels: int) -> None:
-    """Issue 12: a 255-channel WAV failed its job with `internal_error`; now the refusal says why."""
+    """A 255-channel WAV once failed its job with `internal_error`; now the refusal says why."""
     path = tmp_path / "many.wav"
     path.write_bytes(wav_header(channels=channels, data_len=channels * 2 * 100) + bytes(channels * 2 * 100))
     with pytest.raises(InvalidAudio) as caught:

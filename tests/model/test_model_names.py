@@ -1,4 +1,4 @@
-"""Issue 12, finding 1, in the model layer: model names are names, looked up in the catalog and the
+"""Model names in the model layer: names, never paths, looked up in the catalog and the
 model folder only; one spelling, one cache entry; checks that read no weights; a cache bounded by
 memory; an absent device is a clear error."""
 
