@@ -66,7 +66,7 @@ def test_an_ensemble_name_that_is_not_a_model_name_is_refused(name):
 
 
 def test_each_ensemble_model_is_named_once():
-    assert "name each model once" in _message(ensemble=["htdemucs", "htdemucs"])
+    assert "name each ensemble model once" in _message(ensemble=["htdemucs", "htdemucs"])
 
 
 def test_the_model_name_rule_is_the_model_layers():

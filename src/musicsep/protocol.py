@@ -212,9 +212,9 @@ class JobParams(BaseModel):
         for name in value:
             if not is_model_name(name):
                 shown = ascii(name) if len(name) <= 80 else ascii(name[:77]) + "..."
-                raise ValueError(f"ensemble: {MODEL_NAME_RULE}; got {shown}")
+                raise ValueError(f"{MODEL_NAME_RULE}; got {shown}")
         if len(set(value)) != len(value):
-            raise ValueError("ensemble: name each model once (weights say how much each counts)")
+            raise ValueError("name each ensemble model once (weights say how much each counts)")
         return value
 
     @field_validator("ensemble_weights")

@@ -136,6 +136,27 @@ def test_422_for_a_bad_audio_url_body(server, body, where):
     assert where in error["message"]
 
 
+ENSEMBLE_MISTAKES = [
+    ({"ensemble": "tiny_htdemucs,tiny_hdemucs", "ensemble_weights": "1,2,3"}, "3 weights for 2 ensemble models"),
+    ({"ensemble": "tiny_htdemucs,tiny_hdemucs", "ensemble_method": "mean"}, "avg_wave"),
+    ({"ensemble": "a,b,c,d,e"}, "at most 4"),
+    ({"ensemble": "tiny_htdemucs,../weights"}, "model names are 1 to 64"),
+    ({"ensemble_weights": "1,1"}, "ensemble_weights needs an ensemble"),
+]
+
+
+@pytest.mark.parametrize(("fields", "where"), ENSEMBLE_MISTAKES)
+def test_422_for_bad_ensemble_options_in_a_form_or_a_json_body(server, make_clip, fields, where):
+    clip = make_clip(seconds=1.0)
+    uploaded = httpx.post(f"{server.url}/api/v1/jobs", data=fields, files={"file": clip.open("rb")})
+    as_json = httpx.post(f"{server.url}/api/v1/jobs", json={"audio_url": "https://example.com/a.mp3", **fields})
+    for response in (uploaded, as_json):
+        assert response.status_code == 422
+        error = _envelope(response)
+        assert error["code"] == "invalid_request"
+        assert where in error["message"]
+
+
 def test_422_for_a_missing_file(server):
     response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "tiny_htdemucs"})
     assert response.status_code == 422
