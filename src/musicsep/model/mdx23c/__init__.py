@@ -10,6 +10,7 @@ small variants with BatchNorm, GroupNorm, no norm, relu, elu and a single target
 """
 
 from musicsep.model.mdx23c.hparams import Mdx23cHyperparams, hyperparams_from_config
+from musicsep.model.mdx23c.load import load_mdx23c
 from musicsep.model.mdx23c.network import TfcTdfNet
 
-__all__ = ["Mdx23cHyperparams", "TfcTdfNet", "hyperparams_from_config"]
+__all__ = ["Mdx23cHyperparams", "TfcTdfNet", "hyperparams_from_config", "load_mdx23c"]
