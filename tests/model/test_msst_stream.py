@@ -1,7 +1,8 @@
-"""MSST chunked streaming (model/msst/stream.py) against a whole-track reference written here.
+"""MSST chunked streaming (model/msst/stream.py) against a whole-track reference of the tests' own.
 
-`whole_track_demix` below is a direct reading of MSST's `demix` arithmetic (generic mode, batch
-size 1): the whole track in memory, padded, chunked, windowed, summed and divided at the end.
+`whole_track_demix` (tests/model/msst_models.py) is a direct reading of MSST's `demix` arithmetic
+(generic mode, batch size 1): the whole track in memory, padded, chunked, windowed, summed and
+divided at the end.
 The streamed output must equal it, while holding no more than a chunk of audio at a time.
 The module is a small real torch network whose output depends on where a sample sits inside its
 chunk, so a chunk placed or weighted differently from the reference shows.
@@ -12,12 +13,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from model.msst_models import whole_track_demix
 from musicsep.model.errors import Cancelled, InvalidOptions, ModelUnavailable
 from musicsep.model.msst.config import load_msst_config, musicsep_stem_names, validate_msst_config
 from musicsep.model.msst.stream import build_msst_separator, plan_chunks
 from musicsep.model.spill import ArrayReader
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for these tiny models: on a small shared CPU two threads mostly wait on
+    each other (a tiny RoFormer forward measured 30x slower with 2 threads than with 1 here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class ChunkSensitive(torch.nn.Module):
@@ -36,43 +47,6 @@ class ChunkSensitive(torch.nn.Module):
         y = torch.tanh(self.conv(x)) * ramp + x.repeat(1, self.stems, 1) * 0.3
         y = y.reshape(b, self.stems, c, t)
         return y[:, 0] if self.stems == 1 else y
-
-
-def whole_track_demix(model: torch.nn.Module, mix: np.ndarray, chunk: int, num_overlap: int) -> np.ndarray:
-    """MSST's demix on the whole track, batch size 1: (outputs, channels, frames)."""
-    mix = torch.from_numpy(mix)
-    fade, step = chunk // 10, chunk // num_overlap
-    border = chunk - step
-    length = mix.shape[-1]
-    padded = length > 2 * border and border > 0
-    if padded:
-        mix = F.pad(mix[None], (border, border), mode="reflect")[0]
-    base = torch.ones(chunk)
-    base[-fade:] = torch.linspace(1, 0, fade)
-    base[:fade] = torch.linspace(0, 1, fade)
-    result = counter = None
-    i = 0
-    with torch.inference_mode():
-        while i < mix.shape[1]:
-            part = mix[:, i : i + chunk]
-            seg = part.shape[-1]
-            mode = "reflect" if seg > chunk // 2 else "constant"
-            part = F.pad(part[None], (0, chunk - seg), mode=mode)
-            x = model(part)
-            x = x[:, None] if x.ndim == 3 else x
-            if result is None:
-                result = torch.zeros(x.shape[1], *mix.shape)
-                counter = torch.zeros(x.shape[1], *mix.shape)
-            i += step
-            window = base.clone()
-            if i - step == 0:
-                window[:fade] = 1
-            elif i >= mix.shape[1]:
-                window[-fade:] = 1
-            result[..., i - step : i - step + seg] += x[0, ..., :seg] * window[:seg]
-            counter[..., i - step : i - step + seg] += window[:seg]
-    out = np.nan_to_num((result / counter).numpy(), nan=0.0)
-    return out[..., border:-border] if padded else out
 
 
 def config(instruments, target=None, chunk=4410, num_overlap=4, **inference):
