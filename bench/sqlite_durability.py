@@ -23,7 +23,7 @@ from pathlib import Path
 
 from musicsep.service.events import EventLog
 from musicsep.service.jobs import Job, JobSpec
-from musicsep.service.store import SqliteStore
+from musicsep.service.sqlite_store import SqliteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpu import cpu_model  # noqa: E402

@@ -25,8 +25,8 @@ import httpx
 import pytest
 import uvicorn
 
-from musicsep.api.app import create_app
 from musicsep.api.http_protocol import protocol_for
+from musicsep.composition import create_app
 from musicsep.config import Settings
 
 STARTUP_TIMEOUT_S = 60.0
@@ -59,8 +59,9 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
-def start_server(settings: Settings) -> LiveServer:
-    app = create_app(settings)
+def start_server(settings: Settings, pipeline: Any = None) -> LiveServer:
+    """`pipeline` replaces the real one (e.g. tests/service/fake_pipeline.py's stepped fake)."""
+    app = create_app(settings, pipeline=pipeline)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -91,13 +92,14 @@ def base_settings(data_dir: Path, model_repo: Path, **overrides: Any) -> Setting
 
 @pytest.fixture
 def live_server(tmp_path, tiny_model_repo) -> Iterator[Callable[..., LiveServer]]:
-    """Factory: `live_server(**settings)` starts a server on a fresh data dir (or the one given)."""
+    """Factory: `live_server(**settings)` starts a server on a fresh data dir (or the one given);
+    `live_server(pipeline=fake, ...)` runs jobs through a stand-in pipeline instead of the model."""
     started: list[LiveServer] = []
 
-    def _start(**overrides: Any) -> LiveServer:
+    def _start(pipeline: Any = None, **overrides: Any) -> LiveServer:
         overrides.setdefault("data_dir", tmp_path / "data")
         data_dir = overrides.pop("data_dir")
-        server = start_server(base_settings(data_dir, tiny_model_repo, **overrides))
+        server = start_server(base_settings(data_dir, tiny_model_repo, **overrides), pipeline)
         started.append(server)
         return server
 

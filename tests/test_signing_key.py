@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from musicsep.config import Settings
-from musicsep.service.artifacts import SigningKeyRefused, load_or_create_key
+from musicsep.service.signing import SigningKeyRefused, load_or_create_key
 from server_harness import free_port, stop_process
 
 STARTUP_S = 30
@@ -94,7 +94,7 @@ def test_a_failed_first_write_leaves_no_empty_key_behind(tmp_path):
         from pathlib import Path
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-        from musicsep.service.artifacts import load_or_create_key
+        from musicsep.service.signing import load_or_create_key
         try:
             load_or_create_key(Path({str(data)!r}))
         except OSError as exc:

@@ -20,7 +20,7 @@ from sse_starlette import ServerSentEvent
 
 from musicsep.api.streams import encode
 from musicsep.service.events import EventLog
-from musicsep.service.store import SqliteStore
+from musicsep.service.sqlite_store import SqliteStore
 from scenarios import download_stems, post_job, run_to_end
 from server_harness import wait_until
 

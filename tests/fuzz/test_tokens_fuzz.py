@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from musicsep.api.errors import ApiError
 from musicsep.api.streams import parse_last_event_id
-from musicsep.service.artifacts import Signer
+from musicsep.service.signing import Signer
 
 from .budget import budget, show
 

@@ -14,7 +14,7 @@ import pytest
 
 from musicsep.service.events import PAGE_EVENTS, EventLog
 from musicsep.service.interfaces import JobEventLog
-from musicsep.service.store import SqliteStore
+from musicsep.service.sqlite_store import SqliteStore
 
 OpenLog = Callable[[], Any]
 

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("boto3", reason="the `scaleout` extra (boto3) is not installed")
 
-from musicsep.scaleout.s3_store import MAX_PRESIGN_S, S3ArtifactStore
+from musicsep.scaleout.s3_store import MAX_PRESIGN_S, S3Bucket
 
 from .conftest import AWS_ENV
 
@@ -21,11 +21,11 @@ JOB = "cd" * 16
 
 
 @pytest.fixture
-def store(s3_endpoint, monkeypatch) -> S3ArtifactStore:
+def store(s3_endpoint, monkeypatch) -> S3Bucket:
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
-    store = S3ArtifactStore(bucket, endpoint_url=s3_endpoint, prefix="test/",
+    store = S3Bucket(bucket, endpoint_url=s3_endpoint, prefix="test/",
                             multipart_threshold=5 * 1024 * 1024)
     store._s3.create_bucket(Bucket=bucket)
     return store

@@ -28,7 +28,7 @@ import soundfile as sf
 
 pytest.importorskip("boto3", reason="the `scaleout` extra (boto3) is not installed")
 
-from musicsep.scaleout.s3_store import S3ArtifactStore
+from musicsep.scaleout.s3_store import S3Bucket
 from musicsep.service.artifacts import iter_zip
 from server_harness import stream_events
 
@@ -45,7 +45,7 @@ class Finished:
     job_id: str
     public: dict
     stems: dict[str, bytes]  # file name -> the bytes its presigned link serves
-    store: S3ArtifactStore
+    store: S3Bucket
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +89,14 @@ def finished(tmp_path_factory, tiny_model_repo, redis_url, s3_endpoint) -> Itera
             cluster.stop()
 
 
-def _store(bucket: str, endpoint: str) -> S3ArtifactStore:
+def _store(bucket: str, endpoint: str) -> S3Bucket:
     """The test's own handle on the cluster's bucket (credentials passed, not from the env)."""
     import boto3
 
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
-    return S3ArtifactStore(bucket, client=client)
+    return S3Bucket(bucket, client=client)
 
 
 def _entries(body: bytes) -> dict[str, bytes]:
@@ -131,7 +131,7 @@ def test_the_zip_streams_from_the_bucket_in_bounded_pieces(s3_endpoint, monkeypa
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
-    store = S3ArtifactStore(bucket, endpoint_url=s3_endpoint, prefix="zip/")
+    store = S3Bucket(bucket, endpoint_url=s3_endpoint, prefix="zip/")
     store._s3.create_bucket(Bucket=bucket)
     job = "ab" * 16
     payloads = {"vocals.wav": np.random.default_rng(0).bytes(12 << 20), "drums.wav": bytes(12 << 20)}
@@ -168,3 +168,19 @@ def test_a_stem_missing_from_the_bucket_is_a_404_before_any_zip_byte(finished):
         assert reply.json()["error"]["code"] == "stem_not_found"
     finally:
         store._s3.put_object(Bucket=store.bucket, Key=key, Body=kept)
+
+
+@pytest.mark.redis
+def test_a_single_stem_of_an_s3_job_redirects_to_its_presigned_url(finished):
+    """Was: 404 stem_not_found, though the job listed the stem (the route looked on the API's disk).
+    With a signed link or credentials alike, the route now answers 307 to a fresh presigned URL."""
+    signed = finished.public["zip_url"].replace("stems.zip", "stems/vocals")  # wrong signature: a 403
+    assert httpx.get(finished.api + signed, timeout=10).status_code == 403
+    reply = httpx.get(f"{finished.api}/api/v1/jobs/{finished.job_id}/stems/vocals", headers=AUTH, timeout=10)
+    assert reply.status_code == 307
+    location = reply.headers["location"]
+    assert location.startswith("http") and "X-Amz-Signature" in location
+    served = httpx.get(location, timeout=30)
+    assert served.status_code == 200 and served.content == finished.stems["vocals.wav"]
+    assert httpx.get(f"{finished.api}/api/v1/jobs/{finished.job_id}/stems/nope", headers=AUTH,
+                     timeout=10).status_code == 404

@@ -9,7 +9,7 @@ import pytest
 
 from musicsep.service.interfaces import JobStore
 from musicsep.service.jobs import Job, JobSpec, JobStatus
-from musicsep.service.store import DuplicateIdempotencyKey, SqliteStore
+from musicsep.service.sqlite_store import DuplicateIdempotencyKey, SqliteStore
 
 OpenStore = Callable[[], Any]
 
@@ -149,3 +149,69 @@ def test_one_idempotency_key_raced_from_several_openers_has_one_job(open_store):
     assert {outcome.split(":")[1] for outcome in outcomes} == set(winners)
     assert [job.id for job in stores[0].list_jobs()] == winners
     assert stores[0].find_by_idempotency_key("raced") == winners[0]
+
+
+def test_update_if_writes_only_what_the_change_accepts(open_store):
+    store = open_store()
+    job = make_job(1)
+    store.insert_job(job)
+
+    def take(current: Job) -> bool:
+        if current.status is not JobStatus.QUEUED:
+            return False
+        current.status, current.attempts = JobStatus.RUNNING, current.attempts + 1
+        return True
+
+    taken = store.update_if(job.id, take)
+    assert taken is not None and (taken.status, taken.attempts) == (JobStatus.RUNNING, 1)
+    assert open_store().get_job(job.id) == taken
+    assert store.update_if(job.id, take) is None  # declined: running already
+    assert store.get_job(job.id).attempts == 1
+    assert store.update_if("f" * 32, take) is None
+    assert store.count_by_status() == {"running": 1}
+
+
+def test_update_if_raced_from_several_openers_lets_exactly_one_win(open_store):
+    """A worker taking a job while an API node cancels it: one transition happens, never both."""
+    import threading
+
+    job = make_job(1)
+    open_store().insert_job(job)
+    stores = [open_store() for _ in range(6)]
+    start = threading.Barrier(len(stores))
+    won: list[int] = []
+
+    def attempt(index: int) -> None:
+        def change(current: Job) -> bool:
+            if current.status is not JobStatus.QUEUED:
+                return False
+            current.status = JobStatus.RUNNING if index % 2 else JobStatus.CANCELLED
+            return True
+
+        start.wait(timeout=10)
+        if stores[index].update_if(job.id, change) is not None:
+            won.append(index)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1
+    expected = JobStatus.RUNNING if won[0] % 2 else JobStatus.CANCELLED
+    assert open_store().get_job(job.id).status is expected
+
+
+def test_an_unbound_idempotency_key_creates_a_new_job(open_store):
+    """A job that could not be queued gives its key back: the client's retry is a new job."""
+    store = open_store()
+    failed = make_job(1, idempotency_key="retry-me")
+    store.insert_job(failed)
+    store.unbind_idempotency_key(failed.id)
+    assert store.find_by_idempotency_key("retry-me") is None
+    assert store.get_job(failed.id) == failed  # the job itself stays
+    retry = make_job(2, idempotency_key="retry-me")
+    store.insert_job(retry)
+    assert open_store().find_by_idempotency_key("retry-me") == retry.id
+    store.unbind_idempotency_key(failed.id)  # the key names another job now: left alone
+    assert store.find_by_idempotency_key("retry-me") == retry.id

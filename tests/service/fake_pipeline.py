@@ -173,6 +173,14 @@ class SteppedPipeline:
         if not await asyncio.to_thread(call.cancel.wait, self.timeout_s):
             raise AssertionError(f"job {job_id}'s cancel flag was not raised within {self.timeout_s:g} s")
 
+    def block_until_started(self, count: int = 1) -> list[str]:
+        """From a thread that is not the service's loop (a browser test): wait until `count`
+        pipeline calls have begun; their job ids in order."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.order) >= count, self.timeout_s):
+                raise AssertionError(f"timed out after {self.timeout_s:g} s waiting for {count} job(s) to start")
+            return list(self.order)
+
     def call_of(self, job_id: str) -> _Call:
         """What the service passed to the job's latest pipeline call."""
         with self._cond:

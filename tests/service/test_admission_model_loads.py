@@ -7,8 +7,7 @@ import asyncio
 
 import pytest
 
-from musicsep.service.admission import Admission, QueueFull
-from musicsep.service.model_loads import admitted
+from musicsep.service.admission import Admission, QueueFull, admitted
 
 
 def make(slots: int = 1, queue: int = 4):

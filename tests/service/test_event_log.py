@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from musicsep.service.events import EventLog
-from musicsep.service.store import SqliteStore
+from musicsep.service.sqlite_store import SqliteStore
 
 
 def test_ids_have_no_gaps_and_replay_from_any_point(tmp_path):

@@ -22,14 +22,15 @@ from typing import Any
 
 import pytest
 
+from musicsep.composition import embedded_service
 from musicsep.config import Settings
 from musicsep.model.errors import InvalidAudio
 from musicsep.service.admission import NoFreeSlot, QueueFull
-from musicsep.service.artifacts import Signer
 from musicsep.service.events import Event
 from musicsep.service.idempotency import IdempotencyConflict
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import Job, JobSpec, JobStatus
+from musicsep.service.signing import Signer
 from service.fake_pipeline import SteppedPipeline  # tests/service, on the path through pytest's pythonpath
 
 pytestmark = pytest.mark.anyio
@@ -61,7 +62,7 @@ def build(data_dir: Path, pipeline: SteppedPipeline, **overrides: Any) -> JobSer
             **overrides,
         }
     )
-    return JobService(settings, loader=LOADER, signer=Signer(b"k" * 32), links=link, pipeline=pipeline)
+    return embedded_service(settings, loader=LOADER, signer=Signer(b"k" * 32), links=link, pipeline=pipeline)
 
 
 @asynccontextmanager
@@ -119,7 +120,7 @@ async def run_to_end(service: JobService, fake: SteppedPipeline, job_id: str) ->
 
 def started_after_ended(service: JobService, first: str, then: str) -> bool:
     """The runner's own thread records: `then`'s worker thread began after `first`'s had returned."""
-    records = service.runner.records()
+    records = service.admission.runner.records()
     first_end = max(r.at for r in records if r.job_id == first and r.what == "end")
     then_start = min(r.at for r in records if r.job_id == then and r.what == "start")
     return first_end <= then_start
@@ -142,7 +143,7 @@ async def test_one_slot_runs_one_job_and_the_next_starts_only_after_its_thread_e
         await fake.started(first.id)
         assert service.get(first.id).status is JobStatus.RUNNING
         assert service.get(second.id).status is JobStatus.QUEUED
-        assert (service.position(second.id), fake.order, service.runner.live) == (1, [first.id], 1)
+        assert (service.position(second.id), fake.order, service.admission.runner.live) == (1, [first.id], 1)
         assert fake.call_of(first.id).input_bytes.startswith(b"RIFF"), "the upload did not reach the pipeline"
         assert fake.call_of(first.id).loader is LOADER
 
@@ -151,7 +152,7 @@ async def test_one_slot_runs_one_job_and_the_next_starts_only_after_its_thread_e
         assert fake.order == [first.id, second.id]
         assert started_after_ended(service, first.id, second.id)
         await run_to_end(service, fake, second.id)
-        assert service.runner.live == 0
+        assert service.admission.runner.live == 0
 
 
 async def test_two_slots_run_two_jobs_at_once_and_queue_the_third(tmp_path):
@@ -160,7 +161,7 @@ async def test_two_slots_run_two_jobs_at_once_and_queue_the_third(tmp_path):
         jobs = [submit(service, tmp_path) for _ in range(3)]
         await fake.started(jobs[0].id)
         await fake.started(jobs[1].id)
-        assert service.runner.live == 2
+        assert service.admission.runner.live == 2
         assert positions(service, jobs[0].id) == positions(service, jobs[1].id) == [0]
         assert positions(service, jobs[2].id) == [1]
         await run_to_end(service, fake, jobs[1].id)
@@ -264,7 +265,7 @@ async def test_cancelling_a_running_job_stops_it_at_its_next_chunk_and_only_then
         events = await follow(service, job.id)
         assert (events[-1].type, events[-1].data["reason"]) == ("cancelled", "client disconnected")
         assert [e.data["percent"] for e in events if e.type == "progress"] == [10.0]
-        assert not list(service.artifacts.stems_dir(job.id).glob("*")), "a cancelled job left stems"
+        assert not list(service.artifacts.folders.stems_dir(job.id).glob("*")), "a cancelled job left stems"
         await fake.started(behind.id)
         assert started_after_ended(service, job.id, behind.id)
         await run_to_end(service, fake, behind.id)
@@ -390,7 +391,7 @@ async def test_the_log_replays_from_any_id_exactly_the_rest_and_ends_with_the_te
         stems = {e.data["name"]: e.data for e in events if e.type == "stem"}
         assert set(stems) == {"vocals", "no_vocals"} == set(events[-1].data["stems"])
         assert stems["vocals"]["url"].startswith(f"/api/v1/jobs/{job.id}/stems/vocals?expires=")
-        assert stems["vocals"]["bytes"] == service.stem_file(job.id, "vocals")[0].stat().st_size > 44
+        assert stems["vocals"]["bytes"] == service.stem_download(job.id, "vocals").path.stat().st_size > 44
 
 
 # --- idempotency --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The link and stream-token signatures (service/artifacts.Signer): one signature, one field tuple."""
+"""The link and stream-token signatures (service/signing.Signer): one signature, one field tuple."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from musicsep.service.artifacts import Signer
+from musicsep.service.signing import Signer
 
 KEY = b"k" * 32
 

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from musicsep.service.store import SqliteStore, read_part_by_substr
+from musicsep.service.sqlite_store import SqliteStore, read_part_by_substr
 
 
 def test_event_parts_read_by_substr_equal_the_blob_reads(tmp_path):

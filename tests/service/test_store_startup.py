@@ -18,7 +18,7 @@ import pytest
 
 from musicsep.service.database_check import DatabaseRefused
 from musicsep.service.jobs import Job, JobSpec
-from musicsep.service.store import SqliteStore
+from musicsep.service.sqlite_store import SqliteStore
 from server_harness import free_port, stop_process
 
 JOB_ID = "0123456789abcdef0123456789abcdef"

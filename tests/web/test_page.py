@@ -1,4 +1,8 @@
-"""The web page in headless Chromium against a real server with a tiny Demucs model (issue 5)."""
+"""The web page in headless Chromium against a real server with a tiny Demucs model.
+
+The tests that need a job to stay running (busy, queued, several uploads) run the server with
+the stepped fake pipeline (tests/service/fake_pipeline.py), which holds each job until the test
+releases it; the others separate with the real tiny model."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from server_harness import stream_events
+from service.fake_pipeline import SteppedPipeline  # tests/service, on the path through pytest's pythonpath
 
 pytestmark = pytest.mark.browser
 
@@ -156,7 +161,8 @@ def test_a_dropped_connection_resumes_without_repeats_or_steps_back(page, live_s
 def test_plain_word_errors_for_too_large_not_audio_unknown_model_and_busy(page, live_server, make_clip, tmp_path):
     from playwright.sync_api import expect
 
-    server = live_server(max_upload_mb=0.5, queue_size=0)
+    fake = SteppedPipeline(timeout_s=120)
+    server = live_server(pipeline=fake, max_upload_mb=0.5, queue_size=0)
     page.goto(server.url)
     expect(page.locator("#model option")).not_to_have_count(0)
     error = page.locator("#form-error")
@@ -175,11 +181,14 @@ def test_plain_word_errors_for_too_large_not_audio_unknown_model_and_busy(page, 
     expect(error).to_have_text("This model is not available on this server. Choose another one.")
     page.select_option("#model", "tiny_htdemucs")
 
-    # The one slot is taken by a job held at the real model loader; the queue holds none.
-    with server.service.loader._lock:
+    # The one slot is taken by a job the stepped pipeline holds; the queue holds none.
+    try:
         _submit_by_api(server.url, small)
+        fake.block_until_started(1)
         _choose_and_submit(page, small)
         expect(error).to_have_text(re.compile(r"^The server is busy — try again in \d+ s\.$"))
+    finally:
+        fake.release()
     assert page.console_errors == []
 
 
@@ -208,16 +217,20 @@ def test_usable_at_360_px_with_every_control_labelled(browser, live_server):
 def test_a_queued_job_shows_its_place_and_can_be_cancelled(page, live_server, make_clip):
     from playwright.sync_api import expect
 
-    server = live_server(max_concurrent=1)
+    fake = SteppedPipeline(timeout_s=120)
+    server = live_server(pipeline=fake, max_concurrent=1)
     page.goto(server.url)
     expect(page.locator("#model option")).not_to_have_count(0)
     clip = make_clip(seconds=1.0)
-    with server.service.loader._lock:  # the running job waits at the real model loader
+    try:
         _submit_by_api(server.url, clip)
+        fake.block_until_started(1)  # the running job holds the only slot until the test lets it go
         _choose_and_submit(page, clip)
         expect(page.locator("#job-status")).to_have_text("Waiting: number 1 in the queue.")
         page.click("#cancel")
         expect(page.locator("#job-status")).to_have_text("Cancelled.")
+    finally:
+        fake.release()
     types = page.locator("#event-log li").evaluate_all("items => items.map(i => i.dataset.type)")
     assert types == ["queued", "cancelled"]
     assert page.console_errors == []
@@ -261,7 +274,8 @@ class _AudioHandler(http.server.SimpleHTTPRequestHandler):
 def test_a_song_can_be_dropped_or_linked(page, live_server, make_clip):
     from playwright.sync_api import expect
 
-    server = live_server(max_concurrent=1)
+    fake = SteppedPipeline(timeout_s=120)
+    server = live_server(pipeline=fake, max_concurrent=1)
     clip = make_clip(seconds=1.0)
     handler = functools.partial(_AudioHandler, directory=str(clip.parent))
     other_origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -269,29 +283,30 @@ def test_a_song_can_be_dropped_or_linked(page, live_server, make_clip):
     page.goto(server.url)
     expect(page.locator("#model option")).not_to_have_count(0)
     try:
-        with server.service.loader._lock:  # jobs are accepted but wait: only the upload matters here
-            page.evaluate("""bytes => {
-                const transfer = new DataTransfer();
-                transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.wav', {type: 'audio/wav'}));
-                document.querySelector('#drop-zone').dispatchEvent(
-                    new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
-            }""", list(clip.read_bytes()))
-            expect(page.locator("#drop-text")).to_have_text("Chosen: dropped.wav")
-            page.click("#submit")
-            expect(page.locator("#job")).to_be_visible()
-            first = page.evaluate("window.musicsep.state.jobId")
+        # Jobs are accepted but wait in the stepped pipeline: only the upload matters here.
+        page.evaluate("""bytes => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.wav', {type: 'audio/wav'}));
+            document.querySelector('#drop-zone').dispatchEvent(
+                new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""", list(clip.read_bytes()))
+        expect(page.locator("#drop-text")).to_have_text("Chosen: dropped.wav")
+        page.click("#submit")
+        expect(page.locator("#job")).to_be_visible()
+        first = page.evaluate("window.musicsep.state.jobId")
 
-            page.set_input_files("#file", [])
-            port = other_origin.server_address[1]
-            page.fill("#url", f"http://127.0.0.1:{port}/open/{clip.name}")
-            page.click("#submit")
-            page.wait_for_function(f"window.musicsep.state.jobId !== {first!r}")
+        page.set_input_files("#file", [])
+        port = other_origin.server_address[1]
+        page.fill("#url", f"http://127.0.0.1:{port}/open/{clip.name}")
+        page.click("#submit")
+        page.wait_for_function(f"window.musicsep.state.jobId !== {first!r}")
 
-            page.fill("#url", f"http://127.0.0.1:{port}/closed/{clip.name}")
-            page.click("#submit")
-            expect(page.locator("#form-error")).to_contain_text("could not be read from this browser")
-            jobs = httpx.get(f"{server.url}/api/v1/jobs", timeout=30).json()["jobs"]
-            assert len(jobs) == 2
+        page.fill("#url", f"http://127.0.0.1:{port}/closed/{clip.name}")
+        page.click("#submit")
+        expect(page.locator("#form-error")).to_contain_text("could not be read from this browser")
+        jobs = httpx.get(f"{server.url}/api/v1/jobs", timeout=30).json()["jobs"]
+        assert len(jobs) == 2
     finally:
+        fake.release()
         other_origin.shutdown()
     assert page.console_errors == []

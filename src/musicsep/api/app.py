@@ -1,14 +1,15 @@
-"""The FastAPI application factory: `uvicorn --factory musicsep.api.app:create_app`.
+"""The FastAPI application over a job service (started through `musicsep.composition.create_app`).
 
-Nothing is built at import time. The lifespan builds the model loader, the signer and the job
-service from Settings, recovers jobs left by a previous process, and hands everything to the
-routes through `app.state` (read by the dependencies in deps.py).
+Nothing is built at import time. The lifespan builds the model loader, has the job service built
+by the composition root's `build_service` (which chooses the backends: the API never does), starts
+it (recovering jobs left by a previous process), and hands everything to the routes through
+`app.state` (read by the dependencies in deps.py).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,14 +23,18 @@ from loguru import logger
 from musicsep import __version__
 from musicsep.api import errors
 from musicsep.api.body_limit import BodyLimitMiddleware
-from musicsep.api.links import Links
 from musicsep.api.request_id import RequestIdMiddleware
 from musicsep.api.routes import downloads, jobs, separate, system
 from musicsep.api.stream_slots import StreamSlots
 from musicsep.api.stream_slots import register_metrics as register_stream_metrics
 from musicsep.api.upload_folder import UploadFolder
 from musicsep.api.uploads import FORM_OVERHEAD_BYTES
-from musicsep.config import Settings, get_settings
+from musicsep.config import Settings
+from musicsep.service.job_service import JobService
+from musicsep.service.links import Links
+
+#: Builds the job service for `settings` around a model `loader` (musicsep.composition.build_service).
+ServiceBuilder = Callable[..., JobService]
 
 DESCRIPTION = """Separate songs into stems with Demucs, with progress streamed over Server-Sent Events.
 
@@ -41,20 +46,12 @@ Upload with `POST /api/v1/jobs` (202, then follow `events_url`) or `POST /api/v1
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
 
-def _signing_key(settings: Settings) -> bytes:
-    from musicsep.service.artifacts import signing_key
-
-    return signing_key(settings.signing_key, settings.data_dir)
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings, *, build_service: ServiceBuilder) -> FastAPI:
+    """`build_service(settings, loader=...)` is called in the lifespan, once per start."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from musicsep.model.loading import HOW_TO_GET_WEIGHTS, ModelLoader, resolve_device
-        from musicsep.service.artifacts import Signer
-        from musicsep.service.job_service import JobService
 
         # Resolved once (it imports torch): an absent CUDA device fails the start, not a request.
         app.state.device = str(await anyio.to_thread.run_sync(resolve_device, settings.device))
@@ -65,12 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "the fallback chain that is ({}). To get them, {}.", settings.default_model,
                 ", ".join(settings.fallback_chain) or "none: jobs fail",
                 HOW_TO_GET_WEIGHTS.format(name=settings.default_model))
-        service_class: type[JobService] = JobService
-        if settings.queue == "celery":
-            from musicsep.scaleout.celery_service import CeleryJobService
-
-            service_class = CeleryJobService
-        service = service_class(settings, loader=loader, signer=Signer(_signing_key(settings)), links=app.state.links)
+        service = build_service(settings, loader=loader)
         for name in settings.preload:
             await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)
             logger.info("model {} loaded", name)

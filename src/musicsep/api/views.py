@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from musicsep.api.links import Links
 from musicsep.api.schemas import JobAccepted, JobPublic, StemLink
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import Job
+from musicsep.service.links import Links
 
 
 def job_public(service: JobService, job: Job) -> JobPublic:

@@ -50,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from loguru import logger
     from pydantic import ValidationError
 
-    from musicsep.api.app import create_app
     from musicsep.api.http_protocol import protocol_for
+    from musicsep.composition import create_app
     from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
-    from musicsep.service.artifacts import SigningKeyRefused, signing_key
     from musicsep.service.database_check import DatabaseRefused
+    from musicsep.service.signing import SigningKeyRefused, signing_key
 
     try:
         settings = get_settings(**_overrides(args))
@@ -112,6 +112,6 @@ def _check_job_database(settings: Settings) -> None:
     """The embedded job database, opened once before serving: refused in words, not a traceback."""
     if settings.queue == "celery":
         return  # jobs live in Redis
-    from musicsep.service.store import SqliteStore
+    from musicsep.service.sqlite_store import SqliteStore
 
     SqliteStore(settings.data_dir / "musicsep.sqlite3", job_folders=settings.data_dir / "jobs").close()

@@ -26,7 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from musicsep.api.links import Links
     from musicsep.config import describe_invalid, get_settings
     from musicsep.logging import setup_logging
 
@@ -43,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[scaleout]'",
               file=sys.stderr)
         return 2
-    from musicsep.service.artifacts import SigningKeyRefused
+    from musicsep.service.signing import SigningKeyRefused
 
     models = args.model or settings.preload
     try:
-        worker = build_worker(settings, Links(settings.public_url), models)
+        worker = build_worker(settings, models)
     except SigningKeyRefused as exc:
         print(f"musicsep worker: {exc}", file=sys.stderr)
         return 2

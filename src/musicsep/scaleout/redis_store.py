@@ -26,7 +26,7 @@ import redis
 
 from musicsep.service.admission import ServiceUnavailable
 from musicsep.service.jobs import Job, JobSpec, JobStatus
-from musicsep.service.store import DuplicateIdempotencyKey
+from musicsep.service.sqlite_store import DuplicateIdempotencyKey
 
 DEFAULT_PREFIX = "musicsep:"
 
@@ -98,6 +98,7 @@ class RedisStore:
         top = self._r.zrevrange(self._key("jobs"), 0, 0, withscores=True)
         return int(top[0][1]) + 1 if top else 1
 
+    @reachable
     def insert_job(self, job: Job) -> None:
         """Write the job and claim its idempotency key in one transaction (WATCH on the key), so
         that a key never names a job that was not written, and two nodes cannot both claim it."""
@@ -152,6 +153,27 @@ class RedisStore:
                     self._index(pipe, job)
                     pipe.execute()
                     return job
+                except redis.WatchError:
+                    continue
+
+    @reachable
+    def unbind_idempotency_key(self, job_id: str) -> None:
+        """Free the job's idempotency key when it still names this job (a repeat then creates a new job)."""
+        job = self.get_job(job_id)
+        key = job.spec.idempotency_key if job is not None else None
+        if key is None:
+            return
+        idem = self._key("idem", key)
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(idem)
+                    if pipe.get(idem) != job_id.encode():
+                        return
+                    pipe.multi()
+                    pipe.delete(idem)
+                    pipe.execute()
+                    return
                 except redis.WatchError:
                     continue
 

@@ -28,7 +28,9 @@ from botocore.exceptions import ClientError
 MAX_PRESIGN_S = 7 * 24 * 3600
 
 
-class S3ArtifactStore:
+class S3Bucket:
+    """One bucket (and key prefix) holding jobs' inputs and stems: uploads, presigned GETs, streamed reads."""
+
     def __init__(
         self,
         bucket: str,

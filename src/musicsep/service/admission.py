@@ -9,10 +9,13 @@ the check and the take.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from musicsep.service.jobs import PRIORITY_DEFAULT
+from musicsep.protocol import PRIORITY_DEFAULT
 
 
 class QueueFull(Exception):
@@ -164,3 +167,28 @@ class Admission:
         self._positions = current
         if changed:
             self._on_positions(changed)
+
+
+@asynccontextmanager
+async def admitted(admission: Admission) -> AsyncIterator[None]:
+    """Hold a run slot for the block (a model load): wait for it behind the queue like a job of
+    the default priority, or raise QueueFull at once when the queue is full too."""
+    admission.check(wait=True)
+    load_id = f"load-{uuid.uuid4().hex}"
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def start() -> None:  # Admission calls back on the loop thread (a job's end releases its slot there)
+        if not started.done():
+            started.set_result(None)
+
+    admission.submit_load(load_id, start)
+    try:
+        await started
+    except BaseException:  # the caller went away while waiting
+        if not admission.remove(load_id):  # it had just taken a slot
+            admission.release(load_id)
+        raise
+    try:
+        yield
+    finally:
+        admission.release(load_id)

@@ -1,156 +1,34 @@
-"""Where a job's files live, and the signatures that let a browser fetch them without headers.
+"""Where a job's files live on local disk, and the zip of its stems.
 
 Layout under the data dir: `jobs/<job_id>/input` (the upload, removed when the job ends) and
 `jobs/<job_id>/stems/<stem>.<ext>`. Files are found by job id plus a stem name that must be one of
 the job's own result names: no path the user typed ever reaches the filesystem.
-Signed URLs and stream tokens are HMAC-SHA256 over (purpose, job, name, expiry), length-prefixed,
-with one server key; `hmac.compare_digest` compares them in constant time.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import os
 import re
-import secrets
 import shutil
-import tempfile
-import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydantic import SecretStr
+from musicsep.service.jobs import Job
+from musicsep.service.signing import Signer
+
+#: Builds the public link of one job resource: (job_id, stem name or "stems.zip", expires, sig).
+LinkBuilder = Callable[[str, str, int, str], str]
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-#: An expiry as links carry it: ASCII digits only. `str.isdigit()` and `int()` also take '²' or
-#: '٣' (the first then fails in int(): a 500), and pydantic's int takes '+5', ' 5', '5.0', '5_0'.
-_EXPIRY = re.compile(r"[0-9]{1,15}")
 _ZIP_CHUNK = 1 << 20
 
 #: Opens one stored stem for reading (a local file, or an S3 object's streaming body); called
 #: only when the zip reaches that stem, so one stem at a time is open.
 StemOpener = Callable[[], BinaryIO]
-
-
-#: HMAC-SHA256 keys shorter than its 32-byte output weaken it; an empty one lets anyone sign.
-MIN_KEY_BYTES = 32
-KEY_FILE = "signing.key"
-
-
-class SigningKeyRefused(RuntimeError):
-    """The configured or stored signing key is too short to sign with: the server does not start."""
-
-
-def signing_key(configured: SecretStr | None, data_dir: Path) -> bytes:
-    """`MUSICSEP_SIGNING_KEY` when set (its length is checked by Settings), else the key file."""
-    if configured is not None:
-        key = configured.get_secret_value().encode()
-        if len(key) < MIN_KEY_BYTES:
-            raise SigningKeyRefused(f"MUSICSEP_SIGNING_KEY must be at least {MIN_KEY_BYTES} bytes")
-        return key
-    return load_or_create_key(data_dir)
-
-
-def load_or_create_key(data_dir: Path) -> bytes:
-    """The signing key: kept in the data dir so that links survive a restart.
-
-    Refuses a file shorter than MIN_KEY_BYTES (the old non-atomic write left an empty one after a
-    crash or a full disk) instead of signing with it.
-    """
-    path = data_dir / KEY_FILE
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        return _create_key(path)
-    if len(key) < MIN_KEY_BYTES:
-        raise SigningKeyRefused(
-            f"{path} holds {len(key)} bytes; a signing key needs at least {MIN_KEY_BYTES} (an interrupted "
-            "first write leaves the file empty). Delete it to have a new key generated at the next start "
-            "(links and stream tokens signed with the old one stop working), or set MUSICSEP_SIGNING_KEY to "
-            f"at least {MIN_KEY_BYTES} random bytes, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-        )
-    return key
-
-
-def _create_key(path: Path) -> bytes:
-    """Write a new key so that `path` is either absent or whole: a temp file in the same folder
-    (mode 0600 from mkstemp), fsync, then a hard link to the final name, which, unlike a rename,
-    never replaces a key another process sharing the data dir created meanwhile; then the folder
-    is fsynced so the name survives a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(MIN_KEY_BYTES)
-    fd, temp = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return load_or_create_key(path.parent)
-    finally:
-        os.unlink(temp)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return key
-
-
-def _signed_message(*fields: str) -> bytes:
-    """The fields as one message that no other tuple of fields gives: each field's UTF-8 bytes
-    after their length (8 bytes, big-endian). Fields joined with a separator were ambiguous
-    (("stem", "a\nb", "c") and ("stem", "a", "b\nc") signed alike). `surrogatepass` keeps the
-    encoding one-to-one and lets any `str` through (a lone surrogate raised UnicodeEncodeError)."""
-    message = bytearray()
-    for field in fields:
-        data = field.encode("utf-8", "surrogatepass")
-        message += len(data).to_bytes(8, "big") + data
-    return bytes(message)
-
-
-class Signer:
-    """Expiring HMAC signatures for download URLs and per-job stream tokens.
-
-    The MAC is over `_signed_message(purpose, job, name, expiry)`. Links and tokens signed with
-    the earlier newline-joined message no longer verify; that costs nothing lasting, because the
-    API signs links afresh each time a job is read (and a refused link's error says to GET the
-    job for fresh ones), and stream tokens live half an hour (MUSICSEP_STREAM_TOKEN_TTL_S).
-    """
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    def _mac(self, purpose: str, job_id: str, name: str, expires: int) -> str:
-        message = _signed_message(purpose, job_id, name, str(expires))
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
-
-    def sign_until(self, purpose: str, job_id: str, name: str, expires: int) -> tuple[int, str]:
-        return expires, self._mac(purpose, job_id, name, expires)
-
-    def verify(self, purpose: str, job_id: str, name: str, expires: int | str, signature: str) -> bool:
-        """True for an unexpired signature this key made. `expires` is the link's text (or an int):
-        anything but ASCII digits, and any signature that is not ASCII, is simply not valid."""
-        text = str(expires)
-        # compare_digest raises TypeError on str with non-ASCII characters: they are refused first.
-        if not _EXPIRY.fullmatch(text) or not signature.isascii() or int(text) < time.time():
-            return False
-        return hmac.compare_digest(self._mac(purpose, job_id, name, int(text)), signature)
-
-    def stream_token(self, job_id: str, ttl_s: float) -> str:
-        expires, mac = self.sign_until("events", job_id, "", int(time.time() + ttl_s))
-        return f"{expires}.{mac}"
-
-    def check_stream_token(self, job_id: str, token: str) -> bool:
-        expires, _, mac = token.partition(".")
-        return self.verify("events", job_id, "", expires, mac)
 
 
 def discard(upload: Path | None) -> None:
@@ -159,8 +37,18 @@ def discard(upload: Path | None) -> None:
         upload.unlink(missing_ok=True)
 
 
-class ArtifactStore:
-    """Local-disk artifacts of the embedded mode."""
+@dataclass(frozen=True)
+class StemDownload:
+    """Where one stem's bytes are: a local `path` the API serves (Range requests and all), or a
+    `url` it redirects to (a presigned bucket URL)."""
+
+    format: str
+    path: Path | None = None
+    url: str | None = None
+
+
+class JobFolders:
+    """The local folders of a job: where the pipeline reads its input and writes its stems."""
 
     def __init__(self, root: Path) -> None:
         self.root = root / "jobs"
@@ -180,6 +68,13 @@ class ArtifactStore:
     def stem_path(self, job_id: str, filename: str) -> Path:
         """`filename` comes from the job's stored result, never from the request."""
         return self.stems_dir(job_id) / filename
+
+    def move_in(self, job_id: str, upload: Path) -> Path:
+        """Move `upload` to the job's input path (same file system: a rename)."""
+        path = self.input_path(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(upload, path)
+        return path
 
     def stem_opener(self, job_id: str, filename: str) -> StemOpener:
         """Opens the stem later; its presence is checked now (KeyError when it is gone), so that
@@ -208,6 +103,65 @@ class ArtifactStore:
             }
             for name, info in stems.items()
         }
+
+
+def stems_of(job: Job) -> dict[str, dict[str, Any]]:
+    """{stem name: {file, format, bytes}} of the job's stored result (empty without one)."""
+    return dict((job.result or {}).get("stems", {}))
+
+
+def signed_link(signer: Signer, links: LinkBuilder, job: Job, name: str) -> str:
+    """The API's link to `name` (a stem or "stems.zip"), signed until the result expires."""
+    expires, sig = signer.sign_until("stem", job.id, name, int(job.expires_at or 0))
+    return links(job.id, name, expires, sig)
+
+
+class LocalArtifactStore:
+    """The embedded mode's artifacts (and scale-out's without a bucket, on a shared data dir):
+    the files stay in the job's folders, and the links are the API's own signed routes."""
+
+    def __init__(self, folders: JobFolders, signer: Signer, links: LinkBuilder) -> None:
+        self.folders = folders
+        self._signer = signer
+        self._links = links
+
+    def accept_input(self, job_id: str, upload: Path) -> None:
+        self.folders.move_in(job_id, upload)
+
+    def fetch_input(self, job_id: str) -> bool:
+        return self.folders.input_path(job_id).exists()
+
+    def store_stems(self, job_id: str, stems: Mapping[str, Path], media_type: str) -> None:
+        return None  # written in place by the pipeline: that is where downloads read them
+
+    def release_local(self, job_id: str) -> None:
+        return None  # the local copies are the kept ones
+
+    def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"url": signed_link(self._signer, self._links, job, name), "format": info["format"],
+                   "bytes": info["bytes"]}
+            for name, info in stems_of(job).items()
+        }
+
+    def zip_link(self, job: Job) -> str:
+        return signed_link(self._signer, self._links, job, "stems.zip")
+
+    def stem_download(self, job: Job, name: str) -> StemDownload:
+        info = stems_of(job)[name]
+        return StemDownload(info["format"], path=self.folders.stem_path(job.id, info["file"]))
+
+    def stem_openers(self, job: Job) -> dict[str, StemOpener]:
+        return {info["file"]: self.folders.stem_opener(job.id, info["file"]) for info in stems_of(job).values()}
+
+    def clear_stems(self, job_id: str) -> None:
+        self.folders.clear_stems(job_id)
+
+    def remove_input(self, job_id: str) -> None:
+        self.folders.remove_input(job_id)
+
+    def remove(self, job_id: str) -> None:
+        self.folders.remove(job_id)
 
 
 class _Sink:

@@ -18,9 +18,9 @@ from contextlib import aclosing
 from functools import partial
 from typing import Any
 
+from musicsep.protocol import TERMINAL_EVENTS
 from musicsep.service.event_text import EventText, Part, dumps, split
-from musicsep.service.jobs import TERMINAL_EVENTS
-from musicsep.service.store import SqliteStore, StoredEvent
+from musicsep.service.sqlite_store import SqliteStore, StoredEvent
 
 #: Most events one replay page holds (a live batch is usually one or two).
 PAGE_EVENTS = 256

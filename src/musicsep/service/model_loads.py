@@ -3,26 +3,24 @@
 A load is the memory peak of a model's life: run beside a job on the same device, it can double
 what the device holds. So it takes a slot of the same admission as jobs: it waits in the queue
 while every slot is busy, is refused with QueueFull (503 + Retry-After) when the queue is full,
-and gives its slot back once the weights are in. In scale-out the API process runs no jobs, so
-there is no slot to take there: the load only checks that the queue is reachable, and the
-loader's own lock keeps loads one at a time.
+and gives its slot back once the weights are in (`JobQueue.hold_slot`). In scale-out the API
+process runs no jobs, so there is no slot to take there: the load only checks that the queue is
+reachable, and the loader's own lock keeps loads one at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 
 from musicsep.model.devices import resolve_device
 from musicsep.model.names import UnknownModel, model_name
-from musicsep.service.admission import Admission
+
+if TYPE_CHECKING:
+    from musicsep.service.job_service import JobService
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class LoadedModel:
     models_loaded: list[str]
 
 
-async def load_model(service: Any, name: str, device: str, precision: str) -> LoadedModel:
+async def load_model(service: JobService, name: str, device: str, precision: str) -> LoadedModel:
     """Load `name` on `device` once a slot is free. Refuses, before taking a slot, a name that is
     not one or that this server does not know, and a device this machine does not have."""
     loader = service.loader
@@ -42,7 +40,7 @@ async def load_model(service: Any, name: str, device: str, precision: str) -> Lo
     if not loader.knows(name):
         raise UnknownModel(f"unknown model '{name}'; GET /api/v1/models lists the models of this server")
     await anyio.to_thread.run_sync(resolve_device, device)  # imports torch: not on the loop thread
-    async with admitted(service.admission):
+    async with service.admission.hold_slot():
         started = time.monotonic()
         separator = await anyio.to_thread.run_sync(loader.get, name, device, precision)
         load_s = time.monotonic() - started
@@ -53,30 +51,3 @@ async def load_model(service: Any, name: str, device: str, precision: str) -> Lo
         load_s=round(load_s, 4),
         models_loaded=loader.loaded(),
     )
-
-
-@asynccontextmanager
-async def admitted(admission: Any) -> AsyncIterator[None]:
-    """Hold a run slot for the block: wait for it behind the queue, or raise QueueFull at once."""
-    admission.check(wait=True)
-    if not isinstance(admission, Admission):  # scale-out: no run slots in the API process
-        yield
-        return
-    load_id = f"load-{uuid.uuid4().hex}"
-    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def start() -> None:  # Admission calls back on the loop thread (a job's end releases its slot there)
-        if not started.done():
-            started.set_result(None)
-
-    admission.submit_load(load_id, start)
-    try:
-        await started
-    except BaseException:  # the caller went away while waiting
-        if not admission.remove(load_id):  # it had just taken a slot
-            admission.release(load_id)
-        raise
-    try:
-        yield
-    finally:
-        admission.release(load_id)

@@ -4,6 +4,7 @@ The signature (or the credentials) is checked before the job is looked up: a cal
 either gets the same 403 whether the id exists, has finished, or has a stem of that name. A file
 is found from the job's own result by an allow-listed stem name, never from a path in the
 request; anything else (`..`, encoded slashes, unknown names) is a 404 to an authorised caller.
+A stem kept in a bucket (MUSICSEP_STORAGE=s3) answers 307 to a fresh presigned URL of it.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from musicsep.api.auth import has_valid_credentials
 from musicsep.api.deps import ServiceDep
 from musicsep.api.errors import ApiError
 from musicsep.api.ranged_file import EnvelopedFileResponse
 from musicsep.api.schemas import ERROR_RESPONSES, ErrorEnvelope
-from musicsep.model.audio import FORMATS
+from musicsep.protocol import STEM_FILES
 from musicsep.service.artifacts import iter_zip
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import JobStatus
@@ -73,16 +74,19 @@ async def download_zip(job_id: str, request: Request, service: ServiceDep,
 
 
 @router.get("/{job_id}/stems/{stem}", summary="One stem file (supports Range requests)",
-            responses=RANGE_RESPONSES)
+            responses={**RANGE_RESPONSES, 307: {"description": "The stem is in a bucket: its presigned URL"}})
 async def download_stem(job_id: str, stem: str, request: Request, service: ServiceDep,
-                        expires: Expires = None, sig: Signature = None) -> EnvelopedFileResponse:
+                        expires: Expires = None, sig: Signature = None) -> Response:
     _authorise(request, service, job_id, stem, expires, sig)
     _completed(service, job_id)
     try:
-        path, info = service.stem_file(job_id, stem)
+        where = service.stem_download(job_id, stem)
     except KeyError:
         raise ApiError(404, "stem_not_found", "this job has no stem of that name") from None
-    fmt = FORMATS[info["format"]]
-    return EnvelopedFileResponse(path, media_type=fmt.media_type,
-                                 filename=f"{job_id[:12]}-{stem}.{fmt.extension}",
+    if where.url is not None:  # S3: the bucket serves the bytes (Range requests included)
+        return RedirectResponse(where.url, status_code=307)
+    assert where.path is not None
+    stem_file = STEM_FILES[where.format]
+    return EnvelopedFileResponse(where.path, media_type=stem_file.media_type,
+                                 filename=f"{job_id[:12]}-{stem}.{stem_file.extension}",
                                  content_disposition_type="attachment")

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -154,17 +154,54 @@ class SqliteStore:
             self._db.execute(
                 "UPDATE jobs SET status=?, started_at=?, finished_at=?, expires_at=?, attempts=?, "
                 "result=?, error=? WHERE id=?",
-                (
-                    job.status.value,
-                    job.started_at,
-                    job.finished_at,
-                    job.expires_at,
-                    job.attempts,
-                    _dump(job.result),
-                    _dump(job.error),
-                    job.id,
-                ),
+                self._changes(job),
             )
+
+    @staticmethod
+    def _changes(job: Job) -> tuple[Any, ...]:
+        """The mutable columns of `job`, then its id: the parameters of the UPDATE."""
+        return (
+            job.status.value,
+            job.started_at,
+            job.finished_at,
+            job.expires_at,
+            job.attempts,
+            _dump(job.result),
+            _dump(job.error),
+            job.id,
+        )
+
+    def update_if(self, job_id: str, change: Callable[[Job], bool]) -> Job | None:
+        """Read, change and write one job under the store's lock, or leave it alone: `change`
+        mutates the job and returns True to write it. Returns the written job, or None when the
+        job is missing or `change` declined (the same contract as the Redis store's WATCH/MULTI)."""
+        with self._lock:
+            # BEGIN IMMEDIATE takes the database's write lock before the read: another connection
+            # to the same file (another process on the data dir) cannot change the row in between.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+                job = None if row is None else self._job(row)
+                if job is None or not change(job):
+                    self._db.execute("ROLLBACK")
+                    return None
+                self._db.execute(
+                    "UPDATE jobs SET status=?, started_at=?, finished_at=?, expires_at=?, attempts=?, "
+                    "result=?, error=? WHERE id=?",
+                    self._changes(job),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return job
+
+    def unbind_idempotency_key(self, job_id: str) -> None:
+        """Free the job's idempotency key, so that a repeat of its request creates a new job
+        (the job itself stays, failed: it could not be queued)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET idempotency_key=NULL WHERE id=?", (job_id,))
 
     def get_job(self, job_id: str) -> Job | None:
         with self._lock:

@@ -1,4 +1,9 @@
-"""Public links to job resources, signed so that a browser can follow them without headers."""
+"""Public links to job resources: where the API serves a job's status, events, stems and zip.
+
+In the service layer because every process that announces a stem builds them: the API node
+(embedded mode, and the zip link in scale-out) and the Celery worker, which appends the `stem`
+events of the jobs it finishes. The paths are the API's routes; the signature is `Signer`'s.
+"""
 
 from __future__ import annotations
 

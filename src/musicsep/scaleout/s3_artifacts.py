@@ -1,0 +1,112 @@
+"""The scale-out `ArtifactStore` of `MUSICSEP_STORAGE=s3`: inputs and stems in an S3 bucket.
+
+Workers may run on other machines than the API, so nothing is shared through a disk: the API
+uploads the input and drops its local copy; the worker downloads it into the job's local folder,
+runs the pipeline there, uploads the stems before `completed` and drops the folder. Single stems
+are presigned bucket URLs (the API's stem route redirects to a fresh one, 307). The zip of all
+stems is streamed from the bucket by the API node, each object read a chunk at a time: it is the
+one download a browser or script cannot assemble from the presigned links, and it keeps the same
+signed `zip_url` working on every deployment, at the cost of its bytes passing once through the
+API node. Every object is checked (HEAD) before the zip's first byte, so a missing one is a 404,
+not a zip cut short after a 200.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from loguru import logger
+
+from musicsep.scaleout.s3_store import S3Bucket
+from musicsep.service.artifacts import (
+    JobFolders,
+    LinkBuilder,
+    StemDownload,
+    StemOpener,
+    signed_link,
+    stems_of,
+)
+from musicsep.service.jobs import Job
+from musicsep.service.signing import Signer
+
+
+class S3ArtifactStore:
+    def __init__(
+        self, folders: JobFolders, bucket: S3Bucket, *, url_ttl_s: int, signer: Signer, links: LinkBuilder
+    ) -> None:
+        """`url_ttl_s`: the longest life of a presigned stem URL (MUSICSEP_S3_URL_TTL_S)."""
+        self.folders = folders
+        self.bucket = bucket
+        self._url_ttl_s = url_ttl_s
+        self._signer = signer
+        self._links = links
+
+    # --- the job's way through a worker ----------------------------------------------------------
+    def accept_input(self, job_id: str, upload: Path) -> None:
+        path = self.folders.move_in(job_id, upload)
+        try:
+            self.bucket.put_input(job_id, path)
+        finally:
+            self.folders.remove(job_id)
+
+    def fetch_input(self, job_id: str) -> bool:
+        path = self.folders.input_path(job_id)
+        if path.exists():
+            return True
+        try:
+            self.bucket.get_input(job_id, path)
+        except ClientError:
+            logger.bind(job_id=job_id).warning("the job's input is not in the bucket")
+            path.unlink(missing_ok=True)
+            return False
+        return True
+
+    def store_stems(self, job_id: str, stems: Mapping[str, Path], media_type: str) -> None:
+        for path in stems.values():
+            self.bucket.put_stem(job_id, path, media_type)
+
+    def release_local(self, job_id: str) -> None:
+        self.folders.remove(job_id)  # the bucket has it all; the worker's disk keeps nothing
+
+    # --- links and downloads ------------------------------------------------------------------
+    def _ttl(self, job: Job) -> int:
+        """Presigned URLs live until the result expires, at most `url_ttl_s` (and SigV4's 7 days)."""
+        left = int((job.expires_at or 0) - time.time())
+        return max(1, min(self._url_ttl_s, left))
+
+    def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
+        ttl = self._ttl(job)
+        return {
+            name: {
+                "url": self.bucket.stem_url(job.id, info["file"], ttl),
+                "format": info["format"],
+                "bytes": info["bytes"],
+            }
+            for name, info in stems_of(job).items()
+        }
+
+    def zip_link(self, job: Job) -> str:
+        return signed_link(self._signer, self._links, job, "stems.zip")
+
+    def stem_download(self, job: Job, name: str) -> StemDownload:
+        info = stems_of(job)[name]
+        return StemDownload(info["format"], url=self.bucket.stem_url(job.id, info["file"], self._ttl(job)))
+
+    def stem_openers(self, job: Job) -> dict[str, StemOpener]:
+        return {info["file"]: self.bucket.stem_opener(job.id, info["file"]) for info in stems_of(job).values()}
+
+    # --- removing -----------------------------------------------------------------------------
+    def clear_stems(self, job_id: str) -> None:
+        self.folders.clear_stems(job_id)
+
+    def remove_input(self, job_id: str) -> None:
+        self.folders.remove_input(job_id)
+        self.bucket.remove_input(job_id)
+
+    def remove(self, job_id: str) -> None:
+        self.folders.remove(job_id)
+        self.bucket.remove(job_id)
