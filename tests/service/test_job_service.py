@@ -28,7 +28,7 @@ from musicsep.model.errors import InvalidAudio
 from musicsep.service.admission import NoFreeSlot, QueueFull
 from musicsep.service.events import Event
 from musicsep.service.idempotency import IdempotencyConflict
-from musicsep.service.job_service import JobService
+from musicsep.service.job_service import JobExpired, JobService
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.signing import Signer
 from service.fake_pipeline import SteppedPipeline  # tests/service, on the path through pytest's pythonpath
@@ -392,6 +392,38 @@ async def test_the_log_replays_from_any_id_exactly_the_rest_and_ends_with_the_te
         assert set(stems) == {"vocals", "no_vocals"} == set(events[-1].data["stems"])
         assert stems["vocals"]["url"].startswith(f"/api/v1/jobs/{job.id}/stems/vocals?expires=")
         assert stems["vocals"]["bytes"] == service.stem_download(job.id, "vocals").path.stat().st_size > 44
+
+
+# --- expiry and downloads ---------------------------------------------------------------
+async def test_a_result_past_its_ttl_loses_files_and_events_and_reads_as_expired(tmp_path):
+    fake = SteppedPipeline(TIMEOUT_S)
+    async with running(tmp_path / "data", fake, result_ttl_s=60) as service:
+        job, behind = submit(service, tmp_path), submit(service, tmp_path)
+        await run_to_end(service, fake, job.id)
+        done = service.get(job.id)
+        assert service.zip_link(done) is not None
+        assert set(service.stem_files(job.id)) == {f"{name}.wav" for name in ("drums", "bass", "other", "vocals")}
+        assert service.cleanup_expired(now=done.expires_at - 1) == 0
+        assert service.cleanup_expired(now=done.expires_at + 1) == 1
+        with pytest.raises(JobExpired):
+            service.get(job.id)
+        assert service.events.read(job.id) == []
+        assert not service.artifacts.folders.job_dir(job.id).exists()
+        assert service.get(behind.id).status is JobStatus.RUNNING, "a job still running was expired"
+        assert service.zip_link(service.get(behind.id)) is None
+
+
+async def test_a_cancelled_queued_job_leaves_no_files_and_a_stem_name_it_lacks_is_a_key_error(tmp_path):
+    fake = SteppedPipeline(TIMEOUT_S)
+    async with running(tmp_path / "data", fake) as service:
+        first, queued = submit(service, tmp_path), submit(service, tmp_path)
+        assert service.artifacts.folders.input_path(queued.id).exists()
+        service.cancel(queued.id, "by test")
+        assert not service.artifacts.folders.job_dir(queued.id).exists()
+        await run_to_end(service, fake, first.id)
+        with pytest.raises(KeyError):
+            service.stem_download(first.id, "guitar")
+        assert service.stem_download(first.id, "bass").format == "wav16"
 
 
 # --- idempotency --------------------------------------------------------------------------
