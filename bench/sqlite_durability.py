@@ -1,4 +1,5 @@
-"""What `synchronous=FULL` costs the embedded job store, against the NORMAL it replaced (issue 12).
+"""What `synchronous=FULL` (an accepted job survives a power cut) costs the embedded job store, against the
+NORMAL it replaced.
 
 Both settings run in the same process on the same disk, alternating round by round: one job
 create (`SqliteStore.insert_job`, the write behind every 202) and one event append
@@ -43,7 +44,7 @@ def filesystem(path: Path) -> str:
 def open_store(folder: Path, level: str) -> SqliteStore:
     store = SqliteStore(folder / "musicsep.sqlite3")
     if level == "normal":
-        # The baseline is the setting the store used before issue 12, on its own connection.
+        # The baseline: NORMAL, the setting the store used before FULL, on its own connection.
         with store._lock:
             store._db.execute("PRAGMA synchronous=NORMAL")
     assert store.durability() == ("wal", level)

@@ -1,4 +1,4 @@
-"""Issue 12, finding 2: replaying a `payload=base64` job's log held the whole log per reader.
+"""Replaying a `payload=base64` job's log holds one chunk per reader, not the whole log.
 
 Each reader of `GET …/events` loaded, decoded and re-encoded every stem's base64, and handed it to
 its connection in one write: 40 readers that read 1 KB and stalled took the server from 806 MB to
