@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import get_args
 
-from musicsep.protocol import OUTPUT_FORMATS, ClipMode, OtherMethod
+from musicsep.protocol import ENSEMBLE_METHODS, OUTPUT_FORMATS, ClipMode, OtherMethod
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3, 4
 
@@ -47,6 +47,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model first (slow to start: minutes on CPU; the "
                              "time is printed; pays off only for long batches of tracks)")
+    parser.add_argument("--ensemble", default=None, metavar="A,B[,C,D]",
+                        help="2 to 4 models whose stems are combined (instead of -m); docs/models.md")
+    parser.add_argument("--ensemble-method", default="avg_wave", choices=list(ENSEMBLE_METHODS),
+                        help="how the ensemble combines its models (default avg_wave)")
+    parser.add_argument("--ensemble-weights", default=None, metavar="W1,W2",
+                        help="one weight per ensemble model (avg_wave only); equal if absent")
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     parser.set_defaults(func=run)
 
@@ -55,22 +61,33 @@ def run(args: argparse.Namespace) -> int:
     from musicsep.config import get_settings
     from musicsep.model.errors import MusicsepError
     from musicsep.model.loading import ModelLoader
-    from musicsep.model.separate import SeparationRequest, stems_to_load
+    from musicsep.model.separate import SeparationRequest, load_separator
 
     settings = get_settings()
+    ensemble = _names(args.ensemble)
+    try:
+        weights = [float(w) for w in _names(args.ensemble_weights) or ()] or None
+    except ValueError:
+        print("musicsep: --ensemble-weights takes numbers, e.g. 2,1", file=sys.stderr)
+        return EXIT_USAGE
+    if weights is not None and ensemble is None:
+        print("musicsep: --ensemble-weights needs --ensemble", file=sys.stderr)
+        return EXIT_USAGE
+    if ensemble is not None and args.model:
+        print("musicsep: give either -m or --ensemble, not both", file=sys.stderr)
+        return EXIT_USAGE
     request = SeparationRequest(
         model=args.model or settings.default_model,
         stems=[s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None,
         two_stems=args.two_stems, other_method=args.other_method, format=args.format,
         clip=args.clip, bitrate=args.bitrate, shifts=args.shifts, overlap=args.overlap,
         segment=args.segment, batch_size=args.batch_size or settings.batch_size,
-        device=args.device or settings.device, precision=args.precision or settings.precision)
+        device=args.device or settings.device, precision=args.precision or settings.precision,
+        ensemble=ensemble, ensemble_method=args.ensemble_method, ensemble_weights=weights)
     loader = ModelLoader.from_settings(settings)
     load_started = time.monotonic()
     try:
-        separator, fallback_reason = loader.resolve(request.model, device=request.device,
-                                                    precision=request.precision,
-                                                    stems=stems_to_load(request))
+        separator, fallback_reason = load_separator(loader, request)
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -87,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
         seconds = compile_separator(separator, request.segment, request.batch_size)
         print(f"musicsep: compiled {separator.name} in {seconds:.1f} s", file=sys.stderr)
+    if ensemble is not None:
+        request.model = separator.name  # the output folder: OUT/<A+B>/<track>/
     status = EXIT_OK
     for path in args.files:
         code = _separate_one(path, args, request, loader, settings.max_duration_s, model_load_s)
@@ -94,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
             return code
         status = status or code
     return status
+
+
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option as a list (None when absent or empty)."""
+    items = [item.strip() for item in text.split(",") if item.strip()] if text else []
+    return items or None
 
 
 def _separate_one(path: Path, args, request, loader, max_duration_s: float, model_load_s: float) -> int:

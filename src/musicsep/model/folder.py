@@ -3,7 +3,9 @@
 Which models a folder holds is answered from its directory listing, never by reading weights:
 `<name>.yaml` is a bag (its members by signature), `<sig>.safetensors` is a model as on the Hugging
 Face hub, `<sig>-<checksum>.th` (or `<sig>.th`) is Demucs's pickled format, named as Demucs's
-`LocalRepo` names them. Only entries whose name is a model name count, and only regular files
+`LocalRepo` names them. The UVR / MSST families are files by their exact names (`<name>.onnx`,
+`<name>.ckpt` beside a config `.yaml`), also in the subfolders where UVR and audio-separator keep
+MDX-Net's hash table and the MSST configs. Only entries whose name is a model name count, and only regular files
 whose real path (symlinks followed) stays inside the folder: a link to elsewhere is ignored, so
 nothing outside the folder is ever read, whatever the folder holds.
 """
@@ -16,6 +18,12 @@ from pathlib import Path
 
 from musicsep.model.names import is_model_name
 
+HOW_TO_GET_WEIGHTS = (
+    "run `musicsep models pull {name}` on a machine with internet access (it fills the "
+    "Hugging Face cache, or the model folder for UVR/MSST models), or put the model's files in a "
+    "folder and set MUSICSEP_MODEL_REPO to it"
+)
+
 
 @dataclass(frozen=True)
 class Listing:
@@ -24,13 +32,31 @@ class Listing:
     bags: dict[str, Path] = field(default_factory=dict)
     safetensors: dict[str, Path] = field(default_factory=dict)
     th: dict[str, Path] = field(default_factory=dict)
+    #: Every usable file by its exact name (root first, then the subfolders in `SUBFOLDERS`).
+    files: dict[str, Path] = field(default_factory=dict)
 
     def names(self) -> set[str]:
-        return set(self.bags) | set(self.safetensors) | set(self.th)
+        """Demucs names (a `.yaml` that is an MSST config beside its `.ckpt` is not a bag),
+        `<stem>.onnx` files and `<stem>.ckpt` files with a same-stem `.yaml`."""
+        onnx = {name[:-5] for name in self.files if name.endswith(".onnx")}
+        ckpt = {name[:-5] for name in self.files if name.endswith(".ckpt")}
+        paired = {stem for stem in ckpt if f"{stem}.yaml" in self.files}
+        bags = {name for name in self.bags if name not in ckpt}
+        return bags | set(self.safetensors) | set(self.th) | onnx | paired
+
+    def file(self, names: tuple[str, ...] | list[str]) -> Path | None:
+        """The first of `names` the folder has."""
+        return next((self.files[name] for name in names if name in self.files), None)
 
     def weights(self, sig: str) -> Path | None:
         """The weight file of one model (a bag member or a single model), `.safetensors` first."""
         return self.safetensors.get(sig) or self.th.get(sig)
+
+
+#: Where UVR (`models/MDX_Net_Models/model_data/...`) and audio-separator keep MDX-Net's hash table
+#: and MSST configs, relative to the folder of the weights; searched after the folder itself.
+SUBFOLDERS = ("model_data", "mdx_model_data", "mdx_c_configs", "model_data/mdx_c_configs",
+              "mdx_model_data/mdx_c_configs")
 
 
 class ModelFolder:
@@ -55,10 +81,23 @@ class ModelFolder:
             if kind is None or not is_model_name(stem) or not _inside(Path(entry.path), real_root):
                 continue
             kind[stem] = Path(entry.path)
+        for sub in ("", *SUBFOLDERS):
+            for path in _regular_files(self.root / sub if sub else self.root, real_root):
+                listing.files.setdefault(path.name, path)
         return listing
 
     def knows(self, name: str) -> bool:
         return is_model_name(name) and name in self.listing().names()
+
+
+def _regular_files(folder: Path, real_root: Path) -> list[Path]:
+    """The files of one folder (not recursive) whose names are model file names, inside the root."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    return [Path(entry.path) for entry in entries
+            if is_model_name(entry.name) and _inside(Path(entry.path), real_root)]
 
 
 def _inside(path: Path, real_root: Path) -> bool:

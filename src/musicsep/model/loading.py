@@ -1,9 +1,13 @@
-"""Finding and loading model weights, through Demucs 4.1's own loading code.
+"""Finding and loading models: Demucs through its own loading code (model/demucs_loading.py), the
+UVR / MSST families through model/families.py, ensembles of either (model/ensemble.py).
 
 A model name is a name (model/names.py), looked up in two places only: the local folder
 (`MUSICSEP_MODEL_REPO`: Demucs's `.th` + `.yaml` bag files, or `.safetensors` + `.yaml` as on the
 Hugging Face hub; model/folder.py) and the catalog. A catalog name not in the folder comes from
 the Hugging Face cache, Demucs's legacy torch-hub cache, then a download (unless offline).
+The UVR / MSST families come from the folder only (their files by UVR's and audio-separator's
+names; `musicsep models pull` puts them there). An alias (a file's name or stem, e.g.
+`UVR-MDX-NET-Inst_HQ_4.onnx`) answers for its catalog name.
 Whether a model is known or on this machine is answered from file names, never by loading it.
 Loaded models are cached per (name, device, precision, stems), least recently used out first
 when their weights pass `MUSICSEP_MODEL_CACHE_MB` (model/cache.py).
@@ -16,176 +20,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from musicsep.model import families
 from musicsep.model.cache import ModelCache, model_bytes
-from musicsep.model.catalog import load_catalog
+from musicsep.model.catalog import canonical_name, load_catalog
+from musicsep.model.demucs_loading import (
+    _missing_package,
+    download,
+    folder_has,
+    in_caches,
+    load_from_caches,
+    load_from_folder,
+)
 from musicsep.model.devices import resolve_device, resolve_precision
-from musicsep.model.errors import ModelUnavailable
-from musicsep.model.folder import Listing, ModelFolder
+from musicsep.model.errors import InvalidOptions, ModelUnavailable
+from musicsep.model.folder import HOW_TO_GET_WEIGHTS, ModelFolder
 from musicsep.model.names import InvalidModelName, UnknownModel, is_model_name, model_name
 
-__all__ = ["HOW_TO_GET_WEIGHTS", "InvalidModelName", "ModelLoader", "UnknownModel", "resolve_device",
-           "resolve_precision"]
+__all__ = ["HOW_TO_GET_WEIGHTS", "InvalidModelName", "ModelLoader", "UnknownModel", "download",
+           "resolve_device", "resolve_precision"]
 
 #: Weights kept loaded by default (`MUSICSEP_MODEL_CACHE_MB`): two of the largest catalog bags in
 #: fp32 (docs/architecture.md, "Loading").
 DEFAULT_CACHE_MB = 4096.0
-
-HOW_TO_GET_WEIGHTS = (
-    "run `musicsep models pull {name}` on a machine with internet access (it fills the "
-    "Hugging Face cache), or put the model's .yaml and weight files in a folder and set "
-    "MUSICSEP_MODEL_REPO to it"
-)
-
-
-def _load_member(sig: str, folder: Path, listing: Listing | None = None):
-    """One model of the folder by signature, or None when the folder has no such file."""
-    from demucs.hf import load_safetensors_model
-    from demucs.repo import LocalRepo
-
-    if not is_model_name(sig):  # a bag's member named by a path
-        return None
-    listing = listing if listing is not None else ModelFolder(folder).listing()
-    path = listing.weights(sig)
-    if path is None:
-        return None
-    if path.suffix == ".safetensors":
-        return load_safetensors_model(path)
-    return LocalRepo(folder).get_model(sig)  # the same `<sig>-<checksum>.th`; checks the checksum
-
-
-def needed_members(bag: dict, sources: Sequence[str], stems: Sequence[str] | None) -> list[int]:
-    """Indices of the bag members that contribute to `stems` (every member when in doubt).
-
-    htdemucs_ft is four models, each weighted 1 for one stem and 0 for the others: a request for
-    vocals needs one of them, so the other three are not even read from disk.
-    """
-    everyone = list(range(len(bag["models"])))
-    weights = bag.get("weights")
-    if not stems or weights is None or any(stem not in sources for stem in stems):
-        return everyone
-    columns = [list(sources).index(stem) for stem in stems]
-    return [i for i in everyone if any(weights[i][k] for k in columns)] or everyone
-
-
-def _bag(name: str, bag: dict, load, stems: Sequence[str] | None):
-    """A BagOfModels of the members `stems` need, each loaded once by `load(sig)`.
-
-    The weight matrix's columns follow the members' `sources`; the catalog says them without
-    loading anything, and for a bag it does not know, the first member is loaded to read them.
-    """
-    from demucs.apply import BagOfModels
-
-    loaded: dict[int, object] = {}
-
-    def member(i: int):
-        if i not in loaded:
-            loaded[i] = load(bag["models"][i])
-        return loaded[i]
-
-    info = load_catalog().get(name)
-    sources = info.stems if info else tuple(member(0).sources)
-    keep = needed_members(bag, sources, stems)
-    if tuple(member(keep[0]).sources) != tuple(sources):  # the catalog disagrees with the files
-        keep = list(range(len(bag["models"])))
-    weights = bag.get("weights")
-    return BagOfModels([member(i) for i in keep], [weights[i] for i in keep] if weights else None,
-                       bag.get("segment"))
-
-
-def load_from_folder(name: str, folder: Path, stems: Sequence[str] | None = None):
-    """A bag `<name>.yaml` whose members are `.safetensors` or `.th` files, or a single model;
-    None when the folder has neither. Only files the listing found (inside the folder) are read."""
-    import yaml
-
-    listing = ModelFolder(folder).listing()
-    bag_file = listing.bags.get(name)
-    if bag_file is not None:
-        def load(sig: str):
-            member = _load_member(sig, folder, listing)
-            if member is None:
-                raise ModelUnavailable(
-                    f"model '{name}' lists weights {sig!r} that are not in the model folder; "
-                    + HOW_TO_GET_WEIGHTS.format(name=name))
-            return member
-
-        return _bag(name, yaml.safe_load(bag_file.read_text()), load, stems)
-    return _load_member(name, folder, listing)
-
-
-def _folder_has(name: str, listing: Listing) -> bool:
-    """Every weight file the model needs is in the folder (its bag file read, no weights)."""
-    import yaml
-
-    if name not in listing.bags:
-        return listing.weights(name) is not None
-    try:
-        members = list(yaml.safe_load(listing.bags[name].read_text())["models"])
-    except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError):
-        return False
-    return bool(members) and all(isinstance(sig, str) and listing.weights(sig) is not None for sig in members)
-
-
-def load_from_caches(name: str, stems: Sequence[str] | None = None):
-    """The Hugging Face cache, then Demucs's legacy torch-hub cache; never the network."""
-    import torch
-    import yaml
-    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name, load_safetensors_model
-    from demucs.pretrained import REMOTE_ROOT
-    from demucs.repo import AnyModelRepo, BagOnlyRepo, LocalRepo
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
-    try:
-        with open(hf_hub_download(repo_id, f"{name}.yaml", local_files_only=True)) as file:
-            bag = yaml.safe_load(file)
-        return _bag(name, bag, lambda sig: load_safetensors_model(
-            hf_hub_download(repo_id, f"{model_name(sig)}.safetensors", local_files_only=True)), stems)
-    except LocalEntryNotFoundError:
-        pass
-    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    if checkpoints.is_dir():
-        local = LocalRepo(checkpoints)
-        legacy = AnyModelRepo(local, BagOnlyRepo(REMOTE_ROOT, local))
-        try:
-            return legacy.get_model(name)
-        except Exception:  # a partial legacy cache is the same as none: try the next source
-            return None
-    return None
-
-
-def in_caches(name: str) -> bool:
-    """Whether `load_from_caches` would find every file of a catalog model; reads no weights."""
-    import torch
-    import yaml
-    from demucs.hf import DEFAULT_NAMESPACE, hf_repo_name
-    from demucs.pretrained import REMOTE_ROOT
-    from demucs.repo import LocalRepo
-    from huggingface_hub import try_to_load_from_cache
-
-    repo_id = f"{DEFAULT_NAMESPACE}/{hf_repo_name(name)}"
-    bag_file = try_to_load_from_cache(repo_id, f"{name}.yaml")
-    if isinstance(bag_file, str):
-        members = yaml.safe_load(Path(bag_file).read_text())["models"]
-        return all(isinstance(try_to_load_from_cache(repo_id, f"{model_name(sig)}.safetensors"), str)
-                   for sig in members)
-    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
-    if not checkpoints.is_dir():
-        return False
-    local = LocalRepo(checkpoints)
-    if local.has_model(name):
-        return True
-    remote_bag = REMOTE_ROOT / f"{name}.yaml"
-    return remote_bag.is_file() and all(local.has_model(sig) for sig in
-                                        yaml.safe_load(remote_bag.read_text())["models"])
-
-
-def download(name: str):
-    """Demucs's own `get_model`: the Hugging Face hub, then the legacy repository."""
-    from demucs.pretrained import get_model
-
-    return get_model(name)
-
 
 class ModelLoader:
     """Loads models once and hands out cached separators; safe to share between threads.
@@ -215,9 +71,16 @@ class ModelLoader:
         """A cached separator. With `stems`, a bag may load only the members those stems need:
         the separator then serves those stems only (the CLI's one-request-per-process case;
         the server keeps whole models, shared by every request)."""
-        name = model_name(name)
+        name = canonical_name(model_name(name))
         if name == "dsp":
             return self._get_dsp()
+        info = load_catalog().get(name)
+        if info is not None and info.arch == "ensemble":
+            return self.ensemble(list(info.members), info.method, info.member_weights, device, precision,
+                                 name=name)
+        listing = ModelFolder(self.repo).listing() if self.repo is not None else None
+        if families.family_arch(name, listing) is not None:
+            return self._get_family(name, listing, device, precision)
         import torch
 
         from musicsep.model.recovery import RecoveringSeparator
@@ -256,6 +119,52 @@ class ModelLoader:
             if any(key[1].startswith("cuda") for key in evicted):
                 torch.cuda.empty_cache()  # hand the freed weights back to the device
             return separator
+
+    def _get_family(self, name: str, listing, device: str, precision: str):
+        """An MDX-Net, RoFormer or MDX23C model from the folder, cached like Demucs's, with the
+        CPU fallback on device out-of-memory (model/cpu_fallback.py)."""
+        from musicsep.model.catalog import load_catalog as catalog
+        from musicsep.model.cpu_fallback import CpuFallbackSeparator
+
+        torch_device = resolve_device(device)
+        precision = resolve_precision(precision, torch_device)
+        key = (name, str(torch_device), precision, None)
+        with self._lock:
+            separator = self._cache.get(key)
+            if separator is not None and not separator.fell_back:
+                return separator
+            if separator is not None:
+                self._cache.drop([key])  # it fell back to the CPU: loaded on the device again
+            if name in self._failures:
+                raise self._failures[name]
+            files = families.find_files(name, listing) if listing is not None else None
+            try:
+                if files is None:
+                    raise ModelUnavailable(families.missing_files_message(name, catalog().get(name)))
+
+                def load(on: str, at: str):
+                    return families.load_family(name, files, listing, on, at)
+
+                separator = CpuFallbackSeparator(load, str(torch_device), precision)
+            except ModelUnavailable as exc:
+                self._failures[name] = exc
+                raise
+            self._cache.put(key, separator, families.weights_bytes(files))
+            return separator
+
+    def ensemble(self, names: Sequence[str], method: str = "avg_wave", weights: Sequence[float] | None = None,
+                 device: str = "auto", precision: str = "fp32", name: str | None = None):
+        """An EnsembleSeparator over the named models, each loaded (and cached) as on its own."""
+        from musicsep.model.ensemble import EnsembleSeparator, check_ensemble
+
+        members = [canonical_name(model_name(member)) for member in names]
+        check_ensemble(members, method, weights)
+        nested = [member for member in members
+                  if (info := load_catalog().get(member)) is not None and info.arch == "ensemble"]
+        if nested:
+            raise InvalidOptions(f"'{nested[0]}' is an ensemble itself; name its models instead")
+        separators = [self.get(member, device, precision) for member in members]
+        return EnsembleSeparator(name or "+".join(members), separators, method, weights)
 
     def resolve(self, name: str, device: str = "auto", precision: str = "fp32",
                 stems: Sequence[str] | None = None):
@@ -298,6 +207,7 @@ class ModelLoader:
         """A name of this server: in the catalog or in the model folder (a listing, no weights read)."""
         if not is_model_name(name):
             return False
+        name = canonical_name(name)
         return name in load_catalog() or (self.repo is not None and ModelFolder(self.repo).knows(name))
 
     def is_available(self, name: str) -> bool:
@@ -305,13 +215,18 @@ class ModelLoader:
         files only: no weights are read."""
         if not is_model_name(name):
             return False
+        name = canonical_name(name)
         if name == "dsp":
             return True
-        if self.repo is not None:
-            listing = ModelFolder(self.repo).listing()
-            if name in listing.names():
-                return _folder_has(name, listing)
-        if name not in load_catalog():
+        info = load_catalog().get(name)
+        if info is not None and info.arch == "ensemble":
+            return all(self.is_available(member) for member in info.members)
+        listing = ModelFolder(self.repo).listing() if self.repo is not None else None
+        if families.family_arch(name, listing) is not None:
+            return listing is not None and families.has_files(name, listing)
+        if listing is not None and name in listing.names():
+            return folder_has(name, listing)
+        if info is None:
             return False
         import yaml
 
@@ -353,10 +268,3 @@ class ModelLoader:
             raise ModelUnavailable(
                 f"model '{name}' is not on this machine and could not be downloaded "
                 f"({type(exc).__name__}); " + HOW_TO_GET_WEIGHTS.format(name=name)) from exc
-
-
-def _missing_package(name: str, exc: ImportError) -> ModelUnavailable:
-    if "diffq" in str(exc):
-        return ModelUnavailable(f"model '{name}' is quantized and needs the diffq package: "
-                                "pip install diffq")
-    return ModelUnavailable(f"model '{name}' needs a package that is not installed ({exc.name})")

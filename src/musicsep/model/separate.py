@@ -74,8 +74,22 @@ def stems_to_load(request: SeparationRequest) -> list[str] | None:
     return None
 
 
+def load_separator(loader, request: SeparationRequest):
+    """`(separator, fallback_reason)` for a request: an ensemble of `request.ensemble` (no fallback:
+    a missing member is the user's to fix), else `request.model` through the fallback chain."""
+    if request.ensemble:
+        return loader.ensemble(request.ensemble, request.ensemble_method, request.ensemble_weights,
+                               device=request.device, precision=request.precision), None
+    return loader.resolve(request.model, device=request.device, precision=request.precision,
+                          stems=stems_to_load(request))
+
+
 def plan_stems(sources: list[str], request: SeparationRequest) -> StemPlan:
-    """Which sources to compute and which files to write; refuses stems the model lacks."""
+    """Which sources to compute and which files to write; refuses stems the model lacks.
+
+    Two-stem mode on a two-stem model (vocals + instrumental): `no_vocals` is the model's own
+    instrumental with `add` (the sum of the other stems is that one stem), mix minus vocals with
+    `minus`; docs/models.md, "Stems"."""
     if request.two_stems is not None and request.stems:
         raise InvalidOptions("choose either a list of stems or two-stem mode, not both")
     wanted = [request.two_stems] if request.two_stems else list(request.stems or sources)
@@ -120,8 +134,7 @@ def separate_file(
 ) -> SeparationResult:
     """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md."""
     started = time.monotonic()
-    separator, fallback_reason = loader.resolve(request.model, device=request.device,
-                                                precision=request.precision, stems=stems_to_load(request))
+    separator, fallback_reason = load_separator(loader, request)
     recoveries_before = len(getattr(separator, "recoveries", ()))
     loaded = time.monotonic()
     _check_options(separator, request)
@@ -158,9 +171,12 @@ def separate_file(
         timings["decode_s"] = decoded - loaded
         mean, std = spill.stats() if separator.normalize else (0.0, 1.0)
         spill.normalize(mean, std)
-        run = separator.prepare(spill.frames, plan.compute, PassOptions(
-            shifts=request.shifts, overlap=request.overlap, segment=request.segment,
-            batch_size=request.batch_size))
+        options = PassOptions(shifts=request.shifts, overlap=request.overlap, segment=request.segment,
+                              batch_size=request.batch_size)
+        if getattr(separator, "needs_track_stats", False):  # an ensemble normalises per member
+            run = separator.prepare(spill.frames, plan.compute, options, stats=spill.stats())
+        else:
+            run = separator.prepare(spill.frames, plan.compute, options)
         tracker.chunks = run.chunks
         with contextlib.ExitStack() as stack:
             writers = {
@@ -193,7 +209,8 @@ def separate_file(
             duration_s=spill.frames / separator.samplerate, frames=spill.frames,
             device=str(getattr(separator, "device", "cpu")),
             precision=getattr(separator, "precision", "fp32"), timings=timings,
-            requested_model=request.model, fallback_reason="; ".join(notes) or None)
+            requested_model=separator.name if request.ensemble else request.model,
+            fallback_reason="; ".join(notes) or None)
     except BaseException:
         for name in plan.outputs:
             (output_dir / f"{name}.{fmt.extension}").unlink(missing_ok=True)
