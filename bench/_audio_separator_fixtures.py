@@ -3,7 +3,7 @@
 Run as a child process (it imports torch; the bench that measures must not, see _measure.py):
 
     python bench/_audio_separator_fixtures.py mdx DIR [--size full|tiny]
-    python bench/_audio_separator_fixtures.py roformer DIR --config YAML [--size full|small]
+    python bench/_audio_separator_fixtures.py roformer DIR --config YAML [--reduced]
     python bench/_audio_separator_fixtures.py track PATH SECONDS
 
 Weights are random (speed and memory do not depend on their values); the graphs come from the
@@ -24,9 +24,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,20 +79,35 @@ def write_mdx_folder(folder: Path, size: str, uvr_data: Path) -> Path:
     return folder
 
 
-def write_roformer_folder(folder: Path, config: Path, size: str, uvr_data: Path) -> Path:
-    """A BS-RoFormer checkpoint built from `config`, saved as ViperX 1297's files (ckpt + YAML) so
-    that both tools take it for that model; a reduced config goes under the same names."""
-    sys.path.insert(0, str(REPO))
-    from tests.model.msst_models import build_roformer_checkpoint
+#: The reduced RoFormer of the RSS leg: ViperX 1297's config with a narrow, shallow transformer.
+#: The STFT, bands, chunk and overlap stay as they are, so every buffer that grows with the track
+#: is the same as the full model's; only the compute per chunk shrinks.
+REDUCED = {"dim": 64, "depth": 1, "heads": 2, "dim_head": 16}
+
+
+def reduced_config(text: str) -> str:
+    """`text` (an MSST YAML) with the `model:` keys in REDUCED replaced, everything else verbatim
+    (the `!!python/tuple` tags included, which a load-and-dump round trip would not keep)."""
+    for key, value in REDUCED.items():
+        text, count = re.subn(rf"^(  {key}:) \S+$", rf"\g<1> {value}", text, flags=re.MULTILINE)
+        if count != 1:
+            raise ValueError(f"expected one model.{key} line in the config, found {count}")
+    return text
+
+
+def write_roformer_folder(folder: Path, config: Path, reduced: bool, uvr_data: Path) -> Path:
+    """A BS-RoFormer checkpoint built from `config` (or its reduced variant), saved as ViperX
+    1297's files (ckpt + YAML) so that both tools take it for that model."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from model.msst_models import build_roformer_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
-    # The builder picks its own file names; build beside the folder, then move under UVR's names.
-    with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        built = Path(build_roformer_checkpoint(Path(scratch), config, size=size, seed=0))
-        checkpoint = built if built.suffix == ".ckpt" else next(built.glob("*.ckpt"))
-        yaml_beside = next(checkpoint.parent.glob("*.yaml"), None)
-        shutil.move(str(checkpoint), folder / ROFORMER_FILE)
-        shutil.copyfile(yaml_beside or config, folder / ROFORMER_CONFIG)
+    yaml_path = folder / ROFORMER_CONFIG
+    text = config.read_text()
+    yaml_path.write_text(reduced_config(text) if reduced else text)
+    ckpt, _ = build_roformer_checkpoint(folder, yaml_path, seed=0)  # saved beside the YAML, same stem
+    if ckpt.name != ROFORMER_FILE:
+        raise RuntimeError(f"the builder wrote {ckpt.name}, not {ROFORMER_FILE}")
     _model_lists(folder, uvr_data, {})
     return folder
 
@@ -128,7 +143,7 @@ def main() -> None:
     roformer = sub.add_parser("roformer")
     roformer.add_argument("folder", type=Path)
     roformer.add_argument("--config", type=Path, required=True)
-    roformer.add_argument("--size", default="full")
+    roformer.add_argument("--reduced", action="store_true", help="REDUCED transformer sizes (the RSS leg)")
     track = sub.add_parser("track")
     track.add_argument("path", type=Path)
     track.add_argument("seconds", type=float)
@@ -136,7 +151,7 @@ def main() -> None:
     if args.what == "mdx":
         write_mdx_folder(args.folder, args.size, args.uvr_data)
     elif args.what == "roformer":
-        write_roformer_folder(args.folder, args.config, args.size, args.uvr_data)
+        write_roformer_folder(args.folder, args.config, args.reduced, args.uvr_data)
     else:
         write_track(args.path, args.seconds)
 

@@ -9,7 +9,7 @@ way round in the next round):
   roformer  BS-RoFormer ViperX 1297 (full size from UVR's own YAML, random weights) on a
             --roformer-seconds clip (audio-separator needs ~30 s of compute per second of audio).
   rss       peak RSS at --track-seconds and at --long-minutes, with the ONNX model and with a
-            reduced-size RoFormer config (tests/model/msst_configs), for both tools.
+            reduced-size RoFormer (1297's STFT, bands and chunking, a narrow one-layer transformer).
 Figures: wall time, CPU time, peak RSS (the kernel's, through wait4), SDR of musicsep's stems
 against audio-separator's, and the ratios the issue asks for (musicsep wall <= audio-separator's /
 1.2; musicsep's long-track RSS within 15 % of the short one; SDR >= 60 dB).
@@ -47,7 +47,7 @@ import tempfile
 from pathlib import Path
 
 from _audio_separator_env import DEFAULT_VENV, ensure_ffmpeg, ensure_venv, ffmpeg_version, versions
-from _audio_separator_fixtures import MDX_FILE, REPO, ROFORMER_FILE, UVR_DATA
+from _audio_separator_fixtures import MDX_FILE, ROFORMER_FILE, UVR_DATA
 from _audio_separator_report import Leg, report
 from _cpu import cpu_model
 from _measure import Measurement, measure
@@ -55,7 +55,6 @@ from _measure import Measurement, measure
 FIXTURES = Path(__file__).with_name("_audio_separator_fixtures.py")
 THREADS = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
 ROFORMER_1297 = UVR_DATA / "model_bs_roformer_ep_317_sdr_12.9755.yaml"
-ROFORMER_SMALL = REPO / "tests" / "model" / "msst_configs" / "bs_roformer_small.yaml"
 MUSICSEP_NAMES = {"mdx": "UVR-MDX-NET-Inst_HQ_4", "roformer": "bs_roformer_viperx_1297"}
 AUDIO_SEPARATOR_FILES = {"mdx": MDX_FILE, "roformer": ROFORMER_FILE}
 # audio-separator names stems after the model's instruments; musicsep lower-cases them.
@@ -260,11 +259,12 @@ def main() -> int:
             leg = Leg("mdx", "mdx", track, fixtures.mdx(args.mdx_size))
             legs.append(alternate(tools, leg, args.runs, fixtures.work, keep=True))
         if "roformer" in wanted:
-            leg = Leg("roformer", "roformer", fixtures.track(args.roformer_seconds), fixtures.roformer("full"))
+            leg = Leg("roformer", "roformer", fixtures.track(args.roformer_seconds), fixtures.roformer(reduced=False))
             legs.append(alternate(tools, leg, args.runs, fixtures.work, keep=True))
         if "rss" in wanted:
             long = fixtures.track(args.long_minutes * 60)
-            for family, models in (("mdx", fixtures.mdx(args.rss_mdx_size)), ("roformer", fixtures.roformer("small"))):
+            rss_models = {"mdx": fixtures.mdx(args.rss_mdx_size), "roformer": fixtures.roformer(reduced=True)}
+            for family, models in rss_models.items():
                 for length, audio in (("short", track), ("long", long)):
                     leg = Leg(f"rss-{family}-{length}", family, audio, models)
                     same = next((g for g in legs if (g.family, g.track, g.models) == (family, audio, models)), None)
@@ -300,11 +300,10 @@ class Fixtures:
         path = self.work / f"mdx-{size}"
         return self._once(path, "mdx", str(path), "--size", size)
 
-    def roformer(self, size: str) -> Path:
-        """`full`: ViperX 1297 from UVR's own YAML; `small`: the reduced config of the RSS leg."""
-        path = self.work / f"roformer-{size}"
-        config = ROFORMER_1297 if size == "full" else ROFORMER_SMALL
-        return self._once(path, "roformer", str(path), "--config", str(config), "--size", "full")
+    def roformer(self, reduced: bool) -> Path:
+        """ViperX 1297 from UVR's own YAML, or its reduced variant (the RSS leg)."""
+        path = self.work / f"roformer-{'reduced' if reduced else 'full'}"
+        return self._once(path, "roformer", str(path), "--config", str(ROFORMER_1297), *(["--reduced"] * reduced))
 
 
 if __name__ == "__main__":
