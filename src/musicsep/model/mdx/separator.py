@@ -12,8 +12,8 @@ after the track's end (the reference runs one or two: they touch only cut paddin
 
 Per chunk: STFT (n_fft, hop, periodic Hann, center=True) of both channels cut to dim_f bins as
 channels [L.re, L.im, R.re, R.im], the 3 lowest bins zeroed, the model (`-f(-x)/2 + f(x)/2`
-with denoise), the output zero-padded back to n_fft/2 + 1 bins and inverted. The STFT is
-torch's, like the reference's (bench/mdx_speed.py measured it against the model's own time).
+with denoise), the output zero-padded back to n_fft/2 + 1 bins and inverted. The STFT is the
+reference's torch.stft arithmetic in numpy (stft.py says why).
 
 The primary stem is the model's output; the secondary is `mix - primary * compensate`, like
 audio-separator (UVR also scales the primary stem it writes by `compensate`). Unlike
@@ -33,6 +33,7 @@ import numpy as np
 from musicsep.model.errors import InvalidOptions, ModelUnavailable
 from musicsep.model.mdx.params import MdxParams
 from musicsep.model.mdx.session import INPUT_NAME, open_session
+from musicsep.model.mdx.stft import istft, stft
 
 
 class FrameReader(Protocol):
@@ -88,35 +89,21 @@ class MdxSeparator:
 
     def spectrum(self, chunks: np.ndarray) -> np.ndarray:
         """`(batch, 2, chunk)` audio -> the model's input `(batch, 4, dim_f, dim_t)` float32."""
-        import torch
-
         p = self.params
-        audio = torch.from_numpy(chunks).reshape(-1, chunks.shape[-1])
-        spec = torch.stft(
-            audio, n_fft=p.n_fft, hop_length=p.hop, window=_hann(p.n_fft), center=True, return_complex=True
-        )[:, : p.dim_f]
-        spec = torch.view_as_real(spec).permute(0, 3, 1, 2)  # (batch*2, re/im, dim_f, dim_t)
-        spec = spec.reshape(chunks.shape[0], 4, p.dim_f, spec.shape[-1]).contiguous()
-        spec[:, :, :ZEROED_BINS] = 0
-        return spec.numpy()
+        spec = stft(chunks, p.n_fft, p.hop)[:, :, : p.dim_f]  # (batch, channel, dim_f, dim_t)
+        x = np.stack([spec.real, spec.imag], axis=2).reshape(len(chunks), 4, p.dim_f, spec.shape[-1])
+        x[:, :, :ZEROED_BINS] = 0
+        return x
 
     def waveform(self, spec: np.ndarray) -> np.ndarray:
         """The model's output `(batch, 4, dim_f, dim_t)` -> `(batch, 2, chunk)` float32 audio."""
-        import torch
-
         p = self.params
         batch, _, bins, frames = spec.shape
-        full = torch.zeros(batch * 2, p.n_fft // 2 + 1, frames, 2)
-        full[:, :bins] = torch.from_numpy(spec).reshape(batch * 2, 2, bins, frames).permute(0, 2, 3, 1)
-        audio = torch.istft(
-            torch.view_as_complex(full),
-            n_fft=p.n_fft,
-            hop_length=p.hop,
-            window=_hann(p.n_fft),
-            center=True,
-            length=p.chunk,
-        )
-        return audio.reshape(batch, 2, p.chunk).numpy()
+        pairs = spec.reshape(batch, 2, 2, bins, frames)
+        full = np.zeros((batch, 2, p.n_fft // 2 + 1, frames), np.complex64)
+        full[:, :, :bins].real = pairs[:, :, 0]
+        full[:, :, :bins].imag = pairs[:, :, 1]
+        return istft(full, p.n_fft, p.hop, p.chunk)
 
     def run_model(self, spec: np.ndarray) -> np.ndarray:
         """The graph on a batch of spectrograms; with denoise, `-f(-x)/2 + f(x)/2` in one call."""
@@ -134,12 +121,6 @@ class MdxSeparator:
         if self.params.denoise:
             return 0.5 * out[:count] - 0.5 * out[count:]
         return out
-
-
-def _hann(n_fft: int):
-    import torch
-
-    return torch.hann_window(n_fft, periodic=True)
 
 
 class MdxPass:
