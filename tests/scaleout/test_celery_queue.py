@@ -20,6 +20,7 @@ from musicsep.scaleout.celery_queue import BrokerUnavailable, CeleryQueue
 from musicsep.scaleout.redis_events import RedisEventLog
 from musicsep.scaleout.redis_store import RedisStore
 from musicsep.service.artifacts import JobFolders, LocalArtifactStore
+from musicsep.service.interfaces import JobQueue
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import JobSpec, JobStatus
 from musicsep.service.links import Links
@@ -69,6 +70,7 @@ def test_a_job_whose_task_could_not_be_sent_fails_and_frees_its_idempotency_key(
     assert not down.artifacts.folders.job_dir(failed.id).exists()
 
     up = service(settings, redis_url)  # the broker is back: the client's retry with the same key
+    assert isinstance(up.admission, JobQueue)
     created = up.create(spec, upload(tmp_path, "again.wav"), filename="again.wav", request_id="req-2")
     assert not created.existing and created.job.id != failed.id
     assert up.get(created.job.id).status is JobStatus.QUEUED

@@ -28,6 +28,7 @@ from musicsep.model.errors import InvalidAudio
 from musicsep.service.admission import NoFreeSlot, QueueFull
 from musicsep.service.events import Event
 from musicsep.service.idempotency import IdempotencyConflict
+from musicsep.service.interfaces import JobQueue
 from musicsep.service.job_service import JobExpired, JobService
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.signing import Signer
@@ -139,6 +140,7 @@ async def one_job_to_the_end(data_dir: Path) -> list[str]:
 async def test_one_slot_runs_one_job_and_the_next_starts_only_after_its_thread_ended(tmp_path):
     fake = SteppedPipeline(TIMEOUT_S)
     async with running(tmp_path / "data", fake, max_concurrent=1) as service:
+        assert isinstance(service.admission, JobQueue)
         first, second = submit(service, tmp_path), submit(service, tmp_path)
         await fake.started(first.id)
         assert service.get(first.id).status is JobStatus.RUNNING

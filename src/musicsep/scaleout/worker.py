@@ -108,17 +108,21 @@ class DeliveredJobs:
         cancel, done = threading.Event(), threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(job_id, cancel, done), daemon=True)
         watcher.start()
+
+        def emit(type_: str, payload: dict[str, Any]) -> None:
+            parts.events.append(job_id, type_, payload)
+
         try:
-            outcome: Any = parts.execution.work(
-                job, lambda type_, payload: parts.events.append(job_id, type_, payload), cancel
-            )
+            outcome: Any = parts.execution.work(job, emit, cancel)
         except Exception as exc:
             outcome = exc
         finally:
             done.set()
             watcher.join(timeout=5)
         reason = self._r.get(self._cancel_key(job_id)) if isinstance(outcome, Cancelled) else None
-        parts.execution.settle(job, outcome, cancel_reason=reason.decode() if reason else "cancelled", log=log)
+        if isinstance(reason, bytes):
+            reason = reason.decode()
+        parts.execution.settle(job, outcome, cancel_reason=reason or "cancelled", log=log)
 
     def _watch_cancel(self, job_id: str, cancel: threading.Event, done: threading.Event) -> None:
         key = self._cancel_key(job_id)

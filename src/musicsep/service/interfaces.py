@@ -114,8 +114,8 @@ class JobQueue(Protocol):
     threads. Scale-out: a Celery queue whose jobs run in worker processes.
     """
 
-    slots: int
-
+    @property
+    def slots(self) -> int: ...
     @property
     def depth(self) -> int: ...
     @property
