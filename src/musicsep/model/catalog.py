@@ -61,6 +61,8 @@ class ModelInfo:
     mdx: dict[str, Any] | None = None
     #: Samples per chunk for the MSST families (None: the config's own).
     chunk_size: int | None = None
+    #: Chunks overlapping each sample for the MSST families (step = chunk // num_overlap; None: the config's).
+    num_overlap: int | None = None
     quality: Quality | None = None
     #: file name -> URL (`musicsep models pull`), and file name -> published sha256.
     downloads: dict[str, str] = field(default_factory=dict)
@@ -117,6 +119,7 @@ def _info(name: str, entry: dict) -> ModelInfo:
         aliases=tuple(entry.get("aliases", ())),
         mdx=dict(entry["mdx"]) if entry.get("mdx") else None,
         chunk_size=int(entry["chunk_size"]) if entry.get("chunk_size") else None,
+        num_overlap=int(entry["num_overlap"]) if entry.get("num_overlap") else None,
         quality=Quality({k: float(v) for k, v in quality["sdr"].items()}, str(quality["basis"]),
                         str(quality["source"])) if quality else None,
         downloads=_downloads(entry) if weights else {},

@@ -11,6 +11,8 @@ it passes through here untouched, and any other failure to read a file becomes o
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,27 +90,26 @@ def load_family(name: str, files: FamilyFiles, listing: Listing, device: str, pr
             return _load_mdx(name, files.weights, info, listing, device, precision)
         assert files.config is not None
         arch = files.arch if files.arch != "msst" else msst_arch(files.config)
+        # Tools disagree on the chunking of the same checkpoint: the catalog fixes it per model.
+        chunking = {"chunk_size": info.chunk_size if info else None, "num_overlap": info.num_overlap if info else None}
         if arch == "mdx23c":
             from musicsep.model.mdx23c import load_mdx23c
 
-            separator = load_mdx23c(files.weights, files.config, name=name, device=device, precision=precision)
-        else:
-            from musicsep.model.roformer import load_roformer
+            return load_mdx23c(files.weights, files.config, name=name, device=device, precision=precision, **chunking)
+        from musicsep.model.roformer import load_roformer
 
-            separator = load_roformer(files.weights, files.config, name=name, device=device, precision=precision)
+        return load_roformer(files.weights, files.config, name=name, device=device, precision=precision, arch=arch,
+                             **chunking)
     except ModelUnavailable:
         raise
     except ImportError as exc:
         raise ModelUnavailable(f"model '{name}' needs a package that is not installed ({exc.name})") from exc
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
         raise ModelUnavailable(
             f"the files of model '{name}' on this machine are damaged or incomplete "
             f"({type(exc).__name__}); download them again"
         ) from exc
-    if info is not None and info.chunk_size and hasattr(separator, "chunk_size"):
-        # Tools disagree on the chunk length of the same checkpoint: the catalog fixes it.
-        separator.chunk_size = info.chunk_size
-    return separator
 
 
 def msst_arch(config: Path) -> str:
