@@ -21,6 +21,8 @@ benchmark against python-audio-separator uses it too).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
@@ -129,13 +131,27 @@ def _initialise(model: TfcTdfUNet, dim_f: int, seed: int) -> None:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average: the one batch's own statistics
         model.train()
-        example = torch.randn(2, 4, dim_f, _TRACE_FRAMES, generator=generator)
-        model(example)
-        model.eval()
-        # The learned part made a small correction to the residual: a tenth of the input's scale.
+        example = torch.randn(1, 4, dim_f, _TRACE_FRAMES, generator=generator)
+        # In training mode the normalisations use this batch's statistics, which they now also
+        # hold: the output is (to the unbiased-variance factor) what eval mode will give.
         correction = model(example) - example
-        model.last.weight.mul_(0.1 * example.std() / correction.std())
-        model.last.bias.mul_(0.1 * example.std() / correction.std())
+        # The learned part made a small correction to the residual: a tenth of the input's scale.
+        scale = 0.1 * example.std() / correction.std()
+        model.last.weight.mul_(scale)
+        model.last.bias.mul_(scale)
+    model.eval()
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch's OpenMP threads stall each other on a busy shared CPU (the build took 45 s instead
+    of a few with two threads at load 9); one thread is steady. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def mdx_unet(params: MdxParams, size: str = "full", seed: int = 0) -> TfcTdfUNet:
@@ -146,7 +162,7 @@ def mdx_unet(params: MdxParams, size: str = "full", seed: int = 0) -> TfcTdfUNet
 
 
 def parameter_count(params: MdxParams, size: str = "full") -> int:
-    return sum(p.numel() for p in mdx_unet(params, size).parameters())
+    return sum(p.numel() for p in TfcTdfUNet(params.dim_f, **SIZES[size]).parameters())
 
 
 def build_mdx_onnx(path: Path, params: MdxParams, size: str = "full", seed: int = 0) -> Path:
@@ -154,6 +170,11 @@ def build_mdx_onnx(path: Path, params: MdxParams, size: str = "full", seed: int 
     e.g. `UVR-MDX-NET-Inst_HQ_4.onnx`); returns `path`."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
+    with _one_torch_thread():
+        return _build(path, params, size, seed)
+
+
+def _build(path: Path, params: MdxParams, size: str, seed: int) -> Path:
     model = mdx_unet(params, size, seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
