@@ -42,9 +42,16 @@ def test_weights_without_an_ensemble_are_refused():
     assert "ensemble_weights needs an ensemble" in _message(ensemble_weights=[1.0, 1.0])
 
 
-@pytest.mark.parametrize("weights", [[1.0, 0.0], [1.0, -2.0], [1.0, float("nan")], [1.0, float("inf")]])
-def test_weights_are_positive_numbers(weights):
-    assert "positive numbers" in _message(ensemble=["a", "b"], ensemble_weights=weights)
+@pytest.mark.parametrize("weights", [[0.0, 0.0], [1.0, -2.0], [1.0, float("nan")], [1.0, float("inf")]])
+def test_weights_are_non_negative_numbers_not_all_zero(weights):
+    assert "non-negative numbers, not all zero" in _message(ensemble=["a", "b"], ensemble_weights=weights)
+    assert JobParams(ensemble=["a", "b"], ensemble_weights=[1.0, 0.0]).ensemble_weights == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("method", ["median_wave", "max_spec", "min_spec"])
+def test_weights_apply_to_avg_wave_only(method):
+    message = _message(ensemble=["a", "b"], ensemble_method=method, ensemble_weights=[1.0, 2.0])
+    assert f"avg_wave only, not to {method}" in message
 
 
 def test_an_unknown_ensemble_method_names_the_methods():
@@ -103,7 +110,7 @@ def test_params_round_trip_through_json():
         overlap=0.5,
         segment=7.0,
         ensemble=["a", "b"],
-        ensemble_method="max_spec",
+        ensemble_method="avg_wave",
         ensemble_weights=[1, 3],
         payload="base64",
         analyze=False,
@@ -196,7 +203,6 @@ def test_a_form_becomes_the_engines_request_through_one_model():
         format="flac",
         ensemble="htdemucs,htdemucs_ft",
         ensemble_weights="3,1",
-        ensemble_method="median_wave",
         shifts=2,
         file="ignored: the upload's own field",
     )
@@ -204,4 +210,4 @@ def test_a_form_becomes_the_engines_request_through_one_model():
     request = separation_request(spec, EngineOptions(device="cpu", precision="fp32", batch_size=2))
     assert (request.model, request.stems, request.format, request.shifts) == ("htdemucs", ["vocals"], "flac", 2)
     assert request.ensemble == ["htdemucs", "htdemucs_ft"] and request.ensemble_weights == [3.0, 1.0]
-    assert (request.ensemble_method, request.device, request.batch_size) == ("median_wave", "cpu", 2)
+    assert (request.ensemble_method, request.device, request.batch_size) == ("avg_wave", "cpu", 2)

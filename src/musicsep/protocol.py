@@ -173,7 +173,7 @@ class JobParams(BaseModel):
     )
     ensemble_weights: tuple[float, ...] | None = Field(
         default=None,
-        description="One positive weight per ensemble model (comma-separated in a form); equal if absent.",
+        description="avg_wave only: one weight per ensemble model (comma-separated in a form); equal if absent.",
         examples=[[2.0, 1.0]],
     )
     payload: Payload = Field(default="url", description="Stems as signed links, or inline base64.")
@@ -219,9 +219,9 @@ class JobParams(BaseModel):
 
     @field_validator("ensemble_weights")
     @classmethod
-    def _weights_positive(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
-        if value is not None and not all(math.isfinite(w) and w > 0 for w in value):
-            raise ValueError("ensemble_weights must be positive numbers")
+    def _weights_count(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None and (not all(math.isfinite(w) and w >= 0 for w in value) or sum(value) <= 0):
+            raise ValueError("ensemble_weights must be non-negative numbers, not all zero")
         return value
 
     @model_validator(mode="after")
@@ -229,6 +229,8 @@ class JobParams(BaseModel):
         if self.ensemble_weights is not None:
             if self.ensemble is None:
                 raise ValueError("ensemble_weights needs an ensemble: give the models as `ensemble`")
+            if self.ensemble_method != "avg_wave":
+                raise ValueError(f"ensemble_weights apply to avg_wave only, not to {self.ensemble_method}")
             if len(self.ensemble_weights) != len(self.ensemble):
                 raise ValueError(
                     f"ensemble_weights has {len(self.ensemble_weights)} weights for "

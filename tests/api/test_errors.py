@@ -142,6 +142,8 @@ ENSEMBLE_MISTAKES = [
     ({"ensemble": "a,b,c,d,e"}, "at most 4"),
     ({"ensemble": "tiny_htdemucs,../weights"}, "model names are 1 to 64"),
     ({"ensemble_weights": "1,1"}, "ensemble_weights needs an ensemble"),
+    ({"ensemble": "tiny_htdemucs,tiny_hdemucs", "ensemble_method": "max_spec", "ensemble_weights": "1,2"},
+     "avg_wave only"),
 ]
 
 

@@ -32,6 +32,20 @@ def test_sync_separate_yields_typed_events_and_downloads(live_server, make_clip,
             assert path.suffix == ".wav"
 
 
+def test_an_ensemble_job_runs_its_models_and_started_names_them(live_server, make_clip):
+    """Ensemble options go client -> form -> job spec -> engine request; `started` names what ran."""
+    server = live_server()
+    with Client(server.url) as client:
+        events = list(client.separate(make_clip(seconds=2.0), ensemble=["tiny_htdemucs", "tiny_hdemucs"],
+                                      ensemble_method="avg_wave", ensemble_weights=[2.0, 1.0], stems=["vocals"]))
+    assert not isinstance(events[-1], Failed), events[-1].raw
+    started = next(e for e in events if isinstance(e, Started))
+    assert started.model == "tiny_htdemucs+tiny_hdemucs"
+    assert started.raw["requested_model"] == started.model
+    assert isinstance(events[-1], Completed), events[-1]
+    assert set(events[-1].stems) == {"vocals"}
+
+
 def test_sync_submit_follow_resume_and_errors(live_server, make_clip):
     server = live_server()
     with Client(server.url) as client:

@@ -121,13 +121,16 @@ def _run(spec: JobSpec, input_path: Path, stems_dir: Path, *, loader: Any, optio
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device
-    from musicsep.model.separate import separate_file
+    from musicsep.model.separate import load_separator, separate_file
 
     fetch_started = time.monotonic()
     if spec.audio_url and not input_path.exists():
         fetch_input(spec.audio_url, input_path, options.fetch, max_duration_s=options.max_duration_s, cancel=cancel)
     started = time.monotonic()
-    separator, fallback_reason = loader.resolve(spec.model, options.device, options.precision)
+    request = separation_request(spec, options)
+    # What the engine will run, loaded here (the engine then takes it from the loader's cache) so
+    # that `started` names it: an ensemble job's `model` is the server default, which is not run.
+    separator, fallback_reason = load_separator(loader, request)
     loaded = time.monotonic()
     if spec.two_stems:
         stems = [spec.two_stems, f"no_{spec.two_stems}"]
@@ -137,7 +140,7 @@ def _run(spec: JobSpec, input_path: Path, stems_dir: Path, *, loader: Any, optio
         "started",
         {
             "model": separator.name,
-            "requested_model": spec.model,
+            "requested_model": separator.name if spec.ensemble else spec.model,
             "fallback_reason": fallback_reason,
             "device": str(getattr(separator, "device", resolve_device(options.device))),
             "stems": stems,
@@ -148,7 +151,7 @@ def _run(spec: JobSpec, input_path: Path, stems_dir: Path, *, loader: Any, optio
     result = separate_file(
         input_path,
         stems_dir,
-        separation_request(spec, options),
+        request,
         loader=loader,
         on_progress=ProgressThinner(emit),
         cancel=cancel,
