@@ -94,3 +94,45 @@ def test_usage_errors_exit_2(cli_env, make_clip, args):
     out = _musicsep("separate", *clip, "-m", "tiny_hdemucs", *args, env_extra=cli_env)
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_ensemble_of_two_models(cli_env, make_clip, tmp_path):
+    clip = make_clip(seconds=2.0)
+    out = _musicsep("separate", clip, "--ensemble", "tiny_htdemucs,tiny_hdemucs", "--ensemble-method",
+                    "median_wave", "--stems", "vocals", "-o", tmp_path, "--json", env_extra=cli_env)
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout)
+    assert line["model"] == line["requested_model"] == "tiny_htdemucs+tiny_hdemucs"
+    assert line["stems"] == {"vocals": str(tmp_path / "tiny_htdemucs+tiny_hdemucs" / clip.stem / "vocals.wav")}
+
+
+@pytest.mark.parametrize("args", [
+    ["--ensemble", "tiny_htdemucs"],
+    ["--ensemble", "tiny_htdemucs,tiny_hdemucs", "--ensemble-weights", "1,x"],
+    ["--ensemble", "tiny_htdemucs,tiny_hdemucs", "--ensemble-weights", "1,2,3"],
+    ["--ensemble", "tiny_htdemucs,tiny_hdemucs", "--ensemble-method", "max_spec", "--ensemble-weights", "1,2"],
+    ["--ensemble-weights", "1,2"],
+])
+def test_bad_ensembles_exit_2(cli_env, make_clip, args):
+    out = _musicsep("separate", make_clip(seconds=1.0), *args, env_extra=cli_env)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("files,model", [
+    ({"UVR-MDX-NET-Inst_HQ_4.onnx": b"\x08\x07truncated"}, "UVR-MDX-NET-Inst_HQ_4"),
+    ({"someones_model.onnx": b"\x08\x07unknown"}, "someones_model"),
+    ({"my_model.ckpt": b"PK\x03\x04cut", "my_model.yaml": b"audio: {chunk_size: 1}\n"}, "my_model"),
+    ({"MelBandRoformer.ckpt": b"PK\x03\x04cut", "config_vocals_mel_band_roformer_kim.yaml": b"not: [a config"},
+     "mel_band_roformer_kim"),
+])
+def test_bad_model_files_exit_4(make_clip, tmp_path, files, model):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name, payload in files.items():
+        (repo / name).write_bytes(payload)
+    env = {"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "MUSICSEP_FALLBACK": "none"}
+    out = _musicsep("separate", make_clip(seconds=1.0), "-m", model, "-o", tmp_path / "out", env_extra=env)
+    assert out.returncode == 4, out.stderr
+    assert "Traceback" not in out.stderr and str(repo) not in out.stderr

@@ -32,8 +32,10 @@ def list_models(args: argparse.Namespace) -> int:
     from musicsep.model.catalog import load_catalog
 
     loader = _loader()
-    rows = [{"name": info.name, "stems": list(info.stems), "bag": info.bag,
-             "available": loader.is_available(info.name), "description": info.description}
+    rows = [{"name": info.name, "arch": info.arch, "stems": list(info.stems), "bag": info.bag,
+             "available": loader.is_available(info.name),
+             "quality": info.quality.text() if info.quality else None,
+             "members": list(info.members) or None, "description": info.description}
             for info in load_catalog().values()]
     if args.json:
         for row in rows:
@@ -41,21 +43,28 @@ def list_models(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         mark = "yes" if row["available"] else "no "
-        print(f"{row['name']:<13} local:{mark}  {','.join(row['stems']):<40} {row['description']}")
+        quality = f"  [{row['quality']}]" if row["quality"] else ""
+        print(f"{row['name']:<27} {row['arch']:<17} local:{mark}  {','.join(row['stems']):<28} "
+              f"{row['description']}{quality}")
     return 0
 
 
 def pull_model(args: argparse.Namespace) -> int:
+    from musicsep.model.catalog import canonical_name, load_catalog
     from musicsep.model.errors import MusicsepError
     from musicsep.model.loading import download
     from musicsep.model.names import model_name
 
     loader = _loader()
     try:
-        if loader.is_available(model_name(args.name)):
-            print(f"{args.name} is already on this machine")
+        name = canonical_name(model_name(args.name))
+        if loader.is_available(name):
+            print(f"{name} is already on this machine")
             return 0
-        download(args.name)  # huggingface_hub shows a progress bar per file on stderr
+        info = load_catalog().get(name)
+        if info is not None and info.arch not in ("demucs", "dsp"):
+            return _pull_files(loader, info)
+        download(name)  # huggingface_hub shows a progress bar per file on stderr
     except MusicsepError as exc:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -63,7 +72,23 @@ def pull_model(args: argparse.Namespace) -> int:
         print(f"musicsep: could not download {args.name}: {type(exc).__name__}: {exc}",
               file=sys.stderr)
         return 4
-    print(f"{args.name} downloaded")
+    print(f"{name} downloaded")
+    return 0
+
+
+def _pull_files(loader, info) -> int:
+    """A UVR / MSST model (or each model of an ensemble preset) into the model folder."""
+    from musicsep.model.catalog import load_catalog
+    from musicsep.model.pull import pull_files
+
+    if loader.repo is None:
+        print("musicsep: set MUSICSEP_MODEL_REPO to the folder the model files go to "
+              "(a UVR or audio-separator model folder works as it is)", file=sys.stderr)
+        return 2
+    members = [load_catalog()[member] for member in info.members] if info.arch == "ensemble" else [info]
+    for member in members:
+        fetched = pull_files(member, loader.repo, progress=sys.stderr.isatty())
+        print(f"{member.name}: " + (f"downloaded {', '.join(fetched)}" if fetched else "already here"))
     return 0
 
 

@@ -38,8 +38,8 @@ class Quality:
     source: str
 
     def text(self) -> str:
-        figures = ", ".join(f"{value:.2f} {stem}" for stem, value in self.sdr.items())
-        return f"SDR {figures} dB ({self.basis}; {self.source})"
+        figures = ", ".join(f"{stem} {value:.2f} dB" for stem, value in self.sdr.items())
+        return f"SDR {figures} ({self.basis}; {self.source})"
 
 
 @dataclass(frozen=True)
