@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
 from musicsep.api.deps import Authenticated, ServiceDep, SettingsDep
 from musicsep.api.schemas import ERROR_RESPONSES, HealthPublic, ModelList, ModelLoaded, ModelLoadForm, ModelPublic
@@ -14,6 +15,26 @@ from musicsep.model.names import MODEL_NAME_PATTERN
 from musicsep.service import model_loads
 
 router = APIRouter(responses=ERROR_RESPONSES)
+
+
+class QualityPublic(BaseModel):
+    """A published quality figure: SDR in dB per stem (or `average`), on one basis, from one source."""
+
+    sdr: dict[str, float]
+    basis: str = Field(description="The test set the figure was measured on (figures on other bases do not compare).")
+    source: str
+
+
+class CatalogModelPublic(ModelPublic):
+    """ModelPublic plus the engine family, the published quality and an ensemble's models (additive fields)."""
+
+    arch: str = Field(description="demucs, mdx, bs_roformer, mel_band_roformer, mdx23c, dsp or ensemble.")
+    quality: QualityPublic | None = None
+    members: list[str] | None = Field(default=None, description="The models an ensemble preset combines.")
+
+
+class CatalogList(ModelList):
+    models: list[CatalogModelPublic]  # type: ignore[assignment]  # the same list, each entry with more fields
 
 
 @router.get("/health", response_model=HealthPublic, tags=["system"], summary="Liveness, load and dependencies",
@@ -39,13 +60,19 @@ async def metrics(service: ServiceDep) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/v1/models", response_model=ModelList, tags=["models"], dependencies=[Authenticated],
+@router.get("/api/v1/models", response_model=CatalogList, tags=["models"], dependencies=[Authenticated],
             summary="The models this server knows")
-async def list_models(service: ServiceDep, settings: SettingsDep) -> ModelList:
+async def list_models(service: ServiceDep, settings: SettingsDep) -> CatalogList:
     loaded = set(service.loader.loaded())
-    models = [ModelPublic(name=info.name, stems=list(info.stems), description=info.description,
-                          loaded=info.name in loaded) for info in load_catalog().values()]
-    return ModelList(models=models, default=settings.default_model)
+    models = [
+        CatalogModelPublic(
+            name=info.name, stems=list(info.stems), description=info.description, loaded=info.name in loaded,
+            arch=info.arch, members=list(info.members) or None,
+            quality=QualityPublic(sdr=info.quality.sdr, basis=info.quality.basis, source=info.quality.source)
+            if info.quality else None)
+        for info in load_catalog().values()
+    ]
+    return CatalogList(models=models, default=settings.default_model)
 
 
 @router.post("/api/v1/models/{name}/load", response_model=ModelLoaded, tags=["models"],

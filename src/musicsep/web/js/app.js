@@ -32,6 +32,19 @@ function eventsUrl(jobId) {
 
 // --- the form --------------------------------------------------------------------------------
 
+const ARCH_LABELS = {
+  demucs: "Demucs", mdx: "MDX-Net", bs_roformer: "BS-RoFormer", mel_band_roformer: "Mel-Band RoFormer",
+  mdx23c: "MDX23C", dsp: "DSP", ensemble: "Ensemble",
+};
+
+function modelOption(model, fallback) {
+  const family = ARCH_LABELS[model.arch] ? ` · ${ARCH_LABELS[model.arch]}` : "";
+  const label = `${model.name}${family}${model.name === fallback ? " (server default)" : ""}`;
+  const option = new Option(label, model.name);
+  option.selected = model.name === fallback;
+  return option;
+}
+
 async function loadModels() {
   const select = $("model");
   showError($("form-error"), null);
@@ -39,21 +52,32 @@ async function loadModels() {
     const { models, default: fallback } = await listModels();
     for (const model of models) state.models.set(model.name, model);
     if (!state.models.has(fallback)) state.models.set(fallback, { name: fallback, stems: [], description: "" });
-    select.replaceChildren(...[...state.models.values()].map((model) => {
-      const option = new Option(model.name === fallback ? `${model.name} (server default)` : model.name, model.name);
-      option.selected = model.name === fallback;
-      return option;
-    }));
+    const all = [...state.models.values()];
+    const singles = document.createElement("optgroup");
+    singles.label = "Models";
+    singles.append(...all.filter((model) => model.arch !== "ensemble").map((model) => modelOption(model, fallback)));
+    const ensembles = document.createElement("optgroup");
+    ensembles.label = "Ensembles (several models combined)";
+    ensembles.append(...all.filter((model) => model.arch === "ensemble").map((model) => modelOption(model, fallback)));
+    select.replaceChildren(...[singles, ensembles].filter((group) => group.children.length));
     describeModel();
   } catch (problem) {
     showError($("form-error"), problem);
   }
 }
 
+function qualityText(quality) {
+  if (!quality) return "";
+  const figures = Object.entries(quality.sdr).map(([stem, value]) => `${stem} ${value.toFixed(2)} dB`).join(", ");
+  return ` Published SDR: ${figures} (${quality.basis}; ${quality.source}).`;
+}
+
 function describeModel() {
   const model = state.models.get($("model").value);
   const stems = model?.stems || [];
-  $("model-stems").textContent = stems.length ? `Stems: ${stems.join(", ")}. ${model.description}` : "";
+  const members = model?.members?.length ? ` Combines: ${model.members.join(", ")}.` : "";
+  $("model-stems").textContent = stems.length
+    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality)}` : "";
   const karaoke = document.querySelector('input[name="mode"][value="karaoke"]');
   karaoke.disabled = stems.length > 0 && !stems.includes("vocals");
   if (karaoke.disabled && karaoke.checked) document.querySelector('input[name="mode"][value="all"]').checked = true;
