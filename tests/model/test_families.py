@@ -130,3 +130,10 @@ def test_bad_checkpoint_files_are_model_unavailable(uvr_folder, tmp_path, damage
     with pytest.raises(ModelUnavailable) as info:
         ModelLoader(repo=folder, offline=True).get("mel_band_roformer_kim", device="cpu")
     assert str(folder) not in info.value.message
+
+
+def test_a_missing_family_model_falls_back_and_says_why(uvr_folder):
+    loader = ModelLoader(repo=uvr_folder, offline=True, fallback=("dsp",))
+    separator, reason = loader.resolve("bs_roformer_viperx_1297", device="cpu")
+    assert separator.name == "dsp"
+    assert "model_bs_roformer_ep_317_sdr_12.9755.ckpt" in reason and "used 'dsp' instead" in reason
