@@ -46,11 +46,11 @@ def test_disconnect_cancels_and_the_next_job_starts_after_the_thread_ended(live_
     assert second["position"] == 1
     # The service's own record of its worker threads, with the real engine's cancel: the first
     # one ended before the second began.
-    records = server.service.runner.records()
+    records = server.service.admission.runner.records()
     first_end = next(r.at for r in records if r.job_id == first_id and r.what == "end")
     second_start = next(r.at for r in records if r.job_id == second["job_id"] and r.what == "start")
     assert first_end <= second_start
-    assert server.service.runner.live == 0
+    assert server.service.admission.runner.live == 0
 
 
 def test_full_queue_503_with_retry_after_wait_false_503_busy_health_counts_and_delete_202(live_server, make_clip):

@@ -106,17 +106,17 @@ def test_an_absent_device_is_a_422_that_names_the_devices(server):
     assert server.service.loader.loaded() == []
 
 
-def _hold_jobs(server) -> threading.Event:
-    """Keep every job running until the event is set: the real pipeline, started late."""
+def _held_server(live_server, **settings) -> tuple[object, threading.Event]:
+    """A server whose jobs wait until the event is set, then run the real pipeline."""
+    from musicsep.service.pipeline import run_pipeline
+
     gate = threading.Event()
-    pipeline = server.service._pipeline
 
     def held(*args, **kwargs):
         assert gate.wait(60), "the test never let the job go"
-        return pipeline(*args, **kwargs)
+        return run_pipeline(*args, **kwargs)
 
-    server.service._pipeline = held
-    return gate
+    return live_server(pipeline=held, **settings), gate
 
 
 def _running_job(server, clip) -> str:
@@ -128,8 +128,7 @@ def _running_job(server, clip) -> str:
 
 def test_a_model_load_waits_for_the_running_job_instead_of_running_beside_it(live_server, make_clip):
     """Was: the load ran at once, beside the job, on the same device (double the memory)."""
-    server = live_server(max_concurrent=1, queue_size=4)
-    gate = _hold_jobs(server)
+    server, gate = _held_server(live_server, max_concurrent=1, queue_size=4)
     job_id = _running_job(server, make_clip(seconds=1.0))
     answers: list[httpx.Response] = []
     loading = threading.Thread(target=lambda: answers.append(
@@ -152,8 +151,7 @@ def test_a_model_load_waits_for_the_running_job_instead_of_running_beside_it(liv
 
 def test_a_model_load_is_503_with_retry_after_when_busy_and_the_queue_is_full(live_server, make_clip):
     """Was: 200, the load ran beside the job whatever the queue held."""
-    server = live_server(max_concurrent=1, queue_size=0)
-    gate = _hold_jobs(server)
+    server, gate = _held_server(live_server, max_concurrent=1, queue_size=0)
     try:
         _running_job(server, make_clip(seconds=1.0))
         response = httpx.post(f"{server.url}/api/v1/models/tiny_hdemucs/load", timeout=60)
