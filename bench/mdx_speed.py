@@ -6,7 +6,7 @@
 The graph is tests/model/mdx_graphs.py's full-size TFC-TDF U-Net (~14.7 M weights, 59 MB, UVR's
 interface) built once into --work. Each variant streams the same clip of two chunks through
 musicsep's MdxSeparator; only the onnxruntime session differs:
-- `musicsep`: what load_mdx opens (intra-op threads = usable cores, at most 2; no spin-waiting);
+- `musicsep`: what load_mdx opens (intra-op threads = the process's usable cores; no spin-waiting);
 - `t1`: one intra-op thread, no spin-waiting;
 - `default`: `SessionOptions()` untouched, as python-audio-separator opens it (the baseline).
 Variants alternate within each repeat so machine load hits all alike; medians are printed with

@@ -15,19 +15,17 @@ from musicsep.model.mdx.params import MdxParams
 
 INPUT_NAME = "input"
 
-#: Intra-op threads on the CPU when the caller does not say: bench/mdx_speed.py measured 2
-#: threads (the physical cores here) against 1 and onnxruntime's default; see docs/models.md.
-DEFAULT_CPU_THREADS = 2
-
 
 def cpu_threads() -> int:
-    """Threads for one session: the CPUs this process may use (a container's cpuset included;
-    onnxruntime's own default counts the host's cores), at most DEFAULT_CPU_THREADS."""
+    """Intra-op threads for one session: the CPUs this process may use (a container's cpuset
+    included). onnxruntime's default counts the host's physical cores instead. Measured with
+    bench/mdx_speed.py on a shared 2-core EPYC: 2 threads and 1 thread within noise of each other
+    under load 7-10 (the second core was busy with other jobs), both a little faster than
+    onnxruntime's defaults (spin-waiting on); docs/models.md has the figures."""
     try:
-        usable = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(usable, DEFAULT_CPU_THREADS))
+        return os.cpu_count() or 1
 
 
 def providers_for(device: str) -> list:
@@ -61,8 +59,8 @@ def open_session(path: Path, params: MdxParams, *, name: str, device: str, threa
     options.intra_op_num_threads = threads or cpu_threads()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # onnxruntime's warnings are for model authors, not users
-    # Spinning workers burn a shared CPU between the short gaps of a pass; blocking costs nothing
-    # measurable here (bench/mdx_speed.py).
+    # Spinning workers burn a shared CPU between the short gaps of a pass (other jobs' time);
+    # blocking was not slower in bench/mdx_speed.py.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
