@@ -49,11 +49,12 @@ MODELS = {  # name -> (full-size config, its tiny variant for a quick run of thi
 PRECISIONS = ("fp32", "bf16")
 
 
-def _forward(model: torch.nn.Module, chunk: torch.Tensor, precision: str) -> float:
-    started = time.perf_counter()
+def _forward(model: torch.nn.Module, chunk: torch.Tensor, precision: str) -> tuple[float, float]:
+    """Wall seconds and this process's CPU seconds of one forward (CPU time drifts less with load)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
         model(chunk).float()
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def end_to_end(name: str, size: str) -> None:
@@ -105,21 +106,25 @@ def main() -> None:
         params = sum(p.numel() for p in model.parameters())
         chunk = torch.randn(1, config.num_channels, config.chunk_size) * 0.1
         _forward(model, chunk[..., : config.chunk_size // 8], "fp32")  # first-call allocations, once
-        times: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
-        for _ in range(args.repeats):
-            for precision in PRECISIONS:
-                times[precision].append(_forward(model, chunk, precision))
+        times: dict[str, list[tuple[float, float]]] = {precision: [] for precision in PRECISIONS}
         print(
             f"\n{name}: {params / 1e6:.1f} M parameters, chunk {config.chunk_size} samples, "
-            f"num_overlap {config.num_overlap}, {per_minute:.2f} forwards per minute of audio"
+            f"num_overlap {config.num_overlap}, {per_minute:.2f} forwards per minute of audio",
+            flush=True,
         )
-        base = statistics.median(times["fp32"])
+        for _ in range(args.repeats):
+            for precision in PRECISIONS:
+                wall, cpu = _forward(model, chunk, precision)
+                times[precision].append((wall, cpu))
+                print(f"  {precision} forward: {wall:.1f} s wall, {cpu:.1f} CPU s", flush=True)
+        base = statistics.median(wall for wall, _ in times["fp32"])
+        base_cpu = statistics.median(cpu for _, cpu in times["fp32"])
         for precision in PRECISIONS:
-            median = statistics.median(times[precision])
-            runs = ", ".join(f"{t:.1f}" for t in times[precision])
+            wall = statistics.median(w for w, _ in times[precision])
+            cpu = statistics.median(c for _, c in times[precision])
             print(
-                f"  {precision}: {median:.2f} s per chunk (runs {runs}) -> {median * per_minute:.0f} s per "
-                f"minute of audio; ratio to fp32 {median / base:.2f}"
+                f"  {precision}: {wall:.1f} s wall per chunk -> {wall * per_minute:.0f} s per minute of audio "
+                f"({cpu * per_minute:.0f} CPU s); ratio to fp32 {wall / base:.2f} wall, {cpu / base_cpu:.2f} CPU"
             )
         del model
     if args.end_to_end:
