@@ -1,4 +1,4 @@
-"""Fixtures of the model-name tests (issue 12, finding 1): a model folder, a real tiny model
+"""Fixtures of the model-name tests: a model folder, a real tiny model
 outside it, and a record of every weight file Demucs's own loaders read.
 
 The record wraps Demucs's readers (`demucs.hf.load_safetensors_model` for `.safetensors`,

@@ -237,7 +237,7 @@ def _post_keyed(api: str, clip: bytes, **fields: str) -> httpx.Response:
 
 
 def idempotency_replays_and_conflicts(apis: list[str], clip: Path, key: str) -> None:
-    """Issue 12, finding 9b: a key with the same body is the first job (on any API process); with
+    """Idempotency keys: a key with the same body is the first job (on any API process); with
     other options or another file it is 409 `idempotency_conflict` naming the first job."""
     audio = clip.read_bytes()
     first = _post_keyed(apis[0], audio, idempotency_key=key, analyze="false", stems="vocals")

@@ -1,4 +1,4 @@
-"""Must-be-true 6: limits and bad inputs are refused early, with the one error envelope."""
+"""Limits and bad inputs are refused early, with the one error envelope."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_request_id_is_echoed_when_acceptable(server):
     assert response.headers["x-request-id"] != "bad id\twith tab"
 
 
-# --- issue 12, finding 8: inputs that answered 500 ---------------------------------------------
+# --- inputs that once answered 500 ---------------------------------------------
 
 KEY = "k" * 24
 SOME_JOB = "0123456789abcdef0123456789abcdef"

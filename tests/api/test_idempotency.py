@@ -1,4 +1,4 @@
-"""Issue 12, finding 9b: idempotency keys on the embedded server.
+"""Idempotency keys on the embedded server.
 
 A key reused with a different body silently returned the first job, and a replay of an existing
 key while the queue was full got 503 instead of its job. "The same body" is the JobSpec's options

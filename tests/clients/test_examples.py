@@ -1,4 +1,4 @@
-"""Must-be-true 8: the examples, run as a user runs them, against a live server."""
+"""The examples, run as a user runs them, against a live server."""
 
 from __future__ import annotations
 

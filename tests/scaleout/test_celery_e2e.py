@@ -1,7 +1,7 @@
 """Scale-out end to end: two API processes, Celery workers as subprocesses, one Redis.
 
-Issue 6 items 1 (resume on the other node), 2 (kill -9 of a worker), 4 (priorities) and 5
-(cancel). Storage here is the shared local data dir; test_cluster_scenarios.py runs the server's
+Resume on the other node, kill -9 of a worker, priorities and cancel. Storage here is the shared
+local data dir; test_cluster_scenarios.py runs the server's
 own end-to-end scenarios with MUSICSEP_STORAGE=s3.
 """
 

@@ -1,4 +1,4 @@
-"""Issue 6 item 1: the server's end-to-end scenarios on the scale-out deployment.
+"""The server's end-to-end scenarios on the scale-out deployment.
 
 The same scenario functions the embedded server's tests run (tests/scenarios.py: stream, resume,
 disconnect-cancel, downloads, audio_url), here with MUSICSEP_QUEUE=celery and MUSICSEP_STORAGE=s3,
@@ -101,5 +101,5 @@ def test_an_audio_url_is_fetched_by_the_worker_and_non_public_ones_are_refused(c
 
 
 def test_an_idempotency_key_replays_on_either_api_process_and_another_body_is_409(cluster, make_clip):
-    """Issue 12, finding 9b on the scale-out deployment: Redis store, two API processes."""
+    """Idempotency keys on the scale-out deployment: Redis store, two API processes."""
     idempotency_replays_and_conflicts(cluster.apis, make_clip(seconds=1.0), "cluster-song-1")

@@ -134,7 +134,7 @@ def test_a_follower_stops_at_the_terminal_event_even_when_more_was_appended(open
 
 
 def test_a_follower_beyond_the_log_gets_the_terminal_event_instead_of_waiting_forever(open_log):
-    """Issue 12, finding 5: a cursor past the log (Last-Event-ID from another log, or made up)
+    """A cursor past the log (Last-Event-ID from another log, or made up)
     waited for ids that never come. It now gets what lies past it, and the terminal event."""
     log = open_log()
     log.append("job", "queued", {"position": 1})
@@ -198,7 +198,7 @@ def test_long_strings_come_back_byte_for_byte_and_are_decoded_only_when_asked(op
 
 
 def test_a_replay_reads_a_base64_result_in_chunks_never_whole(open_log):
-    """Issue 12, finding 2: every reader loaded and decoded the whole log (here 16 MB)."""
+    """Readers page the log: no reader loads and decodes the whole log (here 16 MB), as they once did."""
     log = open_log()
     log.append("job", "completed", _base64_result(stems=4, stem_bytes=3_000_000))
     reader = open_log()

@@ -1,4 +1,4 @@
-"""Issue 12, fault injection: Redis killed while event streams are open (scale-out).
+"""Fault injection: Redis killed while event streams are open (scale-out).
 
 Every open stream ends at once, cleanly, with an in-band notice: `retry:` and the SSE comment
 `: error events_unavailable: …` (a comment: no client takes it for a log event or a terminal

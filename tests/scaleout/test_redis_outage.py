@@ -1,4 +1,4 @@
-"""Redis stopped (issue 6, item 3): submissions answer 503 `queue_unavailable`, never
+"""Redis stopped: submissions answer 503 `queue_unavailable`, never
 202-then-lost, and `GET /health` says Redis is down (503, not a 500); when Redis is back, the API
 and the worker reconnect by themselves and /health answers 200 again.
 

@@ -1,4 +1,4 @@
-"""Issue 12, finding 1, in the scale-out worker: defence in depth. A job whose spec names a path (a
+"""Model names in the scale-out worker: defence in depth. A job whose spec names a path (a
 job written into Redis by someone else than the API, which refuses such names) fails with a clear
 reason, and nothing outside the model folder is read."""
 

@@ -1,4 +1,4 @@
-"""The SSRF address check, spelling by spelling (issue 12, finding 6).
+"""The SSRF address check, spelling by spelling: every private, loopback, link-local and mapped form is refused.
 
 Every case here calls the check itself (`address_allowed`, or `pin`, which checks a URL and
 returns where a fetch would connect) and never opens a connection: several of these addresses

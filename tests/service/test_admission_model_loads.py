@@ -1,4 +1,4 @@
-"""Model loads take run slots like jobs (issue 12, finding 1): queued behind the jobs already
+"""Model loads take run slots like jobs: queued behind the jobs already
 waiting, ahead of later ones, never announced as a job, removable while they wait."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12, finding 9c: the embedded job database is refused at startup when it cannot be what
+"""The embedded job database is refused at startup when it cannot be what
 this server left, instead of starting empty and orphaning every job folder.
 
 Refused (never rebuilt, see service/database_check.py): a zero-length file, a file that is not an

@@ -1,4 +1,4 @@
-"""Issue 12, finding 9e: the page sends its API key to its own server only.
+"""The page sends its API key to its own server only.
 
 Stems kept in S3 come as presigned links to the bucket; the page fetched them with the same
 `request()` it uses for the API, so the key went along. Here the other origin is a small HTTP

@@ -1,4 +1,6 @@
-"""uvicorn's HTTP protocol with the connection timeouts it lacks (issue 12, finding 3).
+"""uvicorn's HTTP protocol with the connection limits it lacks.
+
+A header deadline, a header size cap and a body idle timeout.
 
 uvicorn has one connection timeout, `timeout_keep_alive`: the wait between two requests, reset by
 any byte. A client that opens a connection and sends nothing, or half a request line, or one

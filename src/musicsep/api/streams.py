@@ -9,7 +9,7 @@ A stream also ends early, cleanly, with a `retry:` and an SSE comment saying why
 its maximum lifetime is reached, the server is shutting down (SIGTERM; sse-starlette's shutdown
 event), or the event log cannot be read (Redis gone in scale-out). A comment is what every SSE
 client ignores by the spec, so none can take it for a log event or a terminal one; EventSource
-and musicsep.clients then reconnect with `Last-Event-ID` and lose nothing (issue 12).
+and musicsep.clients then reconnect with `Last-Event-ID` and lose nothing.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ def encode(batch: list[Event], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes
     """A batch's SSE frames as writes of about `chunk_bytes`: small events share one write (one
     per batch, not one per event); a long one (a `payload=base64` result) goes out a chunk at a
     time, read from the log as the client takes it. Each write waits for the connection to drain,
-    so a reader that stalls holds one chunk of the server's memory, not the event or the log
-    (issue 12, finding 2).
+    so a reader that stalls holds one chunk of the server's memory, not the event or the log.
 
     The data is the event's stored text as it is (service/event_text.py), so the bytes are those
     `ServerSentEvent(data=json.dumps(data, separators=(",", ":"), ensure_ascii=False))` gives:

@@ -1,4 +1,4 @@
-"""How an event's data is stored, so that a replay sends it without decoding it (issue 12, finding 2).
+"""How an event's data is stored, so that a replay sends it without decoding it.
 
 A `payload=base64` job's `completed` event carries every stem as base64: megabytes in one event.
 Stored as one JSON row, every reader of the log loaded, decoded and re-encoded all of it, and a

@@ -7,7 +7,7 @@ store and then wait for a wake-up; nothing is sent that is not in the log.
 
 Replays go page by page (`PAGE_EVENTS`, `PAGE_BYTES`), and an event read back carries its stored
 text (service/event_text.py) rather than a decoded dict: a reader holds one page and one chunk
-of a long event, never the whole log (issue 12, finding 2).
+of a long event, never the whole log.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def _unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
 
     Every event past the cursor; and the terminal event also when the cursor is beyond it, that
     is beyond the log: a `Last-Event-ID` from another log or a made-up number would otherwise
-    wait for ids that never come and keep its connection open after the job's end (issue 12,
-    finding 5). A reader whose cursor is the terminal event itself already has it.
+    wait for ids that never come and keep its connection open after the job's end. A reader
+    whose cursor is the terminal event itself already has it.
     """
     for index, event in enumerate(events):
         if event.terminal:
