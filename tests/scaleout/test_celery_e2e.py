@@ -1,8 +1,8 @@
 """Scale-out end to end: two API processes, Celery workers as subprocesses, one Redis.
 
 Resume on the other node, kill -9 of a worker, priorities and cancel. Storage here is the shared
-local data dir; test_cluster_scenarios.py runs the server's
-own end-to-end scenarios with MUSICSEP_STORAGE=s3.
+local data dir; test_cluster_scenarios.py runs the server's own end-to-end scenarios with
+MUSICSEP_STORAGE=s3.
 """
 
 from __future__ import annotations
