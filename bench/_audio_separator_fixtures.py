@@ -120,10 +120,15 @@ def write_track(path: Path, seconds: float) -> Path:
     sys.path.insert(0, str(REPO / "bench"))
     from _multitrack import SR, make_song
 
-    songs = []
-    for seed in range(SONGS):
-        mix = make_song(seed, SONG_SECONDS).mix.astype(np.float64)
-        songs.append((mix * (TRACK_PEAK / np.abs(mix).max())).astype(np.float32).T)  # max exactly TRACK_PEAK
+    cache = path.parent / "songs.npy"  # rendering takes a while; every track of a run loops the same songs
+    if cache.exists():
+        songs = list(np.load(cache))
+    else:
+        songs = []
+        for seed in range(SONGS):
+            mix = make_song(seed, SONG_SECONDS).mix.astype(np.float64)
+            songs.append((mix * (TRACK_PEAK / np.abs(mix).max())).astype(np.float32).T)  # max exactly TRACK_PEAK
+        np.save(cache, np.stack(songs))
     total, done, index = int(round(seconds * SR)), 0, 0
     with sf.SoundFile(str(path), "w", SR, 2, subtype="FLOAT") as out:
         while done < total:
