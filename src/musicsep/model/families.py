@@ -10,12 +10,10 @@ it passes through here untouched, and any other failure to read a file becomes o
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from musicsep.model.catalog import CHECKPOINT_ARCHES, ModelInfo, load_catalog
 from musicsep.model.errors import ModelUnavailable
@@ -139,46 +137,27 @@ def _load_mdx(name: str, path: Path, info: ModelInfo | None, listing: Listing, d
 
 def mdx_params(name: str, path: Path, info: ModelInfo | None, listing: Listing):
     """The catalog's parameters, else UVR's hash table in the folder; else a clear ModelUnavailable."""
-    from musicsep.model.mdx import MdxParams, mdx_params_for_file
+    from musicsep.model.mdx import MdxParams, mdx_params_for_file, missing_parameters, read_uvr_model_data
 
     if info is not None and info.mdx:
         values = dict(info.mdx)
         primary = str(values.pop("primary"))
         secondary = next(stem for stem in info.stems if stem != primary)
         return MdxParams(primary=primary, secondary=secondary, **values)
-    table = hash_table(listing)
-    params = mdx_params_for_file(path, table) if table is not None else None
+    table = listing.file(HASH_TABLE_NAMES)
+    params = mdx_params_for_file(path, read_uvr_model_data(table)) if table is not None else None
     if params is None:
-        where = (
-            "UVR's hash table has no entry for this file"
-            if table is not None
-            else "no UVR hash table (model_data.json) is in the model folder"
-        )
-        raise ModelUnavailable(
-            f"model '{name}' is an MDX-Net ONNX file whose parameters are unknown: the catalog does not "
-            f"list it and {where}; its n_fft, dim_f, dim_t, compensate and primary stem are missing "
-            "(put UVR's mdx_model_data/model_data_new.json beside it as model_data.json)"
-        )
+        raise missing_parameters(name)
     return params
 
 
-def hash_table(listing: Listing) -> dict[str, Any] | None:
-    """UVR's MDX-Net parameters keyed by file hash, from the first table found in the folder."""
-    path = listing.file(HASH_TABLE_NAMES)
-    if path is None:
-        return None
-    try:
-        table = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailable(
-            f"UVR's hash table in the model folder ({path.name}) cannot be read ({type(exc).__name__})"
-        ) from exc
-    return table if isinstance(table, dict) else None
-
-
-def weights_bytes(files: FamilyFiles) -> int:
-    """What the cache counts for a family model: its weight file's size (an ONNX session's weights
-    are not torch tensors; a checkpoint's size is its fp32 parameters within a few percent)."""
+def weights_bytes(separator, files: FamilyFiles) -> int:
+    """What the cache counts for a family model: the separator's own `weight_bytes` where it has one,
+    else its weight file's size (an ONNX session's weights are not torch tensors; a checkpoint's size
+    is its fp32 parameters within a few percent)."""
+    own = getattr(separator, "weight_bytes", None)
+    if isinstance(own, int):
+        return own
     try:
         return files.weights.stat().st_size
     except OSError:

@@ -149,7 +149,7 @@ class ModelLoader:
             except ModelUnavailable as exc:
                 self._failures[name] = exc
                 raise
-            self._cache.put(key, separator, families.weights_bytes(files))
+            self._cache.put(key, separator, families.weights_bytes(separator.inner, files))
             return separator
 
     def ensemble(self, names: Sequence[str], method: str = "avg_wave", weights: Sequence[float] | None = None,
