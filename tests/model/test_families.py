@@ -137,3 +137,47 @@ def test_a_missing_family_model_falls_back_and_says_why(uvr_folder):
     separator, reason = loader.resolve("bs_roformer_viperx_1297", device="cpu")
     assert separator.name == "dsp"
     assert "model_bs_roformer_ep_317_sdr_12.9755.ckpt" in reason and "used 'dsp' instead" in reason
+
+
+class _StandInSeparator:
+    """A stand-in for a family separator (the engine contract, no model): chunk k is `mix * (k + 1)`.
+    On 'cuda' its pass runs out of memory at chunk 3, as a CUDA allocation failure reads."""
+
+    sources = ["vocals", "instrumental"]
+    samplerate, audio_channels, normalize = 44100, 2, False
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def prepare(self, frames, stems, options=None):
+        separator = self
+
+        class Pass:
+            chunks = -(-frames // 1000)
+
+            def blocks(self, reader, on_chunk):
+                for k, start in enumerate(range(0, frames, 1000)):
+                    if separator.device == "cuda" and k == 3:
+                        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                    on_chunk()
+                    mix = reader.read(start, min(frames, start + 1000))
+                    yield np.stack([mix * (k + 1)] * len(stems))
+
+        return Pass()
+
+
+def test_device_out_of_memory_continues_on_the_cpu_with_the_same_output():
+    from musicsep.model.cpu_fallback import CpuFallbackSeparator
+    from musicsep.model.spill import ArrayReader
+
+    audio = np.random.default_rng(0).standard_normal((2, 5500)).astype(np.float32)
+    separator = CpuFallbackSeparator(lambda device, precision: _StandInSeparator(device), "cuda", "fp32")
+    run = separator.prepare(audio.shape[-1], ["vocals"])
+    reported = []
+    out = np.concatenate(list(run.blocks(ArrayReader(audio), lambda: reported.append(1))), axis=-1)
+    clean = CpuFallbackSeparator(lambda device, precision: _StandInSeparator(device), "cpu", "fp32")
+    expected = np.concatenate(list(clean.prepare(5500, ["vocals"]).blocks(ArrayReader(audio), lambda: None)), -1)
+    assert np.array_equal(out, expected)
+    assert len(reported) == run.chunks == 6  # the chunks run twice are reported once
+    assert separator.fell_back and separator.device == "cpu"
+    assert separator.recoveries == ["out of cuda memory; continuing on the CPU"]
