@@ -159,6 +159,19 @@ def test_422_for_bad_ensemble_options_in_a_form_or_a_json_body(server, make_clip
         assert where in error["message"]
 
 
+def test_an_unknown_ensemble_member_is_refused_before_the_job_exists(server, make_clip):
+    """Was: 202, then a `failed` event once the worker tried to load the member."""
+    clip = make_clip(seconds=1.0)
+    jobs_before = len(httpx.get(f"{server.url}/api/v1/jobs").json()["jobs"])
+    response = httpx.post(f"{server.url}/api/v1/jobs", data={"ensemble": "tiny_htdemucs,no_such_model"},
+                          files={"file": clip.open("rb")})
+    assert response.status_code == 422, response.text
+    error = _envelope(response)
+    assert error["code"] == "model_unavailable"
+    assert "no_such_model" in error["message"] and "ensemble" in error["message"]
+    assert len(httpx.get(f"{server.url}/api/v1/jobs").json()["jobs"]) == jobs_before
+
+
 def test_422_for_a_missing_file(server):
     response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "tiny_htdemucs"})
     assert response.status_code == 422
