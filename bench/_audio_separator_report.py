@@ -87,6 +87,12 @@ def report(legs: list[Leg], args, versions: dict, cpu: str, prefix: list[str]) -
                 f" {s['input_peak']:g}; audio-separator stem x {s['gain']:.6f} (1: not rescaled on writing);"
                 f" frames {s['reference_frames']} vs {s['estimate_frames']})"
             )
+            if s["estimate_clamped"]:
+                print(
+                    f"  not comparable: {s['estimate_clamped']} samples of musicsep's {stem} sit at +-1.0 (its float"
+                    " output clamps there, as Demucs's does) while audio-separator rescales the whole stem; the"
+                    " random weights make this stem louder than 1.0"
+                )
             verdicts.append(
                 (
                     f"{what}: SDR {stem} {s['sdr_db']:.1f} dB (floor >= {SDR_FLOOR_DB:g})",

@@ -182,6 +182,7 @@ def _child_sdr(reference: Path, estimate: Path, track: Path, family: str) -> Non
         frames = {"reference_frames": len(ref), "estimate_frames": len(est)}
         n = min(len(ref), len(est), len(mix))
         ref, est, x = ref[:n], est[:n], mix[:n]
+        frames["estimate_clamped"] = int(np.count_nonzero(np.abs(est) >= 1.0))  # musicsep clamps to [-1, 1]
         if family == "mdx":
             est = peak * est if path.stem == MDX_PRIMARY else x - peak * (x - est)
         gain = 1.0
