@@ -30,9 +30,10 @@ browser:
 	command -v chromium >/dev/null || (test "$$(id -u)" = 0 && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || true
 
-# The checks docs/architecture.md describes: ruff (lint), import-linter (layer contracts), mypy (service/).
+# The checks docs/architecture.md describes: ruff (lint and format), import-linter (layer contracts), mypy.
 lint: setup
 	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 

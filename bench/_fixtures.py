@@ -26,13 +26,19 @@ def _save_th(model, folder: Path, sig: str) -> None:
     from demucs.states import get_state, save_with_checksum
 
     args, kwargs = model._init_args_kwargs
-    save_with_checksum({"klass": model.__class__, "args": args, "kwargs": kwargs,
-                        "state": get_state(model, None, half=False), "training_args": {}},
-                       folder / f"{sig}.th")
+    save_with_checksum(
+        {
+            "klass": model.__class__,
+            "args": args,
+            "kwargs": kwargs,
+            "state": get_state(model, None, half=False),
+            "training_args": {},
+        },
+        folder / f"{sig}.th",
+    )
 
 
-def write_model_folder(folder: Path, full_size: bool = True, small: bool = True,
-                       ft_bag: bool = False) -> Path:
+def write_model_folder(folder: Path, full_size: bool = True, small: bool = True, ft_bag: bool = False) -> Path:
     """`htdemucs` (default HTDemucs, segment 39/5 s, as released), `small` (a fast HDemucs),
     and optionally `htdemucs_ft` (four full-size members, one per stem)."""
     import torch
@@ -52,8 +58,7 @@ def write_model_folder(folder: Path, full_size: bool = True, small: bool = True,
         eye = [[1.0 if i == j else 0.0 for j in range(4)] for i in range(4)]
         (folder / "htdemucs_ft.yaml").write_text(yaml.safe_dump({"models": sigs, "weights": eye}))
     if small:
-        _save_th(HDemucs(SOURCES, channels=4, depth=4, nfft=256, segment=10, dconv_comp=4),
-                 folder, "small")
+        _save_th(HDemucs(SOURCES, channels=4, depth=4, nfft=256, segment=10, dconv_comp=4), folder, "small")
     return folder
 
 
@@ -79,8 +84,7 @@ def write_track(path: Path, seconds: float, samplerate: int = 44100, seed: int =
     return path
 
 
-def build_model_folder(folder: Path, full_size: bool = True, small: bool = True,
-                       ft_bag: bool = False) -> Path:
+def build_model_folder(folder: Path, full_size: bool = True, small: bool = True, ft_bag: bool = False) -> Path:
     """`write_model_folder` in a child process (keeps torch out of the calling bench)."""
     flags = [] if full_size else ["--no-full"]
     flags += [] if small else ["--no-small"]
@@ -96,8 +100,7 @@ def build_track(path: Path, seconds: float) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
     models = sub.add_parser("models")
     models.add_argument("folder", type=Path)
@@ -109,8 +112,7 @@ def main() -> None:
     track.add_argument("seconds", type=float)
     args = parser.parse_args()
     if args.what == "models":
-        write_model_folder(args.folder, full_size=not args.no_full, small=not args.no_small,
-                           ft_bag=args.ft_bag)
+        write_model_folder(args.folder, full_size=not args.no_full, small=not args.no_small, ft_bag=args.ft_bag)
     else:
         write_track(args.path, args.seconds)
 

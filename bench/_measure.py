@@ -29,8 +29,10 @@ def measure(cmd: list[str], env: dict | None = None) -> Measurement:
     """wait4 gives this one child's rusage (ru_maxrss = its peak RSS); output goes through files
     so that nothing reaps the child before wait4 does."""
     if "torch" in sys.modules:
-        raise RuntimeError("measure() from a process that imported torch would report its RSS "
-                           "as the child's peak; build fixtures with _fixtures.build_*")
+        raise RuntimeError(
+            "measure() from a process that imported torch would report its RSS "
+            "as the child's peak; build fixtures with _fixtures.build_*"
+        )
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.monotonic()
         proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
@@ -39,5 +41,6 @@ def measure(cmd: list[str], env: dict | None = None) -> Measurement:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                           proc.returncode, out.read(), err.read())
+        return Measurement(
+            wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+        )

@@ -72,8 +72,9 @@ def drums(rng: np.random.Generator, n: int, beat: int, swing: float) -> np.ndarr
     kick += 0.3 * rng.standard_normal(kick_n) * np.exp(-t / 0.004)
     ts = np.arange(snare_n) / SR
     body = np.sin(2 * np.pi * 185 * ts) * np.exp(-ts / 0.05)
-    rattle = signal.sosfilt(signal.butter(2, (1500, 9000), "bandpass", fs=SR, output="sos"),
-                            rng.standard_normal(snare_n)) * np.exp(-ts / 0.07)
+    rattle = signal.sosfilt(
+        signal.butter(2, (1500, 9000), "bandpass", fs=SR, output="sos"), rng.standard_normal(snare_n)
+    ) * np.exp(-ts / 0.07)
     snare = 0.6 * body + 1.4 * rattle
     hp = signal.butter(4, 7000, "highpass", fs=SR, output="sos")
     beats = n // beat
@@ -124,13 +125,16 @@ def chords(rng: np.random.Generator, n: int, beat: int, chord_notes: list[list[i
         length = strike + int(0.05 * SR)
         t = np.arange(length) / SR
         env = _env(length, 0.08 if pad else 0.004, 4.0 if pad else 0.5)
-        env[-int(0.05 * SR):] *= np.linspace(1, 0, int(0.05 * SR))
+        env[-int(0.05 * SR) :] *= np.linspace(1, 0, int(0.05 * SR))
         for v, note in enumerate(notes):
             pan = (-0.8, 0.8, -0.4, 0.4, 0.0)[v % 5] * rng.uniform(0.8, 1.0)
             for detune in (-0.06, 0.06) if pad else (0.0,):
                 f0 = midi_hz(note + detune)
-                tone = sum(a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
-                           for h, a in zip(harmonics, amps, strict=True) if h * f0 < 12000)
+                tone = sum(
+                    a * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 2 * np.pi))
+                    for h, a in zip(harmonics, amps, strict=True)
+                    if h * f0 < 12000
+                )
                 _place(track, _pan(tone * env, pan + detune * 4), start)
     return track
 
@@ -212,8 +216,9 @@ def make_song(seed: int, seconds: float = 24.0) -> Song:
     prog = PROGRESSIONS[int(rng.integers(len(PROGRESSIONS)))]
     degree_note = lambda d, octave: 12 * octave + key + scale[d % 7] + 12 * (d // 7)  # noqa: E731
     roots = [degree_note(d, 2) + 12 * (key < 4) for d in prog]
-    chord_notes = [[degree_note(d + k, 4) for k in (0, 2, 4)] + ([degree_note(d, 5)] if rng.random() < 0.5 else [])
-                   for d in prog]
+    chord_notes = [
+        [degree_note(d + k, 4) for k in (0, 2, 4)] + ([degree_note(d, 5)] if rng.random() < 0.5 else []) for d in prog
+    ]
     low_voice = rng.random() < 0.4
     base = 4 if low_voice else 5
     scale_notes = sorted(degree_note(d, base) for d in range(-2, 9))

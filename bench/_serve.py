@@ -40,18 +40,36 @@ class ServeProcess:
     `log`, the server's output goes there (and its tail into the error when it will not start).
     """
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, *, args: Sequence[str] = (),
-                 log: Path | None = None, model: str = "dsp", startup_s: float = 120.0,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        args: Sequence[str] = (),
+        log: Path | None = None,
+        model: str = "dsp",
+        startup_s: float = 120.0,
+        cwd: Path | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = log.open("wb") if log is not None else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "musicsep.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            env={**os.environ, "MUSICSEP_DATA_DIR": str(data_dir), "MUSICSEP_DEFAULT_MODEL": model,
-                 "MUSICSEP_FALLBACK": "none", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu", **(env or {})},
-            stdout=self._log_file or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=cwd)
+            env={
+                **os.environ,
+                "MUSICSEP_DATA_DIR": str(data_dir),
+                "MUSICSEP_DEFAULT_MODEL": model,
+                "MUSICSEP_FALLBACK": "none",
+                "MUSICSEP_OFFLINE": "1",
+                "MUSICSEP_DEVICE": "cpu",
+                **(env or {}),
+            },
+            stdout=self._log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
         try:
             self.wait_healthy(startup_s)
         except BaseException:

@@ -22,18 +22,27 @@ class WarmServer(ServeProcess):
 
     def __init__(self, repo: Path, data_dir: Path, env: dict[str, str], model: str = "htdemucs") -> None:
         self.model = model
-        super().__init__(data_dir, {**env, "MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_PRECISION": "fp32",
-                                    "MUSICSEP_PRELOAD": json.dumps([model])}, model=model, startup_s=300)
+        super().__init__(
+            data_dir,
+            {
+                **env,
+                "MUSICSEP_MODEL_REPO": str(repo),
+                "MUSICSEP_PRECISION": "fp32",
+                "MUSICSEP_PRELOAD": json.dumps([model]),
+            },
+            model=model,
+            startup_s=300,
+        )
 
     def separate(self, track: Path) -> float:
         """Seconds from the start of the upload to the `completed` event."""
-        fields = {"model": self.model, "shifts": "0", "overlap": "0.25", "format": "float32",
-                  "analyze": "false"}
+        fields = {"model": self.model, "shifts": "0", "overlap": "0.25", "format": "float32", "analyze": "false"}
         started = time.perf_counter()
         with httpx.Client(timeout=httpx.Timeout(60.0, read=3600.0)) as http:
             with track.open("rb") as audio:
-                accepted = http.post(f"{self.url}/api/v1/jobs", data=fields,
-                                     files={"file": (track.name, audio, "audio/wav")})
+                accepted = http.post(
+                    f"{self.url}/api/v1/jobs", data=fields, files={"file": (track.name, audio, "audio/wav")}
+                )
             accepted.raise_for_status()
             with http.stream("GET", f"{self.url}/api/v1/jobs/{accepted.json()['job_id']}/events") as events:
                 for line in events.iter_lines():

@@ -177,9 +177,9 @@ def _drum_kit(sr: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     kick = np.sin(2 * np.pi * np.cumsum(sweep) / sr) * np.exp(-t / 0.12)
     kick[: int(0.002 * sr)] += rng.uniform(-0.5, 0.5, int(0.002 * sr))
     noise = rng.standard_normal(t.size)
-    snare = 0.5 * lfilter([1, -0.9], [1], noise) * np.exp(-t / 0.07) + 0.6 * np.sin(
-        2 * np.pi * 190 * t
-    ) * np.exp(-t / 0.05)
+    snare = 0.5 * lfilter([1, -0.9], [1], noise) * np.exp(-t / 0.07) + 0.6 * np.sin(2 * np.pi * 190 * t) * np.exp(
+        -t / 0.05
+    )
     hat_noise = lfilter([1, -2, 1], [1], rng.standard_normal(t.size)) / 4.0
     return {
         "kick": kick,
@@ -322,9 +322,7 @@ def render(spec: ClipSpec, samplerate: int = 22050, seconds: float = 30.0) -> di
                 continue
             if rng.random() < 0.15:
                 continue
-            target = min(
-                (m for m in range(60, 84) if m % 12 in chord_pcs), key=lambda m: abs(m - melody_pitch)
-            )
+            target = min((m for m in range(60, 84) if m % 12 in chord_pcs), key=lambda m: abs(m - melody_pitch))
             melody_pitch = target
             eighths = rng.random() < 0.4
             length = 0.5 if eighths else 1.0
@@ -348,10 +346,7 @@ def render(spec: ClipSpec, samplerate: int = 22050, seconds: float = 30.0) -> di
         gain = np.sqrt(np.mean(music**2) / np.mean(noise**2) / 10 ** (spec.noise_snr_db / 10))
         buf["other"][:n] += gain * noise
     pans = {"drums": 0.5, "bass": 0.5, "other": 0.35, "vocals": 0.6}
-    stems = {
-        name: np.stack([buf[name][:n] * (1 - pans[name]), buf[name][:n] * pans[name]]) * 2.0
-        for name in STEMS
-    }
+    stems = {name: np.stack([buf[name][:n] * (1 - pans[name]), buf[name][:n] * pans[name]]) * 2.0 for name in STEMS}
     mix = sum(stems.values())
     scale_to = 0.9 / max(1e-9, float(np.max(np.abs(mix))))
     out = {name: (stem * scale_to).astype(np.float32) for name, stem in stems.items()}

@@ -152,14 +152,8 @@ def measure_speed(runs: int) -> None:
         ours_t, seed_t = _time_best(ours, runs), _time_best(seed, runs)
         shared_t = _time_best(ours_on_decoded, runs)
     print(f"\nseconds per 4-minute track (44.1 kHz stereo WAV, best of {runs}; wall-clock / CPU):")
-    print(
-        "  musicsep analyze_file (decode+tempo+beats+key+loudness+duration): "
-        f"{ours_t[0]:.3f} s / {ours_t[1]:.3f} s"
-    )
-    print(
-        "  seed recipe (librosa.load 22.05 kHz + beat_track + chroma_cqt):    "
-        f"{seed_t[0]:.3f} s / {seed_t[1]:.3f} s"
-    )
+    print(f"  musicsep analyze_file (decode+tempo+beats+key+loudness+duration): {ours_t[0]:.3f} s / {ours_t[1]:.3f} s")
+    print(f"  seed recipe (librosa.load 22.05 kHz + beat_track + chroma_cqt):    {seed_t[0]:.3f} s / {seed_t[1]:.3f} s")
     print(f"  speed-up: {seed_t[0] / ours_t[0]:.2f}x wall-clock, {seed_t[1] / ours_t[1]:.2f}x CPU")
     print(
         "  musicsep analyze_blocks on blocks already decoded (the job pipeline shares separation's "

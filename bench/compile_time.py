@@ -22,8 +22,7 @@ SOURCES = ["drums", "bass", "other", "vocals"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="full-size HTDemucs instead of a tiny HDemucs")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -41,8 +40,7 @@ def main() -> None:
     eager = separator.forward(model, x)
     seconds = compile_separator(separator)
     compiled = separator.forward(model, x)
-    print(f"compile + warm-up {seconds:.1f} s; max |compiled - eager| "
-          f"{(compiled - eager).abs().max().item():.2e}")
+    print(f"compile + warm-up {seconds:.1f} s; max |compiled - eager| {(compiled - eager).abs().max().item():.2e}")
 
 
 if __name__ == "__main__":

@@ -85,8 +85,7 @@ def quality(songs: int, seconds: float, first_seed: int) -> bool:
         residue = float(np.max(np.abs(sum(dsp_est.values()) - song.mix)))
         dsp_all.append(sdr(song.stems, dsp_est))
         naive_all.append(sdr(song.stems, separate_naive(song.mix)))
-        print(_row(f"{seed}: {song.description}", dsp_all[-1], naive_all[-1]) + f"  sum err {residue:.1e}",
-              flush=True)
+        print(_row(f"{seed}: {song.description}", dsp_all[-1], naive_all[-1]) + f"  sum err {residue:.1e}", flush=True)
     dsp_mean = {s: float(np.mean([d[s] for d in dsp_all])) for s in STEMS}
     naive_mean = {s: float(np.mean([d[s] for d in naive_all])) for s in STEMS}
     print(_row("MEAN", dsp_mean, naive_mean))
@@ -95,9 +94,14 @@ def quality(songs: int, seconds: float, first_seed: int) -> bool:
     ok_mean = gain >= MEAN_MARGIN_DB
     print(f"{'PASS' if ok_mean else 'FAIL'} mean SDR: dsp {gain:+.2f} dB over naive (floor +{MEAN_MARGIN_DB} dB)")
     worse = [s for s in STEMS if dsp_mean[s] < naive_mean[s]]
-    print(f"{'FAIL' if worse else 'PASS'} no stem below its naive estimate"
-          + (f" (below: {', '.join(worse)})" if worse else
-             f" (smallest margin {min(dsp_mean[s] - naive_mean[s] for s in STEMS):+.2f} dB)"))
+    print(
+        f"{'FAIL' if worse else 'PASS'} no stem below its naive estimate"
+        + (
+            f" (below: {', '.join(worse)})"
+            if worse
+            else f" (smallest margin {min(dsp_mean[s] - naive_mean[s] for s in STEMS):+.2f} dB)"
+        )
+    )
     return ok_mean and not worse
 
 
@@ -147,16 +151,25 @@ def memory(minutes: list[float]) -> bool:
         loop_path = str(Path(tmp) / "loop.npy")
         np.save(loop_path, make_song(0, 24.0).mix)
         for length in minutes:
-            done = subprocess.run([sys.executable, __file__, "--rss-child", str(length), loop_path],
-                                  check=True, capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--rss-child", str(length), loop_path],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             result = json.loads(done.stdout.strip().splitlines()[-1])
             peaks[length] = result["peak_rss_mib"]
-            print(f"{length:g} min input: peak RSS {result['peak_rss_mib']:.0f} MiB, separated in "
-                  f"{result['seconds']:.0f} s ({length * 60 / result['seconds']:.1f}x real time)", flush=True)
+            print(
+                f"{length:g} min input: peak RSS {result['peak_rss_mib']:.0f} MiB, separated in "
+                f"{result['seconds']:.0f} s ({length * 60 / result['seconds']:.1f}x real time)",
+                flush=True,
+            )
     ratio = peaks[minutes[-1]] / peaks[minutes[0]]
     ok = ratio <= RSS_RATIO_FLOOR
-    print(f"{'PASS' if ok else 'FAIL'} peak RSS {minutes[-1]:g} min / {minutes[0]:g} min = {ratio:.3f} "
-          f"(floor {RSS_RATIO_FLOOR})")
+    print(
+        f"{'PASS' if ok else 'FAIL'} peak RSS {minutes[-1]:g} min / {minutes[0]:g} min = {ratio:.3f} "
+        f"(floor {RSS_RATIO_FLOOR})"
+    )
     return ok
 
 

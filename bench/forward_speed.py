@@ -37,8 +37,7 @@ def _forward(model, batch: torch.Tensor, bf16: bool = False, fused: bool = False
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["fused-b1", "b1", "b2", "pair", "bf16-b1", "bf16-b2"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -52,7 +51,8 @@ def main() -> None:
     def pair() -> None:
         def one(i: int) -> torch.Tensor:
             torch.set_num_threads(1)
-            return _forward(model, x[i:i + 1])
+            return _forward(model, x[i : i + 1])
+
         list(pool.map(one, range(2)))
         torch.set_num_threads(cores)
 

@@ -37,8 +37,21 @@ _BUDGET = re.compile(r"settings\.max_examples=(\d+)")
 
 def _run_round(scale: float, select: str | None, timeout_s: float) -> tuple[str, float, int]:
     env = {**os.environ, "MUSICSEP_FUZZ_PROFILE": "long", "MUSICSEP_FUZZ_SCALE": str(scale)}
-    cmd = [sys.executable, "-m", "pytest", "tests/fuzz", "-q", "-p", "no:cacheprovider", "-p", "no:schemathesis",
-           "--hypothesis-show-statistics", "-rfExX", "--timeout", str(int(timeout_s))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/fuzz",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:schemathesis",
+        "--hypothesis-show-statistics",
+        "-rfExX",
+        "--timeout",
+        str(int(timeout_s)),
+    ]
     if select:
         cmd += ["-k", select]
     started = time.monotonic()
@@ -101,8 +114,11 @@ def main() -> None:
         xfailed |= _xfailed(output)
         round_failures = _failures(output)
         failures += round_failures
-        print(f"round {rounds}: {last_round_s:.0f} s, pytest exit {code}, "
-              f"{sum(stat[0] for stat in stats.values())} examples, {len(round_failures)} failure line(s)", flush=True)
+        print(
+            f"round {rounds}: {last_round_s:.0f} s, pytest exit {code}, "
+            f"{sum(stat[0] for stat in stats.values())} examples, {len(round_failures)} failure line(s)",
+            flush=True,
+        )
         if not stats:
             print(output[-3000:])
             break
@@ -112,8 +128,10 @@ def main() -> None:
     for name, (passing, failing, seconds, ci) in sorted(totals.items()):
         ratio = f"{passing / ci:7.1f}" if ci else "      -"
         rate = passing / seconds if seconds else 0.0
-        print(f"{name.removeprefix('tests/fuzz/'):80} {int(passing):9d} {int(ci):9d} {ratio} {rate:7.0f} "
-              f"{int(failing):7d}")
+        print(
+            f"{name.removeprefix('tests/fuzz/'):80} {int(passing):9d} {int(ci):9d} {ratio} {rate:7.0f} "
+            f"{int(failing):7d}"
+        )
     for name in sorted(xfailed):
         print(f"{name.removeprefix('tests/fuzz/'):80} not run: xfail, a known bug pinned by its @example")
     print("\nfailures:" if failures else "\nno failures")

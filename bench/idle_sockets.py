@@ -69,8 +69,12 @@ def write_clip(path: Path, seconds: float = 2.0, rate: int = 44100) -> None:
 
 def finished_job(url: str, clip: Path) -> str:
     with clip.open("rb") as audio:
-        reply = httpx.post(f"{url}/api/v1/jobs", files={"file": ("clip.wav", audio, "audio/wav")},
-                           data={"model": "dsp", "analyze": "false", "stems": "vocals"}, timeout=60)
+        reply = httpx.post(
+            f"{url}/api/v1/jobs",
+            files={"file": ("clip.wav", audio, "audio/wav")},
+            data={"model": "dsp", "analyze": "false", "stems": "vocals"},
+            timeout=60,
+        )
     reply.raise_for_status()
     job_id = reply.json()["job_id"]
     with httpx.stream("GET", f"{url}/api/v1/jobs/{job_id}/events", timeout=120) as events:
@@ -127,8 +131,10 @@ async def sse_client(port: int, job_id: str, results: Results) -> None:
         started = time.perf_counter()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(f"GET /api/v1/jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         "Accept: text/event-stream\r\n\r\n".encode())
+            writer.write(
+                f"GET /api/v1/jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Accept: text/event-stream\r\n\r\n".encode()
+            )
             first = await reader.readline()
             results.sse_first_byte_ms.append(1000 * (time.perf_counter() - started))
             if not first.startswith(b"HTTP/1.1 200"):
@@ -151,9 +157,13 @@ async def sse_client(port: int, job_id: str, results: Results) -> None:
 async def real_clients(port: int, args: argparse.Namespace, job_id: str) -> Results:
     results = Results()
     interval_s = args.interval_ms / 1000
-    await asyncio.gather(*(health_client(port, args.requests, interval_s, index * interval_s / args.clients, results)
-                           for index in range(args.clients)),
-                         *(sse_client(port, job_id, results) for _ in range(args.sse)))
+    await asyncio.gather(
+        *(
+            health_client(port, args.requests, interval_s, index * interval_s / args.clients, results)
+            for index in range(args.clients)
+        ),
+        *(sse_client(port, job_id, results) for _ in range(args.sse)),
+    )
     return results
 
 
@@ -205,8 +215,13 @@ class Attacker:
             await asyncio.sleep(0.05)
 
     def report(self) -> dict:
-        return {"up": self.up, "opened": self.opened, "refused": self.refused,
-                "closed_by_server": self.closed_by_server, "held_s": self.held_s}
+        return {
+            "up": self.up,
+            "opened": self.opened,
+            "refused": self.refused,
+            "closed_by_server": self.closed_by_server,
+            "held_s": self.held_s,
+        }
 
 
 def attacker_process(port: int, count: int, conn: Connection) -> None:
@@ -275,29 +290,43 @@ async def measure(server: ServeProcess, args: argparse.Namespace, job_id: str) -
     a50, a99, amax = summary(attacked)
     print(f"CPU: {cpu_model()}; load average {os.getloadavg()[0]:.2f}")
     print(f"server: musicsep serve --config {args.config.name}; pid {server.process.pid}")
-    print(f"real clients: {args.clients} x {args.requests} GET /health on fresh connections, one every "
-          f"{args.interval_ms:g} ms each (starts staggered), + {args.sse} event-stream opens, per phase")
-    print(f"baseline:      {len(base.latencies_ms)}/{total} /health served, p50 {b50:.1f} ms, p99 {b99:.1f} ms, "
-          f"max {bmax:.1f} ms; SSE {base.sse_served}/{args.sse}; failures {base.failures or 'none'}")
-    print(f"idle sockets:  {up_at_start} up when the clients started, {up_at_end} at their end "
-          f"({final['opened']} opened in all, {final['refused']} connects refused; attacker in its own process)")
-    print(f"under attack:  {len(attacked.latencies_ms)}/{total} /health served, p50 {a50:.1f} ms, p99 {a99:.1f} ms, "
-          f"max {amax:.1f} ms; SSE {attacked.sse_served}/{args.sse}; failures {attacked.failures or 'none'}")
+    print(
+        f"real clients: {args.clients} x {args.requests} GET /health on fresh connections, one every "
+        f"{args.interval_ms:g} ms each (starts staggered), + {args.sse} event-stream opens, per phase"
+    )
+    print(
+        f"baseline:      {len(base.latencies_ms)}/{total} /health served, p50 {b50:.1f} ms, p99 {b99:.1f} ms, "
+        f"max {bmax:.1f} ms; SSE {base.sse_served}/{args.sse}; failures {base.failures or 'none'}"
+    )
+    print(
+        f"idle sockets:  {up_at_start} up when the clients started, {up_at_end} at their end "
+        f"({final['opened']} opened in all, {final['refused']} connects refused; attacker in its own process)"
+    )
+    print(
+        f"under attack:  {len(attacked.latencies_ms)}/{total} /health served, p50 {a50:.1f} ms, p99 {a99:.1f} ms, "
+        f"max {amax:.1f} ms; SSE {attacked.sse_served}/{args.sse}; failures {attacked.failures or 'none'}"
+    )
     ratio = a99 / b99 if b99 else math.nan
     print(f"p99 ratio (attack / baseline): {ratio:.2f}")
     held = sorted(final["held_s"])
     if held:
-        print(f"idle sockets closed by the server: {final['closed_by_server']}, held "
-              f"{held[0]:.1f}-{held[-1]:.1f} s (median {statistics.median(held):.1f} s)")
+        print(
+            f"idle sockets closed by the server: {final['closed_by_server']}, held "
+            f"{held[0]:.1f}-{held[-1]:.1f} s (median {statistics.median(held):.1f} s)"
+        )
     else:
         print("idle sockets closed by the server: none (they would be held forever)")
-    print(f"server RSS: {rss_before:.0f} MB before, {rss_attacked:.0f} MB with the idle sockets; "
-          f"server CPU during the attack phase: {cpu_attacked - cpu_before:.1f} s over "
-          f"{max(attack_s, args.hold_s):.1f} s")
-    served = (len(attacked.latencies_ms) == total and attacked.sse_served == args.sse and not attacked.failures)
+    print(
+        f"server RSS: {rss_before:.0f} MB before, {rss_attacked:.0f} MB with the idle sockets; "
+        f"server CPU during the attack phase: {cpu_attacked - cpu_before:.1f} s over "
+        f"{max(attack_s, args.hold_s):.1f} s"
+    )
+    served = len(attacked.latencies_ms) == total and attacked.sse_served == args.sse and not attacked.failures
     ok = served and a99 < P99_LIMIT_MS
-    print(f"verdict: {'PASS' if ok else 'FAIL'} (every real client served: {served}; "
-          f"p99 under {P99_LIMIT_MS:.0f} ms: {a99 < P99_LIMIT_MS})")
+    print(
+        f"verdict: {'PASS' if ok else 'FAIL'} (every real client served: {served}; "
+        f"p99 under {P99_LIMIT_MS:.0f} ms: {a99 < P99_LIMIT_MS})"
+    )
     return ok
 
 
@@ -306,24 +335,42 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=2000, help="idle sockets held open (default 2000)")
     parser.add_argument("--clients", type=int, default=50, help="real /health clients (default 50)")
     parser.add_argument("--requests", type=int, default=20, help="sequential requests per client (default 20)")
-    parser.add_argument("--interval-ms", type=float, default=600.0,
-                        help="each client sends one request every this many ms (default 600: a phase lasts "
-                        "longer than the 10 s header timeout, so the server closes and the attacker reopens "
-                        "all 2,000 sockets while the clients run); 0 sends back to back")
+    parser.add_argument(
+        "--interval-ms",
+        type=float,
+        default=600.0,
+        help="each client sends one request every this many ms (default 600: a phase lasts "
+        "longer than the 10 s header timeout, so the server closes and the attacker reopens "
+        "all 2,000 sockets while the clients run); 0 sends back to back",
+    )
     parser.add_argument("--sse", type=int, default=5, help="event-stream opens per phase (default 5)")
-    parser.add_argument("--hold-s", type=float, default=15.0,
-                        help="hold the idle sockets at least this long, to see them closed (default 15)")
+    parser.add_argument(
+        "--hold-s",
+        type=float,
+        default=15.0,
+        help="hold the idle sockets at least this long, to see them closed (default 15)",
+    )
     parser.add_argument("--config", type=Path, default=ROOT / "uvicorn_config.json", help="uvicorn options")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra MUSICSEP_* settings for the server (repeat)")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra MUSICSEP_* settings for the server (repeat)",
+    )
     args = parser.parse_args()
     print(f"file descriptors: soft limit {raise_fd_limit()} in the bench process")
     with tempfile.TemporaryDirectory(prefix="musicsep-idle-") as tmp:
         clip = Path(tmp) / "clip.wav"
         write_clip(clip)
         extra_env = dict(item.split("=", 1) for item in args.env)
-        server = ServeProcess(Path(tmp) / "data", {"OMP_NUM_THREADS": "1", **extra_env},
-                              args=["--config", str(args.config)], log=Path(tmp) / "server.log", cwd=ROOT)
+        server = ServeProcess(
+            Path(tmp) / "data",
+            {"OMP_NUM_THREADS": "1", **extra_env},
+            args=["--config", str(args.config)],
+            log=Path(tmp) / "server.log",
+            cwd=ROOT,
+        )
         try:
             job_id = finished_job(server.url, clip)
             ok = asyncio.run(asyncio.wait_for(measure(server, args, job_id), DEADLINE_S))

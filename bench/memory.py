@@ -22,15 +22,17 @@ THREADS = {"OMP_NUM_THREADS": "2"}
 
 
 def musicsep(track: Path, repo: Path, model: str, out: Path):
-    return measure([sys.executable, "-m", "musicsep.cli", "separate", str(track), "-m", model,
-                    "-o", str(out), "--json"],
-                   env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1",
-                        "MUSICSEP_MAX_DURATION_S": "7200", **THREADS})
+    return measure(
+        [sys.executable, "-m", "musicsep.cli", "separate", str(track), "-m", model, "-o", str(out), "--json"],
+        env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", "MUSICSEP_MAX_DURATION_S": "7200", **THREADS},
+    )
 
 
 def demucs_cli(track: Path, repo: Path, model: str, out: Path):
-    return measure([sys.executable, "-m", "demucs", "-n", model, "--repo", str(repo),
-                    "--shifts", "0", "-o", str(out), str(track)], env=THREADS)
+    return measure(
+        [sys.executable, "-m", "demucs", "-n", model, "--repo", str(repo), "--shifts", "0", "-o", str(out), str(track)],
+        env=THREADS,
+    )
 
 
 def main() -> int:
@@ -67,11 +69,19 @@ def main() -> int:
     if 10 in small and 60 in small:
         ratio = small[60] / small[10]
         verdicts.append((f"small model: peak RSS 60 min / 10 min = {ratio:.3f} (floor <= 1.15)", ratio <= 1.15))
-    verdicts.append((f"full-size htdemucs at {args.full_minutes:g} min: {full.peak_rss_mb:.0f} MB (floor < 1536)",
-                     full.peak_rss_mb < 1536))
+    verdicts.append(
+        (
+            f"full-size htdemucs at {args.full_minutes:g} min: {full.peak_rss_mb:.0f} MB (floor < 1536)",
+            full.peak_rss_mb < 1536,
+        )
+    )
     if reference is not None:
-        verdicts.append((f"musicsep / Demucs CLI peak RSS = {full.peak_rss_mb / reference.peak_rss_mb:.3f}",
-                         full.peak_rss_mb <= reference.peak_rss_mb))
+        verdicts.append(
+            (
+                f"musicsep / Demucs CLI peak RSS = {full.peak_rss_mb / reference.peak_rss_mb:.3f}",
+                full.peak_rss_mb <= reference.peak_rss_mb,
+            )
+        )
     for text, ok in verdicts:
         print(("PASS " if ok else "FAIL ") + text)
     return 0 if all(ok for _, ok in verdicts) else 1

@@ -33,17 +33,57 @@ SOURCES = ["drums", "bass", "other", "vocals"]
 
 
 def demucs_cli(track: Path, repo: Path, out: Path, model: str = "htdemucs") -> Measurement:
-    return measure([sys.executable, "-m", "demucs", "-n", model, "--repo", str(repo),
-                    "--shifts", "0", "--overlap", "0.25", "--float32", "-o", str(out), str(track)],
-                   env=THREADS)
+    return measure(
+        [
+            sys.executable,
+            "-m",
+            "demucs",
+            "-n",
+            model,
+            "--repo",
+            str(repo),
+            "--shifts",
+            "0",
+            "--overlap",
+            "0.25",
+            "--float32",
+            "-o",
+            str(out),
+            str(track),
+        ],
+        env=THREADS,
+    )
 
 
-def musicsep_cli(track: Path, repo: Path, out: Path, model: str = "htdemucs",
-                 precision: str = "fp32", extra: list[str] | None = None) -> Measurement:
-    return measure([sys.executable, "-m", "musicsep.cli", "separate", str(track), "-m", model,
-                    "-o", str(out), "--shifts", "0", "--overlap", "0.25", "--format", "float32",
-                    "--clip", "rescale", "--precision", precision, "--json", *(extra or [])],
-                   env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", **THREADS})
+def musicsep_cli(
+    track: Path, repo: Path, out: Path, model: str = "htdemucs", precision: str = "fp32", extra: list[str] | None = None
+) -> Measurement:
+    return measure(
+        [
+            sys.executable,
+            "-m",
+            "musicsep.cli",
+            "separate",
+            str(track),
+            "-m",
+            model,
+            "-o",
+            str(out),
+            "--shifts",
+            "0",
+            "--overlap",
+            "0.25",
+            "--format",
+            "float32",
+            "--clip",
+            "rescale",
+            "--precision",
+            precision,
+            "--json",
+            *(extra or []),
+        ],
+        env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", **THREADS},
+    )
 
 
 def _check(m: Measurement, what: str) -> Measurement:
@@ -62,8 +102,9 @@ def sdr_db(reference_dir: Path, estimate_dir: Path) -> dict[str, float]:
 def _run_child(*args: str) -> str:
     import subprocess
 
-    return subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        [sys.executable, __file__, "--child", *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _child(args: list[str]) -> None:
@@ -77,8 +118,7 @@ def _child(args: list[str]) -> None:
             ref = sf.read(str(path), dtype="float64")[0]
             est = sf.read(str(estimate / path.name), dtype="float64")[0]
             err = np.sum((ref - est) ** 2)
-            result[path.stem] = float("inf") if err == 0 else float(
-                10 * np.log10(np.sum(ref ** 2) / err))
+            result[path.stem] = float("inf") if err == 0 else float(10 * np.log10(np.sum(ref**2) / err))
         print(json.dumps(result))
 
 
@@ -87,19 +127,24 @@ def _median(values: list[float]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=180.0, help="track length")
     parser.add_argument("--runs", type=int, default=3, help="alternated rounds (median taken)")
-    parser.add_argument("--ft-seconds", type=float, default=60.0,
-                        help="track length for the htdemucs_ft stems-subset comparison (0: skip)")
-    parser.add_argument("--ft-runs", type=int, default=None,
-                        help="rounds of the htdemucs_ft comparison (default: --runs)")
+    parser.add_argument(
+        "--ft-seconds",
+        type=float,
+        default=60.0,
+        help="track length for the htdemucs_ft stems-subset comparison (0: skip)",
+    )
+    parser.add_argument(
+        "--ft-runs", type=int, default=None, help="rounds of the htdemucs_ft comparison (default: --runs)"
+    )
     parser.add_argument("--quick", action="store_true", help="60 s track, 1 round, 20 s ft track")
     parser.add_argument("--compile", action="store_true", help="also time musicsep --compile")
     parser.add_argument("--no-server", action="store_true", help="skip the warm-server leg")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="pass -j JOBS to musicsep (forward passes side by side; more memory)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="pass -j JOBS to musicsep (forward passes side by side; more memory)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.runs, args.ft_seconds = 60.0, 1, 20.0
@@ -111,12 +156,10 @@ def main() -> int:
         tools = {
             "demucs CLI": lambda out: demucs_cli(track, repo, out),
             "musicsep exact": lambda out: musicsep_cli(track, repo, out, extra=jobs),
-            "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16",
-                                                      extra=jobs),
+            "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16", extra=jobs),
         }
         if args.compile:
-            tools["musicsep compile"] = lambda out: musicsep_cli(track, repo, out,
-                                                                 extra=["--compile", *jobs])
+            tools["musicsep compile"] = lambda out: musicsep_cli(track, repo, out, extra=["--compile", *jobs])
         results: dict[str, list[Measurement]] = {name: [] for name in tools}
         outputs: dict[str, Path] = {}
         server = None if args.no_server else WarmServer(repo, tmp / "server-data", THREADS)
@@ -130,12 +173,18 @@ def main() -> int:
                     results[name].append(_check(run(out), name))
                     outputs[name] = out / "htdemucs" / "track"
                     m = results[name][-1]
-                    print(f"round {round_ + 1} {name:<16} wall {m.wall_s:7.1f} s  cpu {m.cpu_s:7.1f} s"
-                          f"  peak RSS {m.peak_rss_mb:6.0f} MB", flush=True)
+                    print(
+                        f"round {round_ + 1} {name:<16} wall {m.wall_s:7.1f} s  cpu {m.cpu_s:7.1f} s"
+                        f"  peak RSS {m.peak_rss_mb:6.0f} MB",
+                        flush=True,
+                    )
                 if server is not None:
                     served.append(server.separate(track))
-                    print(f"round {round_ + 1} {'musicsep server':<16} wall {served[-1]:7.1f} s"
-                          " (warm, upload to completed)", flush=True)
+                    print(
+                        f"round {round_ + 1} {'musicsep server':<16} wall {served[-1]:7.1f} s"
+                        " (warm, upload to completed)",
+                        flush=True,
+                    )
         finally:
             if server is not None:
                 server.stop()
@@ -144,13 +193,18 @@ def main() -> int:
             ft_track = build_track(tmp / "ft_track.wav", args.ft_seconds)
             ft = {"vocals": [], "all": []}
             for round_ in range(args.ft_runs or args.runs):
-                ft["all"].append(_check(musicsep_cli(ft_track, repo, tmp / "ft_all", "htdemucs_ft"),
-                                        "htdemucs_ft all"))
-                ft["vocals"].append(_check(musicsep_cli(ft_track, repo, tmp / "ft_vocals",
-                                                        "htdemucs_ft", extra=["--stems", "vocals"]),
-                                           "htdemucs_ft vocals"))
-                print(f"round {round_ + 1} htdemucs_ft all stems wall {ft['all'][-1].wall_s:.1f} s,"
-                      f" --stems vocals wall {ft['vocals'][-1].wall_s:.1f} s", flush=True)
+                ft["all"].append(_check(musicsep_cli(ft_track, repo, tmp / "ft_all", "htdemucs_ft"), "htdemucs_ft all"))
+                ft["vocals"].append(
+                    _check(
+                        musicsep_cli(ft_track, repo, tmp / "ft_vocals", "htdemucs_ft", extra=["--stems", "vocals"]),
+                        "htdemucs_ft vocals",
+                    )
+                )
+                print(
+                    f"round {round_ + 1} htdemucs_ft all stems wall {ft['all'][-1].wall_s:.1f} s,"
+                    f" --stems vocals wall {ft['vocals'][-1].wall_s:.1f} s",
+                    flush=True,
+                )
         reference = outputs["demucs CLI"]
         sdr = {name: sdr_db(reference, outputs[name]) for name in tools if name != "demucs CLI"}
         sdr_fast_vs_exact = sdr_db(outputs["musicsep exact"], outputs["musicsep fast"])
@@ -158,9 +212,11 @@ def main() -> int:
 
 
 def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
-    print(f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
-          f" {THREADS['OMP_NUM_THREADS']} threads, musicsep jobs {args.jobs or 1},"
-          f" median of {args.runs} alternated round(s)")
+    print(
+        f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
+        f" {THREADS['OMP_NUM_THREADS']} threads, musicsep jobs {args.jobs or 1},"
+        f" median of {args.runs} alternated round(s)"
+    )
     print(f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'speed-up':>9}")
     base = _median([m.wall_s for m in results["demucs CLI"]])
     speedups = {}
@@ -168,43 +224,55 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
         wall = _median([m.wall_s for m in runs])
         # Ratio per round (same round, same machine load), then the median of the ratios.
         speedups[name] = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs, strict=True)])
-        print(f"{name:<18} {wall:>8.1f} {_median([m.cpu_s for m in runs]):>8.1f}"
-              f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedups[name]:>8.2f}x")
+        print(
+            f"{name:<18} {wall:>8.1f} {_median([m.cpu_s for m in runs]):>8.1f}"
+            f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedups[name]:>8.2f}x"
+        )
     print(f"(Demucs CLI median wall {base:.1f} s)")
     for name, per_stem in sdr.items():
-        print(f"SDR {name} vs demucs CLI --float32: "
-              + ", ".join(f"{k} {v:.1f} dB" for k, v in per_stem.items()))
-    print("SDR musicsep fast vs exact: "
-          + ", ".join(f"{k} {v:.1f} dB" for k, v in sdr_fast_vs_exact.items()))
+        print(f"SDR {name} vs demucs CLI --float32: " + ", ".join(f"{k} {v:.1f} dB" for k, v in per_stem.items()))
+    print("SDR musicsep fast vs exact: " + ", ".join(f"{k} {v:.1f} dB" for k, v in sdr_fast_vs_exact.items()))
     rss = {name: _median([m.peak_rss_mb for m in runs]) for name, runs in results.items()}
     verdicts = [
-        (f"exact speed-up {speedups['musicsep exact']:.2f}x (floor >= 1.15)",
-         speedups["musicsep exact"] >= 1.15),
-        (f"exact SDR vs Demucs min {min(sdr['musicsep exact'].values()):.1f} dB (floor >= 80)",
-         min(sdr["musicsep exact"].values()) >= 80),
-        (f"fast speed-up {speedups['musicsep fast']:.2f}x (floor >= 2.0)",
-         speedups["musicsep fast"] >= 2.0),
-        (f"fast SDR vs exact min {min(sdr_fast_vs_exact.values()):.1f} dB (floor >= 40)",
-         min(sdr_fast_vs_exact.values()) >= 40),
-        ((f"exact peak RSS {rss['musicsep exact']:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB"
-          " (floor <= Demucs and < 1536)"),
-         rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536),
+        (f"exact speed-up {speedups['musicsep exact']:.2f}x (floor >= 1.15)", speedups["musicsep exact"] >= 1.15),
+        (
+            f"exact SDR vs Demucs min {min(sdr['musicsep exact'].values()):.1f} dB (floor >= 80)",
+            min(sdr["musicsep exact"].values()) >= 80,
+        ),
+        (f"fast speed-up {speedups['musicsep fast']:.2f}x (floor >= 2.0)", speedups["musicsep fast"] >= 2.0),
+        (
+            f"fast SDR vs exact min {min(sdr_fast_vs_exact.values()):.1f} dB (floor >= 40)",
+            min(sdr_fast_vs_exact.values()) >= 40,
+        ),
+        (
+            (
+                f"exact peak RSS {rss['musicsep exact']:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB"
+                " (floor <= Demucs and < 1536)"
+            ),
+            rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536,
+        ),
     ]
     if served:
         # The CLI's own model load, from its --json timings, taken off the CLI's wall time.
-        net = [m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"]
-               for m in results["musicsep exact"]]
+        net = [
+            m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"] for m in results["musicsep exact"]
+        ]
         ratio = _median([s / n for s, n in zip(served, net, strict=True)])
-        print(f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "
-              f"model load: {_median(net):.1f} s")
+        print(
+            f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "
+            f"model load: {_median(net):.1f} s"
+        )
         verdicts.append((f"warm server / (CLI - model load) {ratio:.2f} (floor <= 1.10)", ratio <= 1.10))
     if ft is not None:
         ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"], strict=True)])
-        print(f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "
-              f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
-              f"{_median([m.wall_s for m in ft['vocals']]):.1f} s")
-        verdicts.append(((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems"
-                          " (floor >= 3.5)"), ratio >= 3.5))
+        print(
+            f"htdemucs_ft ({args.ft_seconds:g} s track, {len(ft['all'])} round(s)): all stems "
+            f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
+            f"{_median([m.wall_s for m in ft['vocals']]):.1f} s"
+        )
+        verdicts.append(
+            ((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems (floor >= 3.5)"), ratio >= 3.5)
+        )
     for text, ok in verdicts:
         print(("PASS " if ok else "FAIL ") + text)
     return 0 if all(ok for _, ok in verdicts) else 1

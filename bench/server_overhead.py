@@ -43,11 +43,24 @@ def build_model(folder: Path) -> str:
     from demucs.states import get_state, save_with_checksum
 
     torch.manual_seed(0)
-    model = HTDemucs(["drums", "bass", "other", "vocals"], channels=16, depth=3, nfft=2048, t_layers=2,
-                     t_heads=4, segment=Fraction(4, 1), dconv_comp=4).eval()
+    model = HTDemucs(
+        ["drums", "bass", "other", "vocals"],
+        channels=16,
+        depth=3,
+        nfft=2048,
+        t_layers=2,
+        t_heads=4,
+        segment=Fraction(4, 1),
+        dconv_comp=4,
+    ).eval()
     args, kwargs = model._init_args_kwargs
-    package = {"klass": model.__class__, "args": args, "kwargs": kwargs,
-               "state": get_state(model, None, half=False), "training_args": {}}
+    package = {
+        "klass": model.__class__,
+        "args": args,
+        "kwargs": kwargs,
+        "state": get_state(model, None, half=False),
+        "training_args": {},
+    }
     save_with_checksum(package, folder / "bench_htdemucs.th")
     return "bench_htdemucs"
 
@@ -100,8 +113,12 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve", "--port", str(port)],
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musicsep.cli", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -125,6 +142,7 @@ async def first_bytes(url: str, watchers: int) -> list[float]:
     everyone_started = asyncio.Event()
     pending = watchers
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+
         async def one() -> float:
             nonlocal pending
             started = time.perf_counter()
@@ -155,9 +173,11 @@ def end_to_end(url: str, song: Path, work: Path, model: str, loader, runs: int) 
     print(f"  ratio server/engine {ratio:8.3f}   (target <= 1.10) {'OK' if ratio <= 1.10 else 'OVER'}")
     job_extra = statistics.median(p[0] for p in parts)
     transport = statistics.median(p[1] for p in parts)
-    print(f"  where the server adds time (same runs, median): around the engine call {job_extra:.3f} s, "
-          f"upload + queue + event stream {transport:.3f} s "
-          f"= {(job_extra + transport) / statistics.median(engine):.1%} of the engine time")
+    print(
+        f"  where the server adds time (same runs, median): around the engine call {job_extra:.3f} s, "
+        f"upload + queue + event stream {transport:.3f} s "
+        f"= {(job_extra + transport) / statistics.median(engine):.1%} of the engine time"
+    )
 
 
 def p99(samples: list[float]) -> float:
@@ -182,22 +202,31 @@ def main() -> int:
     repo.mkdir(exist_ok=True)
     model = args.model or build_model(repo)
     song = make_song(work / "song.wav", args.seconds)
-    env = {"MUSICSEP_DATA_DIR": str(work / "data"), "MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_DEFAULT_MODEL": model,
-           "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu", "MUSICSEP_PRELOAD": f'["{model}"]',
-           "MUSICSEP_QUEUE_SIZE": "64"}
+    env = {
+        "MUSICSEP_DATA_DIR": str(work / "data"),
+        "MUSICSEP_MODEL_REPO": str(repo),
+        "MUSICSEP_DEFAULT_MODEL": model,
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_PRELOAD": f'["{model}"]',
+        "MUSICSEP_QUEUE_SIZE": "64",
+    }
     loader = ModelLoader(repo=repo, offline=True)
     process, url = start_server(env)
     try:
         if not args.skip_e2e:
             end_to_end(url, song, work, model, loader, args.runs)
-        for label, running in (("a finished job, idle server", False),
-                               ("during a separation", True)):
+        for label, running in (("a finished job, idle server", False), ("during a separation", True)):
             stream, health = watch(url, song, args.watchers, args.rounds, running)
             print(f"first SSE byte, {args.watchers} concurrent watchers x {args.rounds} rounds, {label}:")
-            print(f"  p50 {1000 * statistics.median(stream):7.1f} ms   p99 {1000 * p99(stream):7.1f} ms   "
-                  f"(target p99 <= 100 ms) {'OK' if p99(stream) <= 0.100 else 'OVER'}")
-            print(f"  baseline GET /health, same load: p99 {1000 * p99(health):7.1f} ms   "
-                  f"ratio {p99(stream) / p99(health):5.2f}")
+            print(
+                f"  p50 {1000 * statistics.median(stream):7.1f} ms   p99 {1000 * p99(stream):7.1f} ms   "
+                f"(target p99 <= 100 ms) {'OK' if p99(stream) <= 0.100 else 'OVER'}"
+            )
+            print(
+                f"  baseline GET /health, same load: p99 {1000 * p99(health):7.1f} ms   "
+                f"ratio {p99(stream) / p99(health):5.2f}"
+            )
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -226,8 +255,10 @@ def watch(url: str, song: Path, watchers: int, rounds: int, running: bool) -> tu
         stream += asyncio.run(first_bytes(events_url, watchers))
         health += asyncio.run(first_bytes(f"{url}/health", watchers))
         if os.environ.get("BENCH_VERBOSE"):
-            print(f"  round: events p99 {1000 * p99(stream[-watchers:]):.1f} ms, "
-                  f"health p99 {1000 * p99(health[-watchers:]):.1f} ms")
+            print(
+                f"  round: events p99 {1000 * p99(stream[-watchers:]):.1f} ms, "
+                f"health p99 {1000 * p99(health[-watchers:]):.1f} ms"
+            )
     httpx.delete(f"{url}/api/v1/jobs/{job_id}")
     return stream, health
 

@@ -35,8 +35,12 @@ LEVELS = ("normal", "full")
 
 def filesystem(path: Path) -> str:
     try:
-        return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -64,8 +68,14 @@ def one_round(folder: Path, level: str, ops: int, first_seq: int) -> tuple[list[
             creates.append(time.perf_counter() - start)
         job_id = f"{first_seq:032x}"
         for i in range(ops):
-            payload = {"stage": "separating", "percent": i * 100 / ops, "chunk": i, "chunks": ops,
-                       "eta_s": 1.0, "elapsed_s": 1.0}
+            payload = {
+                "stage": "separating",
+                "percent": i * 100 / ops,
+                "chunk": i,
+                "chunks": ops,
+                "eta_s": 1.0,
+                "elapsed_s": 1.0,
+            }
             start = time.perf_counter()
             log.append(job_id, "progress", payload)
             appends.append(time.perf_counter() - start)
@@ -107,8 +117,10 @@ def main() -> None:
         for what, samples in zip(("job create", "event append"), results[level], strict=True):
             median, p95 = summary(samples)
             medians[(level, what)] = median
-            print(f"synchronous={level.upper():6s} {what:12s}: median {median:8.1f} us, p95 {p95:8.1f} us "
-                  f"({len(samples)} ops)")
+            print(
+                f"synchronous={level.upper():6s} {what:12s}: median {median:8.1f} us, p95 {p95:8.1f} us "
+                f"({len(samples)} ops)"
+            )
     for what in ("job create", "event append"):
         ratio = medians[("full", what)] / medians[("normal", what)]
         print(f"{what}: FULL / NORMAL = {ratio:.2f}x (+{medians[('full', what)] - medians[('normal', what)]:.1f} us)")

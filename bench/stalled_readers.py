@@ -157,17 +157,22 @@ def main() -> None:
         repo = build_model_folder(root / "models", full_size=False, small=True)
         track = build_track(root / "track.wav", args.seconds)
         inline_mb = max(20.0, args.seconds * BASE64_BYTES_PER_S * 0.75 / 1e6 * 1.2)
-        server = WarmServer(repo, root / "data", {"MUSICSEP_MAX_INLINE_MB": str(inline_mb),
-                                                  "MUSICSEP_SSE_PING_S": "1"}, model="small")
+        server = WarmServer(
+            repo, root / "data", {"MUSICSEP_MAX_INLINE_MB": str(inline_mb), "MUSICSEP_SSE_PING_S": "1"}, model="small"
+        )
         servers.append(server)
         try:
             url_path, url_size = run_job(server.url, track, "url")
             b64_path, b64_size = run_job(server.url, track, "base64")
-            print(f"track {args.seconds:g} s stereo, 4 stems wav16; event log as a reader gets it: "
-                  f"payload=url {url_size / 1e3:.1f} KB, payload=base64 {b64_size / 1e6:.1f} MB")
+            print(
+                f"track {args.seconds:g} s stereo, 4 stems wav16; event log as a reader gets it: "
+                f"payload=url {url_size / 1e3:.1f} KB, payload=base64 {b64_size / 1e6:.1f} MB"
+            )
             print(f"{args.readers} readers per job, each reads ~1 KB and stalls (SO_RCVBUF 4 KiB)")
-            rows = {"url (baseline)": phase(server, url_path, args.readers),
-                    "base64": phase(server, b64_path, args.readers)}
+            rows = {
+                "url (baseline)": phase(server, url_path, args.readers),
+                "base64": phase(server, b64_path, args.readers),
+            }
         finally:
             server.stop()
     print(f"{'job':<16}{'before MB':>11}{'peak MB':>10}{'after MB':>10}{'peak growth MB':>16}")
@@ -175,8 +180,10 @@ def main() -> None:
         print(f"{name:<16}{before:>11.1f}{peak:>10.1f}{after:>10.1f}{peak - before:>16.1f}")
     base = rows["url (baseline)"][1] - rows["url (baseline)"][0]
     grown = rows["base64"][1] - rows["base64"][0]
-    print(f"peak growth, base64 job / baseline job: {grown / max(base, 1.0):.2f}x "
-          f"(baseline growth floored at 1 MB for the ratio)")
+    print(
+        f"peak growth, base64 job / baseline job: {grown / max(base, 1.0):.2f}x "
+        f"(baseline growth floored at 1 MB for the ratio)"
+    )
     passed = grown < FLOOR_MB
     print(f"floor: base64 job's peak growth {grown:.1f} MB < {FLOOR_MB:g} MB: {'PASS' if passed else 'FAIL'}")
     sys.exit(0 if passed else 1)

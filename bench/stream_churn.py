@@ -49,8 +49,16 @@ class Server(ServeProcess):
     """`musicsep serve` with the DSP model (no weights), loopback audio_url allowed (bench only)."""
 
     def __init__(self, data_dir: Path, log: Path, extra_env: dict[str, str]) -> None:
-        super().__init__(data_dir, {"MUSICSEP_ALLOW_LOOPBACK_URLS": "1", "MUSICSEP_URL_TIMEOUT_S": "86400",
-                                    "OMP_NUM_THREADS": "1", **extra_env}, log=log)
+        super().__init__(
+            data_dir,
+            {
+                "MUSICSEP_ALLOW_LOOPBACK_URLS": "1",
+                "MUSICSEP_URL_TIMEOUT_S": "86400",
+                "OMP_NUM_THREADS": "1",
+                **extra_env,
+            },
+            log=log,
+        )
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"{self.url}/metrics", timeout=10).text
@@ -127,9 +135,16 @@ def main() -> int:
     parser.add_argument("--redis-url", help="run scale-out on this Redis (a database nothing else uses)")
     args = parser.parse_args()
     prefix = f"musicsep-churn:{os.getpid()}:{time.time_ns()}:"
-    extra_env = {} if not args.redis_url else {
-        "MUSICSEP_QUEUE": "celery", "MUSICSEP_REDIS_URL": args.redis_url, "MUSICSEP_REDIS_PREFIX": prefix,
-        "MUSICSEP_SIGNING_KEY": "stream-churn-bench-signing-key-0123456789"}
+    extra_env = (
+        {}
+        if not args.redis_url
+        else {
+            "MUSICSEP_QUEUE": "celery",
+            "MUSICSEP_REDIS_URL": args.redis_url,
+            "MUSICSEP_REDIS_PREFIX": prefix,
+            "MUSICSEP_SIGNING_KEY": "stream-churn-bench-signing-key-0123456789",
+        }
+    )
     started = time.monotonic()
     deadline = started + args.time_cap_s
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,8 +154,11 @@ def main() -> int:
         silent.listen(4)
         server = Server(Path(tmp) / "data", Path(tmp) / "server.log", extra_env)
         try:
-            reply = httpx.post(f"{server.url}/api/v1/jobs", timeout=30, json={
-                "audio_url": f"http://127.0.0.1:{silent.getsockname()[1]}/song.wav", "analyze": False})
+            reply = httpx.post(
+                f"{server.url}/api/v1/jobs",
+                timeout=30,
+                json={"audio_url": f"http://127.0.0.1:{silent.getsockname()[1]}/song.wav", "analyze": False},
+            )
             reply.raise_for_status()
             path = reply.json()["events_url"]
             asyncio.run(churn(server.port, path, WARMUP_CYCLES, args.concurrency, deadline))
@@ -158,22 +176,40 @@ def main() -> int:
             if args.redis_url:
                 _delete_keys(args.redis_url, prefix)
     delta = {key: round(after[key] - baseline[key], 2) for key in baseline}
-    ok = (abs(delta["fds"]) <= FD_TASK_TOLERANCE and abs(delta["tasks"]) <= FD_TASK_TOLERANCE
-          and delta["rss_mb"] < RSS_GROWTH_LIMIT_MB and cycles == args.cycles)
-    result = {"cpu": cpu_model(), "mode": "scale-out (Redis)" if args.redis_url else "embedded", "cycles": cycles,
-              "asked": args.cycles, "concurrency": args.concurrency,
-              "churn_s": round(churn_s, 2), "cycles_per_s": round(cycles / churn_s, 1), "job_status": job_status,
-              "baseline": baseline, "after": after, "delta": delta, "ok": ok}
+    ok = (
+        abs(delta["fds"]) <= FD_TASK_TOLERANCE
+        and abs(delta["tasks"]) <= FD_TASK_TOLERANCE
+        and delta["rss_mb"] < RSS_GROWTH_LIMIT_MB
+        and cycles == args.cycles
+    )
+    result = {
+        "cpu": cpu_model(),
+        "mode": "scale-out (Redis)" if args.redis_url else "embedded",
+        "cycles": cycles,
+        "asked": args.cycles,
+        "concurrency": args.concurrency,
+        "churn_s": round(churn_s, 2),
+        "cycles_per_s": round(cycles / churn_s, 1),
+        "job_status": job_status,
+        "baseline": baseline,
+        "after": after,
+        "delta": delta,
+        "ok": ok,
+    }
     if args.json:
         print(json.dumps(result))
     else:
         print(f"CPU: {result['cpu']}; {result['mode']}")
-        print(f"{cycles} of {args.cycles} cycles, {args.concurrency} at a time, in {churn_s:.1f} s "
-              f"({result['cycles_per_s']}/s); the followed job stayed {job_status}")
+        print(
+            f"{cycles} of {args.cycles} cycles, {args.concurrency} at a time, in {churn_s:.1f} s "
+            f"({result['cycles_per_s']}/s); the followed job stayed {job_status}"
+        )
         for key in baseline:
             print(f"  {key:>12}: baseline {baseline[key]:10.2f}   after {after[key]:10.2f}   delta {delta[key]:+.2f}")
-        print(f"bounds: fds and tasks ±{FD_TASK_TOLERANCE}, RSS growth < {RSS_GROWTH_LIMIT_MB:g} MB -> "
-              f"{'held' if ok else 'MISSED'}")
+        print(
+            f"bounds: fds and tasks ±{FD_TASK_TOLERANCE}, RSS growth < {RSS_GROWTH_LIMIT_MB:g} MB -> "
+            f"{'held' if ok else 'MISSED'}"
+        )
     return 0 if ok else 1
 
 

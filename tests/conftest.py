@@ -27,8 +27,15 @@ def tiny_htdemucs(seed: int = 0, sources: list[str] | None = None):
 
     torch.manual_seed(seed)
     model = HTDemucs(
-        sources or SOURCES, channels=4, depth=3, nfft=512, t_layers=1, t_heads=2,
-        segment=Fraction(2, 1), dconv_comp=4, t_hidden_scale=1.0,
+        sources or SOURCES,
+        channels=4,
+        depth=3,
+        nfft=512,
+        t_layers=1,
+        t_heads=2,
+        segment=Fraction(2, 1),
+        dconv_comp=4,
+        t_hidden_scale=1.0,
     )
     return model.eval()
 
@@ -47,8 +54,11 @@ def save_th(model, folder: Path, sig: str) -> None:
 
     args, kwargs = model._init_args_kwargs
     package = {
-        "klass": model.__class__, "args": args, "kwargs": kwargs,
-        "state": get_state(model, None, half=False), "training_args": {},
+        "klass": model.__class__,
+        "args": args,
+        "kwargs": kwargs,
+        "state": get_state(model, None, half=False),
+        "training_args": {},
     }
     save_with_checksum(package, folder / f"{sig}.th")
 
@@ -138,8 +148,14 @@ def make_clip(tmp_path) -> Callable[..., Path]:
     """Write a synthetic clip to tmp_path and return its path (format from the suffix)."""
     counter = iter(range(10_000))
 
-    def _make(seconds: float = 10.0, samplerate: int = SAMPLERATE, channels: int = 2,
-              suffix: str = ".wav", kind: str = "music", seed: int = 0) -> Path:
+    def _make(
+        seconds: float = 10.0,
+        samplerate: int = SAMPLERATE,
+        channels: int = 2,
+        suffix: str = ".wav",
+        kind: str = "music",
+        seed: int = 0,
+    ) -> Path:
         import soundfile as sf
 
         if kind == "music":
@@ -147,8 +163,9 @@ def make_clip(tmp_path) -> Callable[..., Path]:
         elif kind == "silence":
             audio = np.zeros((channels, int(seconds * samplerate)), np.float32)
         elif kind == "noise":
-            audio = 0.1 * np.random.default_rng(seed).standard_normal(
-                (channels, int(seconds * samplerate))).astype(np.float32)
+            audio = 0.1 * np.random.default_rng(seed).standard_normal((channels, int(seconds * samplerate))).astype(
+                np.float32
+            )
         else:
             raise ValueError(kind)
         path = tmp_path / f"clip{next(counter)}_{kind}{suffix}"
@@ -165,4 +182,3 @@ def model_repo_env(tiny_model_repo, monkeypatch) -> Path:
     monkeypatch.setenv("MUSICSEP_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return tiny_model_repo
-

@@ -75,8 +75,11 @@ def weight_reads(monkeypatch) -> Iterator[WeightReads]:
     import demucs.repo
 
     reads = WeightReads()
-    read_safetensors, read_th, get_model = (demucs.hf.load_safetensors_model, demucs.repo.load_model,
-                                            demucs.pretrained.get_model)
+    read_safetensors, read_th, get_model = (
+        demucs.hf.load_safetensors_model,
+        demucs.repo.load_model,
+        demucs.pretrained.get_model,
+    )
 
     def safetensors(path, *args, **kwargs):
         reads.paths.append(Path(path))

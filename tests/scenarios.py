@@ -37,9 +37,12 @@ def link(api: str, url: str) -> str:
 def post_job(api: str, clip: Path, **fields: Any) -> dict:
     """POST /api/v1/jobs with an upload; the 202 answer."""
     with clip.open("rb") as handle:
-        reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("song.wav", handle)},
-                           data={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()},
-                           timeout=60)
+        reply = httpx.post(
+            f"{api}/api/v1/jobs",
+            files={"file": ("song.wav", handle)},
+            data={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()},
+            timeout=60,
+        )
     assert reply.status_code == 202, reply.text
     return reply.json()
 
@@ -74,8 +77,12 @@ def engine_stems(clip: Path, model_repo: Path, out_dir: Path, threads: int | Non
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:
-        result = separate_file(clip, out_dir, SeparationRequest(model="tiny_htdemucs", device="cpu"),
-                               loader=ModelLoader(repo=model_repo, offline=True))
+        result = separate_file(
+            clip,
+            out_dir,
+            SeparationRequest(model="tiny_htdemucs", device="cpu"),
+            loader=ModelLoader(repo=model_repo, offline=True),
+        )
     finally:
         torch.set_num_threads(before)
     return {name: sf.read(path, dtype="int16")[0] for name, path in result.stems.items()}
@@ -140,8 +147,12 @@ def three_watchers_see_one_log(apis: list[str], clip: Path, expected: dict[str, 
 
     # A reconnect after the terminal event is told there is nothing more, on any process.
     for api in apis:
-        assert httpx.get(link(api, accepted["events_url"]), headers={"Last-Event-ID": str(events[-1][0])},
-                         timeout=30).status_code == 204
+        assert (
+            httpx.get(
+                link(api, accepted["events_url"]), headers={"Last-Event-ID": str(events[-1][0])}, timeout=30
+            ).status_code
+            == 204
+        )
     return accepted["job_id"], events
 
 
@@ -154,8 +165,9 @@ def resume_at_random_points(apis: list[str], clip: Path) -> None:
     received: Events = []
     reconnects = 0
     for attempt in range(500):  # bounded: each pass reads at least one event or ends
-        status, events = stream_events(urls[attempt % len(urls)], last_event_id=received[-1][0] if received else 0,
-                                       stop_after=rng.randint(1, 2))
+        status, events = stream_events(
+            urls[attempt % len(urls)], last_event_id=received[-1][0] if received else 0, stop_after=rng.randint(1, 2)
+        )
         if status == 204:
             break
         assert status == 200
@@ -173,10 +185,16 @@ def disconnect_cancels_post_separate(apis: list[str], long_clip: Path, short_cli
     """A POST /separate stream left mid-separation cancels its job within a chunk, and a job
     queued behind it then runs to the end. Returns (the cancelled job's id, the second's 202)."""
     parser = SSEParser()
-    with long_clip.open("rb") as handle, httpx.stream(
-        "POST", f"{apis[0]}/api/v1/separate", files={"file": ("long.wav", handle)},
-        headers={"Accept": "text/event-stream"}, timeout=120,
-    ) as response:
+    with (
+        long_clip.open("rb") as handle,
+        httpx.stream(
+            "POST",
+            f"{apis[0]}/api/v1/separate",
+            files={"file": ("long.wav", handle)},
+            headers={"Accept": "text/event-stream"},
+            timeout=120,
+        ) as response,
+    ):
         first_id = response.headers["x-job-id"]
         second = post_job(apis[-1], short_clip)
         seen: list[str] = []

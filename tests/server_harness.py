@@ -67,8 +67,14 @@ def start_server(settings: Settings, pipeline: Any = None) -> LiveServer:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # The HTTP protocol `musicsep serve` uses (header and body timeouts), so every test runs on it.
-    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=3,
-                            timeout_keep_alive=5, http=protocol_for(settings))
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        timeout_keep_alive=5,
+        http=protocol_for(settings),
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -142,15 +148,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = None,
-                 args: tuple[str, ...] = ()) -> ServerProcess:
+def spawn_server(
+    env_overrides: dict[str, str], log: Path, port: int | None = None, args: tuple[str, ...] = ()
+) -> ServerProcess:
     """`musicsep serve *args` on 127.0.0.1 (`args` e.g. ("--config", "uvicorn_config.json"))."""
     port = port or free_port()
-    env = {**os.environ, **env_overrides, "MUSICSEP_PORT": str(port), "MUSICSEP_HOST": "127.0.0.1",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        **env_overrides,
+        "MUSICSEP_PORT": str(port),
+        "MUSICSEP_HOST": "127.0.0.1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
     handle = log.open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve", *args], env=env, stdout=handle,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musicsep.cli", "serve", *args], env=env, stdout=handle, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -165,9 +180,14 @@ def spawn_server(env_overrides: dict[str, str], log: Path, port: int | None = No
     return ServerProcess(url, process, log, env)
 
 
-def stream_events(url: str, *, last_event_id: int = 0, stop_after: int | None = None,
-                  headers: dict[str, str] | None = None,
-                  timeout_s: float = 120.0) -> tuple[int, list[tuple[int, str, dict]]]:
+def stream_events(
+    url: str,
+    *,
+    last_event_id: int = 0,
+    stop_after: int | None = None,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> tuple[int, list[tuple[int, str, dict]]]:
     """Open an event stream with httpx and parse it with the clients' parser.
 
     Returns (status, [(id, type, data)]); stops at the terminal event, or after `stop_after`

@@ -27,11 +27,25 @@ STARTUP_S = 30
 
 
 def serve(tmp_path: Path, model_repo: Path, **env: str) -> subprocess.Popen:
-    environment = {**os.environ, "MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(model_repo),
-                   "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
-                   "MUSICSEP_PORT": str(free_port()), "MUSICSEP_HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1", **env}
-    return subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve"], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    environment = {
+        **os.environ,
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_PORT": str(free_port()),
+        "MUSICSEP_HOST": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "musicsep.cli", "serve"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def refused_at_startup(process: subprocess.Popen) -> tuple[int, str]:

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         description="Models tried in order when the requested one's weights are unavailable; 'none' to fail instead.",
     )
     model_cache_mb: float = Field(
-        default=4096.0, gt=0,
+        default=4096.0,
+        gt=0,
         description="Weights kept loaded (parameters and buffers), least recently used out first; models a "
         "running job holds are never dropped. 4096: two of the largest catalog bags in fp32.",
     )
@@ -55,7 +56,9 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(default=200.0, gt=0)
     max_concurrent: int = Field(default=1, ge=1, le=64)
     worker_nice: int = Field(
-        default=10, ge=0, le=19,
+        default=10,
+        ge=0,
+        le=19,
         description="Nice value of the threads that separate (Linux), so the event loop answers first; 0 to keep.",
     )
     queue_size: int = Field(default=16, ge=0, le=10_000)
@@ -74,7 +77,8 @@ class Settings(BaseSettings):
     sse_ping_s: float = Field(default=15.0, gt=0, description="Keep-alive comment interval on event streams.")
     sse_retry_ms: int = Field(default=2000, ge=0, description="`retry:` sent to EventSource clients.")
     sse_max_lifetime_s: float = Field(
-        default=1800.0, gt=0,
+        default=1800.0,
+        gt=0,
         description="An event stream is closed (with `retry:`) after this long; the client resumes with "
         "Last-Event-ID, losing nothing. Bounds what one connection holds.",
     )
@@ -82,7 +86,8 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Open GET …/events streams per job in one API process; more get 429."
     )
     sse_max_streams_per_caller: int = Field(
-        default=100, ge=1,
+        default=100,
+        ge=1,
         description="Open GET …/events streams per API key (or per client address without one) in one API "
         "process; more get 429.",
     )
@@ -94,13 +99,15 @@ class Settings(BaseSettings):
     )
     preload: list[str] = Field(default_factory=list, description="Models loaded at startup.")
     http_header_timeout_s: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="The request line and headers must arrive within this long of the connection opening "
         "(or of the next request's first byte on a kept-alive one), however slowly they trickle; else 408 "
         "and close. Between requests uvicorn's timeout_keep_alive applies (uvicorn_config.json).",
     )
     http_body_idle_timeout_s: float = Field(
-        default=30.0, gt=0,
+        default=30.0,
+        gt=0,
         description="A request body (an upload) is abandoned when no byte of it arrives for this long; "
         "time the server itself is not reading does not count.",
     )
@@ -115,7 +122,8 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Broker, job store and event log.")
     redis_prefix: str = Field(default="musicsep:", description="Prefix of every musicsep key in Redis.")
     visibility_timeout_s: float = Field(
-        default=4 * 3600.0, gt=0,
+        default=4 * 3600.0,
+        gt=0,
         description="A job whose worker died is redelivered after this long; keep it above the longest job.",
     )
     storage: Literal["local", "s3"] = Field(
@@ -172,8 +180,11 @@ class Settings(BaseSettings):
     def _models_are_names(self) -> Settings:
         from musicsep.model.names import RULE, is_model_name
 
-        for setting, names in (("DEFAULT_MODEL", [self.default_model]), ("PRELOAD", self.preload),
-                               ("FALLBACK", list(self.fallback_chain))):
+        for setting, names in (
+            ("DEFAULT_MODEL", [self.default_model]),
+            ("PRELOAD", self.preload),
+            ("FALLBACK", list(self.fallback_chain)),
+        ):
             if not all(is_model_name(name) for name in names):
                 raise ValueError(f"MUSICSEP_{setting}: {RULE}")
         return self

@@ -111,12 +111,25 @@ def setup_logging(json_lines: bool = False, level: str = "INFO") -> None:
     logger.remove()
     logger.configure(extra={"request_id": "-", "job_id": "-"}, patcher=_escape_record)
     if json_lines:
-        logger.add(_JsonSink(sys.stderr).write, level=level, format=TEXT_FORMAT, serialize=True, backtrace=False,
-                   diagnose=False, colorize=False)
+        logger.add(
+            _JsonSink(sys.stderr).write,
+            level=level,
+            format=TEXT_FORMAT,
+            serialize=True,
+            backtrace=False,
+            diagnose=False,
+            colorize=False,
+        )
     else:
         colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
-        logger.add(_TextSink(sys.stderr, colour).write, level=level, format=TEXT_FORMAT, backtrace=False,
-                   diagnose=False, colorize=colour)
+        logger.add(
+            _TextSink(sys.stderr, colour).write,
+            level=level,
+            format=TEXT_FORMAT,
+            backtrace=False,
+            diagnose=False,
+            colorize=colour,
+        )
     logging.basicConfig(handlers=[InterceptHandler()], level=logging.INFO, force=True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "sse_starlette"):
         stdlib = logging.getLogger(name)

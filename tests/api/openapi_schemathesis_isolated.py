@@ -33,21 +33,26 @@ from schemathesis.core.failures import FailureGroup
 from server_harness import base_settings, start_server
 
 API_KEY = "schemathesis-key-0123456789"
-EXCLUDED = [schemathesis.checks.positive_data_acceptance, schemathesis.checks.use_after_free,
-            schemathesis.checks.ensure_resource_availability]
+EXCLUDED = [
+    schemathesis.checks.positive_data_acceptance,
+    schemathesis.checks.use_after_free,
+    schemathesis.checks.ensure_resource_availability,
+]
 EXAMPLES = 25
 
 
 if os.environ.get("MUSICSEP_TEST_NETNS") != "loopback-only":
-    pytest.skip("run through test_openapi_schemathesis.py (inside a loopback-only namespace)",
-                allow_module_level=True)
+    pytest.skip("run through test_openapi_schemathesis.py (inside a loopback-only namespace)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory, tiny_model_repo) -> Iterator[object]:
     data_dir = tmp_path_factory.mktemp("schemathesis") / "data"
-    server = start_server(base_settings(data_dir, tiny_model_repo, api_keys=[API_KEY], queue_size=4,
-                                        max_upload_mb=2.0, max_duration_s=20.0))
+    server = start_server(
+        base_settings(
+            data_dir, tiny_model_repo, api_keys=[API_KEY], queue_size=4, max_upload_mb=2.0, max_duration_s=20.0
+        )
+    )
     try:
         yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     finally:
@@ -55,8 +60,9 @@ def api_schema(tmp_path_factory, tiny_model_repo) -> Iterator[object]:
 
 
 def _run_operation(operation, mode: GenerationMode) -> None:
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case) -> None:
         case.call_and_validate(headers={"X-API-Key": API_KEY}, timeout=30, excluded_checks=EXCLUDED)

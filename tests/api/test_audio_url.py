@@ -22,9 +22,12 @@ def test_an_audio_url_job_completes_with_the_same_stems_as_an_upload(live_server
         audio_url_job_equals_upload([server.url], make_clip(seconds=3.0), target)
         assert [path for path, _ in target.requests] == ["/audio"]
         # POST /separate takes the same JSON body.
-        reply = httpx.post(f"{server.url}/api/v1/separate", json={"audio_url": f"{target.url}/audio",
-                                                                  "stems": "vocals", "analyze": False},
-                           headers={"Accept": "application/json"}, timeout=120)
+        reply = httpx.post(
+            f"{server.url}/api/v1/separate",
+            json={"audio_url": f"{target.url}/audio", "stems": "vocals", "analyze": False},
+            headers={"Accept": "application/json"},
+            timeout=120,
+        )
     assert reply.status_code == 200, reply.text
     assert reply.json()["status"] == "completed" and set(reply.json()["stems"]) == {"vocals"}
 
@@ -45,19 +48,24 @@ def test_audio_urls_at_non_public_addresses_are_refused_with_a_clear_reason(live
         }
         for url, reason in expected.items():
             assert audio_url_refused(server.url, url) == f"audio_url refused: {reason}" + (
-                "" if reason.endswith("not a public one") else ", not a public one"), url
+                "" if reason.endswith("not a public one") else ", not a public one"
+            ), url
         assert target.requests == []  # refused before any connection
 
 
 def test_a_redirect_to_a_non_public_address_is_refused(live_server):
     server = live_server(allow_loopback_urls=True)
     with http_target() as target:
-        for where, reason in [("http://10.0.0.1/a.wav", "10.0.0.1 is a private address"),
-                              ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is the cloud metadata")]:
+        for where, reason in [
+            ("http://10.0.0.1/a.wav", "10.0.0.1 is a private address"),
+            ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is the cloud metadata"),
+        ]:
             message = audio_url_refused(server.url, f"{target.url}/redirect?to={where}")
             assert message.startswith(f"audio_url refused: the URL redirected to {where}; {reason}"), message
         assert [path for path, _ in target.requests] == [
-            "/redirect?to=http://10.0.0.1/a.wav", "/redirect?to=http://169.254.169.254/latest/meta-data/"]
+            "/redirect?to=http://10.0.0.1/a.wav",
+            "/redirect?to=http://169.254.169.254/latest/meta-data/",
+        ]
 
 
 def test_an_audio_url_that_fails_or_is_not_audio_fails_the_job_clearly(live_server):
@@ -66,7 +74,9 @@ def test_an_audio_url_that_fails_or_is_not_audio_fails_the_job_clearly(live_serv
         target.audio = b"<html>not a song</html>"
         failures = {
             f"{target.url}/status/404": (
-                "url_fetch_failed", "audio_url could not be downloaded: the URL answered HTTP 404"),
+                "url_fetch_failed",
+                "audio_url could not be downloaded: the URL answered HTTP 404",
+            ),
             f"{target.url}/audio": ("unsupported_format", "the file at audio_url: the file is not an audio format"),
         }
         for url, (code, message) in failures.items():

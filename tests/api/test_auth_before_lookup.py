@@ -19,8 +19,15 @@ from server_harness import stream_events
 KEY = "k" * 24
 MISSING = "0123456789abcdef0123456789abcdef"
 #: The stem names of test_downloads_auth_expiry.py's path-trick test.
-PATH_TRICKS = ["nope", "..", "%2e%2e", "..%2Finput", "%2e%2e%2f%2e%2e%2fsigning.key", "vocals%2F..%2F..%2Finput",
-               "input"]
+PATH_TRICKS = [
+    "nope",
+    "..",
+    "%2e%2e",
+    "..%2Finput",
+    "%2e%2e%2f%2e%2e%2fsigning.key",
+    "vocals%2F..%2F..%2Finput",
+    "input",
+]
 
 
 def _answer(response: httpx.Response) -> tuple[int, str, str]:
@@ -42,8 +49,13 @@ def finished_job(tmp_path_factory, tiny_model_repo):
     server = start_server(base_settings(folder / "data", tiny_model_repo, api_keys=[KEY]))
     try:
         with clip.open("rb") as handle:
-            accepted = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", handle)},
-                                  data={"analyze": "false"}, headers={"X-API-Key": KEY}, timeout=60).json()
+            accepted = httpx.post(
+                f"{server.url}/api/v1/jobs",
+                files={"file": ("song.wav", handle)},
+                data={"analyze": "false"},
+                headers={"X-API-Key": KEY},
+                timeout=60,
+            ).json()
         status, events = stream_events(server.url + accepted["events_url"])
         assert events[-1][1] == "completed"
         yield server, accepted["job_id"]
@@ -51,14 +63,17 @@ def finished_job(tmp_path_factory, tiny_model_repo):
         server.stop()
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/api/v1/jobs/{id}"),
-    ("DELETE", "/api/v1/jobs/{id}"),
-    ("GET", "/api/v1/jobs/{id}/events"),
-    ("GET", "/api/v1/jobs/{id}/stems/vocals"),
-    ("GET", "/api/v1/jobs/{id}/stems/no_such_stem"),
-    ("GET", "/api/v1/jobs/{id}/stems.zip"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/jobs/{id}"),
+        ("DELETE", "/api/v1/jobs/{id}"),
+        ("GET", "/api/v1/jobs/{id}/events"),
+        ("GET", "/api/v1/jobs/{id}/stems/vocals"),
+        ("GET", "/api/v1/jobs/{id}/stems/no_such_stem"),
+        ("GET", "/api/v1/jobs/{id}/stems.zip"),
+    ],
+)
 def test_without_credentials_an_existing_job_looks_like_a_missing_one(finished_job, method, path):
     server, job_id = finished_job
     existing = httpx.request(method, server.url + path.format(id=job_id))
@@ -69,8 +84,10 @@ def test_without_credentials_an_existing_job_looks_like_a_missing_one(finished_j
 
 def test_a_stem_download_without_a_signature_never_says_which_stems_exist(finished_job):
     server, job_id = finished_job
-    answers = {_answer(httpx.get(f"{server.url}/api/v1/jobs/{job_id}/stems/{stem}"))
-               for stem in ("vocals", "drums", "no_such_stem", "input", "%2e%2e")}
+    answers = {
+        _answer(httpx.get(f"{server.url}/api/v1/jobs/{job_id}/stems/{stem}"))
+        for stem in ("vocals", "drums", "no_such_stem", "input", "%2e%2e")
+    }
     assert len(answers) == 1
     assert next(iter(answers))[:2] == (403, "link_invalid")
 

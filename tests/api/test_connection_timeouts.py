@@ -40,17 +40,38 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "server.log"
-        env = {**os.environ, "MUSICSEP_DATA_DIR": str(tmp / "data"), "MUSICSEP_MODEL_REPO": str(model_repo),
-               "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
-               "MUSICSEP_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
-               "MUSICSEP_HTTP_BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S), "MUSICSEP_HTTP_MAX_HEADER_KB": "16",
-               "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        env = {
+            **os.environ,
+            "MUSICSEP_DATA_DIR": str(tmp / "data"),
+            "MUSICSEP_MODEL_REPO": str(model_repo),
+            "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+            "MUSICSEP_OFFLINE": "1",
+            "MUSICSEP_DEVICE": "cpu",
+            "MUSICSEP_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+            "MUSICSEP_HTTP_BODY_IDLE_TIMEOUT_S": str(BODY_IDLE_TIMEOUT_S),
+            "MUSICSEP_HTTP_MAX_HEADER_KB": "16",
+            "OMP_NUM_THREADS": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "musicsep.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--config", str(ROOT / "uvicorn_config.json")],
-            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard)))
+            [
+                sys.executable,
+                "-m",
+                "musicsep.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--config",
+                str(ROOT / "uvicorn_config.json"),
+            ],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard)),
+        )
         wait_until(self.ready, STARTUP_TIMEOUT_S, "musicsep serve to answer /health")
 
     def ready(self) -> bool:
@@ -92,6 +113,7 @@ def seconds_until_closed(sock: socket.socket, started: float) -> tuple[float, by
 
 def whole_response(sock: socket.socket) -> bytes:
     """One response with a Content-Length, however the server split it into segments."""
+
     def more() -> bytes:
         if not (chunk := sock.recv(65536)):  # bounded by the socket's timeout
             pytest.fail("the server closed the connection in the middle of a response")
@@ -162,8 +184,10 @@ def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline
 
 
 def test_an_upload_that_stops_sending_is_abandoned_after_the_body_idle_timeout(server):
-    head = (b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            b"Content-Length: 100000\r\n\r\n")
+    head = (
+        b"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
     sock = server.connect(head + b"--b\r\n" + b"x" * 1000)
     after, _ = seconds_until_closed(sock, time.monotonic())
     assert EARLIEST_CLOSE_S <= after <= LATEST_CLOSE_S
@@ -173,16 +197,20 @@ def test_an_upload_that_stops_sending_is_abandoned_after_the_body_idle_timeout(s
 def test_a_slow_but_steady_upload_is_not_cut_off(server, make_clip):
     """Gaps shorter than the body idle timeout, a whole upload much longer than it."""
     audio = make_clip(seconds=1.0).read_bytes()
-    body = (b"--b\r\nContent-Disposition: form-data; name=\"analyze\"\r\n\r\nfalse\r\n"
-            b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            b"Content-Type: audio/wav\r\n\r\n" + audio + b"\r\n--b--\r\n")
-    head = (f"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="analyze"\r\n\r\nfalse\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        b"Content-Type: audio/wav\r\n\r\n" + audio + b"\r\n--b--\r\n"
+    )
+    head = (
+        f"POST /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
     sock = server.connect(head)
     started = time.monotonic()
     pieces = 8
     for index in range(pieces):
-        sock.sendall(body[index * len(body) // pieces:(index + 1) * len(body) // pieces])
+        sock.sendall(body[index * len(body) // pieces : (index + 1) * len(body) // pieces])
         time.sleep(BODY_IDLE_TIMEOUT_S / 2)
     _, reply = seconds_until_closed(sock, started)
     assert time.monotonic() - started > 3 * BODY_IDLE_TIMEOUT_S

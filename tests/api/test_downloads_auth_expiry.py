@@ -27,8 +27,9 @@ KEY = "k" * 24
 
 def _run_job(url: str, clip, headers: dict[str, str] | None = None, **fields: str) -> tuple[dict, list]:
     with clip.open("rb") as handle:
-        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data=fields,
-                              headers=headers or {}, timeout=60)
+        response = httpx.post(
+            f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data=fields, headers=headers or {}, timeout=60
+        )
     assert response.status_code == 202, response.text
     accepted = response.json()
     status, events = stream_events(url + accepted["events_url"])
@@ -60,8 +61,15 @@ def test_zip_holds_every_stem(completed):
     assert sizes == {name: info["bytes"] for name, info in final["stems"].items()}
 
 
-PATH_TRICKS = ["nope", "..", "%2e%2e", "..%2Finput", "%2e%2e%2f%2e%2e%2fsigning.key", "vocals%2F..%2F..%2Finput",
-               "input"]
+PATH_TRICKS = [
+    "nope",
+    "..",
+    "%2e%2e",
+    "..%2Finput",
+    "%2e%2e%2f%2e%2e%2fsigning.key",
+    "vocals%2F..%2F..%2Finput",
+    "input",
+]
 
 
 @pytest.mark.parametrize("stem", PATH_TRICKS)
@@ -161,8 +169,13 @@ def test_idempotency_key_returns_the_first_job_and_jobs_are_listed(live_server, 
     answers = []
     for _ in range(2):
         with clip.open("rb") as handle:
-            answers.append(httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
-                                      data={"idempotency_key": "upload-7", "analyze": "false"}))
+            answers.append(
+                httpx.post(
+                    f"{server.url}/api/v1/jobs",
+                    files={"file": ("a.wav", handle)},
+                    data={"idempotency_key": "upload-7", "analyze": "false"},
+                )
+            )
     assert answers[0].json()["job_id"] == answers[1].json()["job_id"]
     assert "idempotent-replayed" not in answers[0].headers
     assert answers[1].headers["idempotent-replayed"] == "true"
@@ -184,10 +197,15 @@ def test_links_with_unicode_digits_or_non_ascii_signatures_are_403_not_500(compl
     path, query = final["stems"]["vocals"]["url"].split("?")
     expires = dict(pair.split("=", 1) for pair in query.split("&"))["expires"]
     sig = dict(pair.split("=", 1) for pair in query.split("&"))["sig"]
-    for params in ({"expires": expires, "sig": "é" + sig[1:]}, {"expires": expires, "sig": "²"},
-                   {"expires": "²", "sig": sig}, {"expires": "٣" * len(expires), "sig": sig},
-                   {"expires": f"+{expires}", "sig": sig}, {"expires": f" {expires}", "sig": sig},
-                   {"expires": f"{expires}.0", "sig": sig}):
+    for params in (
+        {"expires": expires, "sig": "é" + sig[1:]},
+        {"expires": expires, "sig": "²"},
+        {"expires": "²", "sig": sig},
+        {"expires": "٣" * len(expires), "sig": sig},
+        {"expires": f"+{expires}", "sig": sig},
+        {"expires": f" {expires}", "sig": sig},
+        {"expires": f"{expires}.0", "sig": sig},
+    ):
         response = httpx.get(server.url + path, params=params)
         assert response.status_code == 403, (params, response.text)
         assert _envelope_of(response)["code"] == "link_invalid"

@@ -29,8 +29,9 @@ def _env(tmp_path, tiny_model_repo) -> dict[str, str]:
 
 def _submit(url: str, clip) -> dict:
     with clip.open("rb") as handle:
-        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data={"analyze": "false"},
-                              timeout=60)
+        response = httpx.post(
+            f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data={"analyze": "false"}, timeout=60
+        )
     assert response.status_code == 202
     return response.json()
 
@@ -122,23 +123,40 @@ def _stalled_upload(url: str, body: bytes, boundary: str, send: int) -> socket.s
     """A client that announces `body`, sends its first `send` bytes, then goes quiet."""
     host, port = url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode() + body[:send])
+    sock.sendall(
+        (
+            f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+        ).encode()
+        + body[:send]
+    )
     return sock
 
 
 def _wav_multipart(boundary: str, megabytes: int) -> bytes:
     """A multipart body whose file is a valid WAV header and `megabytes` MiB of silence."""
     data = bytes(megabytes << 20)
-    header = (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 2, 44100,
-              44100 * 4, 4, 16) + b"data" + struct.pack("<I", len(data)))
-    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"analyze\"\r\n\r\nfalse\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n"
-            "Content-Type: audio/wav\r\n\r\n").encode() + header + data + f"\r\n--{boundary}--\r\n".encode()
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 2, 44100, 44100 * 4, 4, 16)
+        + b"data"
+        + struct.pack("<I", len(data))
+    )
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="analyze"\r\n\r\nfalse\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n"
+        ).encode()
+        + header
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
 
-def test_kill_9_during_uploads_keeps_the_accepted_job_and_leaves_no_upload_behind(tmp_path, tiny_model_repo,
-                                                                                   make_clip):
+def test_kill_9_during_uploads_keeps_the_accepted_job_and_leaves_no_upload_behind(tmp_path, tiny_model_repo, make_clip):
     """Before: the upload being copied when the server died stayed in `data_dir/uploads` for ever.
 
     At the kill: one job accepted (202), one upload whose body is still arriving (spooled by the

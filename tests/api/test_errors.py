@@ -35,8 +35,10 @@ def _read_status(sock: socket.socket) -> int:
 
 
 def _multipart_head(boundary: str) -> bytes:
-    return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
 
 
 @pytest.fixture
@@ -49,12 +51,16 @@ def test_413_on_chunked_body_before_limit_plus_64k_was_sent(server):
     host, port = server.url.removeprefix("http://").split(":")
     boundary = "b0undary"
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
-                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            ).encode()
+        )
         payload = _multipart_head(boundary) + b"RIFF" + b"\0" * (LIMIT + SLACK)
         payload = payload[: LIMIT + SLACK]
         for start in range(0, len(payload), 16 * 1024):
-            piece = payload[start:start + 16 * 1024]
+            piece = payload[start : start + 16 * 1024]
             sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
         # Nothing more is sent: an answer now proves the server decided on what it had read.
         assert _read_status(sock) == 413
@@ -65,8 +71,12 @@ def test_413_when_content_length_understates_the_body(server):
     host, port = server.url.removeprefix("http://").split(":")
     boundary = "b0undary"
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT + SLACK // 2}\r\n"
-                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT + SLACK // 2}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+            ).encode()
+        )
         payload = _multipart_head(boundary) + b"\0" * (LIMIT + SLACK)
         sock.sendall(payload[: LIMIT + SLACK // 2])
         assert _read_status(sock) == 413
@@ -76,8 +86,12 @@ def test_413_at_once_when_content_length_says_too_much(server):
     """Refused on the headers alone: not one byte of body is sent."""
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:
-        sock.sendall((f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT * 4}\r\n"
-                      "Content-Type: multipart/form-data; boundary=x\r\n\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /api/v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {LIMIT * 4}\r\n"
+                "Content-Type: multipart/form-data; boundary=x\r\n\r\n"
+            ).encode()
+        )
         assert _read_status(sock) == 413
 
 
@@ -114,16 +128,19 @@ def test_422_for_bad_options_and_unknown_model(server, make_clip):
     assert _envelope(response)["code"] == "model_unavailable"
 
 
-@pytest.mark.parametrize(("body", "where"), [
-    ({"audio_url": "ftp://example.com/a.mp3"}, "http:// or https://"),
-    ({"audio_url": "file:///etc/passwd"}, "http:// or https://"),
-    ({"audio_url": "https://"}, "with a host name"),
-    ({"audio_url": "not a url"}, "http:// or https://"),
-    ({"model": "tiny_htdemucs"}, "audio_url"),
-    ({"audio_url": "https://example.com/a.mp3", "shifts": -1}, "shifts"),
-    ({"audio_url": "https://example.com/a.mp3", "colour": "blue"}, "colour"),
-    ("[1, 2", "JSON"),
-])
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"audio_url": "ftp://example.com/a.mp3"}, "http:// or https://"),
+        ({"audio_url": "file:///etc/passwd"}, "http:// or https://"),
+        ({"audio_url": "https://"}, "with a host name"),
+        ({"audio_url": "not a url"}, "http:// or https://"),
+        ({"model": "tiny_htdemucs"}, "audio_url"),
+        ({"audio_url": "https://example.com/a.mp3", "shifts": -1}, "shifts"),
+        ({"audio_url": "https://example.com/a.mp3", "colour": "blue"}, "colour"),
+        ("[1, 2", "JSON"),
+    ],
+)
 def test_422_for_a_bad_audio_url_body(server, body, where):
     """Only the shape is checked by the API; addresses are checked by whoever fetches (test_audio_url.py)."""
     if isinstance(body, str):
@@ -142,8 +159,10 @@ ENSEMBLE_MISTAKES = [
     ({"ensemble": "a,b,c,d,e"}, "at most 4"),
     ({"ensemble": "tiny_htdemucs,../weights"}, "model names are 1 to 64"),
     ({"ensemble_weights": "1,1"}, "ensemble_weights needs an ensemble"),
-    ({"ensemble": "tiny_htdemucs,tiny_hdemucs", "ensemble_method": "max_spec", "ensemble_weights": "1,2"},
-     "avg_wave only"),
+    (
+        {"ensemble": "tiny_htdemucs,tiny_hdemucs", "ensemble_method": "max_spec", "ensemble_weights": "1,2"},
+        "avg_wave only",
+    ),
 ]
 
 
@@ -163,8 +182,9 @@ def test_an_unknown_ensemble_member_is_refused_before_the_job_exists(server, mak
     """Was: 202, then a `failed` event once the worker tried to load the member."""
     clip = make_clip(seconds=1.0)
     jobs_before = len(httpx.get(f"{server.url}/api/v1/jobs").json()["jobs"])
-    response = httpx.post(f"{server.url}/api/v1/jobs", data={"ensemble": "tiny_htdemucs,no_such_model"},
-                          files={"file": clip.open("rb")})
+    response = httpx.post(
+        f"{server.url}/api/v1/jobs", data={"ensemble": "tiny_htdemucs,no_such_model"}, files={"file": clip.open("rb")}
+    )
     assert response.status_code == 422, response.text
     error = _envelope(response)
     assert error["code"] == "model_unavailable"
@@ -178,12 +198,15 @@ def test_422_for_a_missing_file(server):
     assert "audio_url" in _envelope(response)["message"]
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/jobs/0123456789abcdef0123456789abcdef",
-    "/api/v1/jobs/0123456789abcdef0123456789abcdef/events",
-    "/api/v1/jobs/not-a-job",
-    "/api/v1/jobs/..%2F..%2Fetc",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/jobs/0123456789abcdef0123456789abcdef",
+        "/api/v1/jobs/0123456789abcdef0123456789abcdef/events",
+        "/api/v1/jobs/not-a-job",
+        "/api/v1/jobs/..%2F..%2Fetc",
+    ],
+)
 def test_404_for_unknown_jobs(server, path):
     response = httpx.get(f"{server.url}{path}")
     assert response.status_code == 404
@@ -209,8 +232,17 @@ def _wav(channels: int = 2, tag: int = 1, frames: int = 4410) -> bytes:
     block = channels * 2
     fmt = struct.pack("<HHIIHH", tag, channels, 44100, 44100 * block, block, 16)
     data = bytes(frames * block)
-    return (b"RIFF" + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data)) + b"WAVE" + b"fmt "
-            + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 4 + 8 + len(fmt) + 8 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 @pytest.fixture
@@ -250,8 +282,9 @@ def test_a_255_channel_wav_is_422_naming_the_channel_limit(server):
 
 def test_channels_without_a_standard_layout_fail_the_job_as_invalid_audio(server):
     """9 unlabelled channels pass the header check but cannot be down-mixed: was internal_error."""
-    response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", _wav(channels=9))},
-                          data={"analyze": "false"})
+    response = httpx.post(
+        f"{server.url}/api/v1/jobs", files={"file": ("song.wav", _wav(channels=9))}, data={"analyze": "false"}
+    )
     assert response.status_code == 202, response.text
     status, events = stream_events(server.url + response.json()["events_url"])
     assert events[-1][1] == "failed"
@@ -261,8 +294,9 @@ def test_channels_without_a_standard_layout_fail_the_job_as_invalid_audio(server
 
 @pytest.mark.parametrize("body", [b"", b"--xx--\r\n"])
 def test_an_empty_multipart_body_is_422(server, body):
-    response = httpx.post(f"{server.url}/api/v1/jobs", content=body,
-                          headers={"Content-Type": "multipart/form-data; boundary=xx"})
+    response = httpx.post(
+        f"{server.url}/api/v1/jobs", content=body, headers={"Content-Type": "multipart/form-data; boundary=xx"}
+    )
     assert response.status_code == 422
     assert "file" in _envelope(response)["message"]
 
@@ -276,8 +310,12 @@ def test_a_multipart_body_without_a_file_part_is_422(server):
 def test_separate_as_json_answers_a_refused_audio_url_with_422(server):
     """The client's URL leads to a loopback address (allowance off): its fault, not a 500.
     Loopback on purpose: even a check that failed would not let a connection leave the machine."""
-    response = httpx.post(f"{server.url}/api/v1/separate", json={"audio_url": "http://127.0.0.1:9/a.wav"},
-                          headers={"Accept": "application/json"}, timeout=60)
+    response = httpx.post(
+        f"{server.url}/api/v1/separate",
+        json={"audio_url": "http://127.0.0.1:9/a.wav"},
+        headers={"Accept": "application/json"},
+        timeout=60,
+    )
     assert response.status_code == 422
     error = _envelope(response)
     assert error["code"] == "url_refused"
@@ -287,8 +325,12 @@ def test_separate_as_json_answers_a_refused_audio_url_with_422(server):
 def test_separate_as_json_answers_an_audio_url_that_is_404_with_422(live_server):
     server = live_server(allow_loopback_urls=True)
     with http_target() as target:
-        response = httpx.post(f"{server.url}/api/v1/separate", json={"audio_url": f"{target.url}/status/404"},
-                              headers={"Accept": "application/json"}, timeout=60)
+        response = httpx.post(
+            f"{server.url}/api/v1/separate",
+            json={"audio_url": f"{target.url}/status/404"},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
     assert response.status_code == 422
     error = _envelope(response)
     assert error["code"] == "url_fetch_failed"

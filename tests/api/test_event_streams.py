@@ -36,10 +36,16 @@ def test_post_separate_streams_the_same_protocol(live_server, make_clip):
     clip = make_clip(seconds=4.0)
     parser = SSEParser()
     streamed = []
-    with clip.open("rb") as handle, httpx.stream(
-        "POST", f"{server.url}/api/v1/separate", files={"file": ("song.wav", handle)},
-        headers={"Accept": "text/event-stream"}, timeout=120,
-    ) as response:
+    with (
+        clip.open("rb") as handle,
+        httpx.stream(
+            "POST",
+            f"{server.url}/api/v1/separate",
+            files={"file": ("song.wav", handle)},
+            headers={"Accept": "text/event-stream"},
+            timeout=120,
+        ) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-cache"
         job_id = response.headers["x-job-id"]
@@ -58,8 +64,13 @@ def test_post_separate_streams_the_same_protocol(live_server, make_clip):
 def test_post_separate_with_accept_json_answers_when_done(live_server, make_clip):
     server = live_server()
     with make_clip(seconds=3.0).open("rb") as handle:
-        response = httpx.post(f"{server.url}/api/v1/separate", files={"file": ("song.wav", handle)},
-                              data={"stems": "vocals"}, headers={"Accept": "application/json"}, timeout=120)
+        response = httpx.post(
+            f"{server.url}/api/v1/separate",
+            files={"file": ("song.wav", handle)},
+            data={"stems": "vocals"},
+            headers={"Accept": "application/json"},
+            timeout=120,
+        )
     assert response.status_code == 200
     job = response.json()
     assert job["status"] == "completed"
@@ -72,8 +83,9 @@ def test_resume_at_random_points_yields_exactly_the_log(live_server, make_clip):
     resume_at_random_points([live_server().url], make_clip(seconds=30.0))
 
 
-def _follow_until_end(url: str, last_event_id: str, deadline_s: float,
-                      opened: threading.Event | None = None) -> tuple[int, list[tuple[int, str]], bool]:
+def _follow_until_end(
+    url: str, last_event_id: str, deadline_s: float, opened: threading.Event | None = None
+) -> tuple[int, list[tuple[int, str]], bool]:
     """Read a stream with `Last-Event-ID`; (status, [(id, type)], whether it ended by itself before
     `deadline_s`). `opened` is set at the first byte. Pings (sse_ping_s=0.5 in these tests) keep
     chunks coming, so the deadline is checked often even when no event arrives."""
@@ -92,9 +104,7 @@ def _follow_until_end(url: str, last_event_id: str, deadline_s: float,
     return response.status_code, events, True
 
 
-def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pinging_forever(
-    live_server, make_clip
-):
+def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pinging_forever(live_server, make_clip):
     """A cursor past the log on a running or queued job waited for ids that never come,
     pinging after the job's end. Now it waits for the job and ends with its terminal event."""
     server = live_server(max_concurrent=1, sse_ping_s=0.5)
@@ -107,8 +117,9 @@ def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pi
     def watch(name: str, job: dict) -> None:
         results[name] = _follow_until_end(server.url + job["events_url"], "1000", 30, opened[name])
 
-    watchers = [threading.Thread(target=watch, args=(name, job)) for name, job in
-                (("running", running), ("queued", queued))]
+    watchers = [
+        threading.Thread(target=watch, args=(name, job)) for name, job in (("running", running), ("queued", queued))
+    ]
     for thread in watchers:
         thread.start()
     wait_until(lambda: all(event.is_set() for event in opened.values()), 30, "both streams to open")
@@ -126,8 +137,19 @@ def test_last_event_id_beyond_the_log_ends_with_the_terminal_event_instead_of_pi
 
 
 # Headers reach the server as latin-1: "²" is the byte 0xb2; Arabic-Indic digits come as UTF-8 bytes.
-@pytest.mark.parametrize("header", ["²".encode("latin-1"), "¹³".encode("latin-1"), "1²".encode("latin-1"),
-                                    "٣".encode(), "+1", "1 2", "0x10", "9" * 40])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "²".encode("latin-1"),
+        "¹³".encode("latin-1"),
+        "1²".encode("latin-1"),
+        "٣".encode(),
+        "+1",
+        "1 2",
+        "0x10",
+        "9" * 40,
+    ],
+)
 def test_non_ascii_digits_and_malformed_last_event_id_answer_400_not_500(live_server, make_clip, header):
     """`"²".isdigit()` is true and `int("²")` raises: a 500. Only ASCII digits (at most
     18) are a cursor; anything else is a 400 with the error envelope."""

@@ -10,8 +10,7 @@ from server_harness import stream_events
 
 def _submit(url: str, clip, **fields: str) -> dict:
     with clip.open("rb") as handle:
-        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)},
-                              data=fields, timeout=60)
+        response = httpx.post(f"{url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data=fields, timeout=60)
     assert response.status_code == 202, response.text
     return response.json()
 

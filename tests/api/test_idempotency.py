@@ -28,8 +28,7 @@ def test_a_key_reused_with_another_audio_url_is_409(live_server):
     assert first.status_code == 202
     same = httpx.post(f"{server.url}/api/v1/jobs", json=body, timeout=30)
     assert same.status_code == 202 and same.json()["job_id"] == first.json()["job_id"]
-    other = httpx.post(f"{server.url}/api/v1/jobs", json={**body, "audio_url": "http://127.0.0.1:9/b.wav"},
-                       timeout=30)
+    other = httpx.post(f"{server.url}/api/v1/jobs", json={**body, "audio_url": "http://127.0.0.1:9/b.wav"}, timeout=30)
     assert other.status_code == 409
     assert other.json()["error"]["job_id"] == first.json()["job_id"]
 
@@ -40,8 +39,9 @@ def test_a_replay_while_the_queue_is_full_is_the_first_job_not_503(live_server, 
     fields = {"idempotency_key": "full-1", "analyze": "false"}
 
     def post(**extra: str) -> httpx.Response:
-        return httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", clip)},
-                          data={**fields, **extra}, timeout=30)
+        return httpx.post(
+            f"{server.url}/api/v1/jobs", files={"file": ("song.wav", clip)}, data={**fields, **extra}, timeout=30
+        )
 
     with stalling_target() as (url, arrived, release):
         slow = httpx.post(f"{server.url}/api/v1/jobs", json={"audio_url": f"{url}/slow"}, timeout=30)

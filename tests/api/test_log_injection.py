@@ -35,8 +35,14 @@ def assert_no_forged_line(text: str) -> None:
 
 
 def server_env(tmp_path, tiny_model_repo, **extra: str) -> dict[str, str]:
-    return {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-            "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu", **extra}
+    return {
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("json_lines", [False, True], ids=["text", "json"])

@@ -12,8 +12,19 @@ import pytest
 from model_name_fixtures import model_places, weight_reads  # noqa: F401  (fixtures)
 from server_harness import base_settings, start_server, wait_until
 
-HOSTILE = ["../outside/evil", "../outside/evil_bag", "../../../../etc/nothere", "/etc/passwd", "./tiny_one",
-           "././tiny_one", "%2e%2e/outside/evil", "tiny_one\x00", "..", ".tiny_one", "A" * 65]
+HOSTILE = [
+    "../outside/evil",
+    "../outside/evil_bag",
+    "../../../../etc/nothere",
+    "/etc/passwd",
+    "./tiny_one",
+    "././tiny_one",
+    "%2e%2e/outside/evil",
+    "tiny_one\x00",
+    "..",
+    ".tiny_one",
+    "A" * 65,
+]
 #: Loopback is refused by the URL check before any connection (MUSICSEP_ALLOW_LOOPBACK_URLS is off).
 REFUSED_URL = "http://127.0.0.1:9/song.wav"
 
@@ -44,8 +55,7 @@ def server(names_server):
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_model_names_that_are_paths_are_refused_on_every_entry(server, model_places, weight_reads, make_clip,
-                                                               name):
+def test_model_names_that_are_paths_are_refused_on_every_entry(server, model_places, weight_reads, make_clip, name):
     """Was: `-F model=../outside/evil` was accepted (202) and `outside/evil.safetensors` loaded;
     `../../../../etc/nothere` was a 500."""
     weight_reads.watched.append(model_places.outside)
@@ -61,8 +71,19 @@ def test_model_names_that_are_paths_are_refused_on_every_entry(server, model_pla
     assert weight_reads.count == 0 and weight_reads.opened == []
 
 
-@pytest.mark.parametrize("path_name", ["..", "%2e%2e", ".tiny_one", "tiny_one%00", "%2e%2e%2foutside%2fevil",
-                                       "..%2f..%2f..%2f..%2fetc%2fnothere", "A" * 65, "no_such_model"])
+@pytest.mark.parametrize(
+    "path_name",
+    [
+        "..",
+        "%2e%2e",
+        ".tiny_one",
+        "tiny_one%00",
+        "%2e%2e%2foutside%2fevil",
+        "..%2f..%2f..%2f..%2fetc%2fnothere",
+        "A" * 65,
+        "no_such_model",
+    ],
+)
 def test_the_load_route_refuses_names_that_are_not_names(server, weight_reads, path_name):
     response = httpx.post(f"{server.url}/api/v1/models/{path_name}/load")
     assert response.status_code in (404, 422), response.text
@@ -77,8 +98,9 @@ def test_server_start_and_an_unknown_model_read_no_weights(names_server, weight_
     assert weight_reads.count == 0
     clip = make_clip(seconds=1.0)
     with clip.open("rb") as handle:
-        response = httpx.post(f"{server.url}/api/v1/jobs", data={"model": "no_such_model"},
-                              files={"file": ("a.wav", handle)})
+        response = httpx.post(
+            f"{server.url}/api/v1/jobs", data={"model": "no_such_model"}, files={"file": ("a.wav", handle)}
+        )
     assert response.status_code == 422 and _envelope(response)["code"] == "model_unavailable"
     assert "no_such_model" in _envelope(response)["message"]
     assert weight_reads.count == 0
@@ -131,8 +153,9 @@ def test_a_model_load_waits_for_the_running_job_instead_of_running_beside_it(liv
     server, gate = _held_server(live_server, max_concurrent=1, queue_size=4)
     job_id = _running_job(server, make_clip(seconds=1.0))
     answers: list[httpx.Response] = []
-    loading = threading.Thread(target=lambda: answers.append(
-        httpx.post(f"{server.url}/api/v1/models/tiny_hdemucs/load", timeout=60)))
+    loading = threading.Thread(
+        target=lambda: answers.append(httpx.post(f"{server.url}/api/v1/models/tiny_hdemucs/load", timeout=60))
+    )
     loading.start()
     try:
         wait_until(lambda: answers or server.service.admission.depth == 1, 30, "the load to queue or finish")

@@ -29,10 +29,14 @@ def _can_unshare() -> bool:
 def test_schemathesis_finds_no_failure_in_a_loopback_only_namespace():
     if not _can_unshare():
         pytest.skip("needs `unshare -n` (root) and iproute2 to isolate the server from the network")
-    command = (f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider "
-               f"--timeout 600 {INNER}")
-    result = subprocess.run(["unshare", "-n", "sh", "-c", command], capture_output=True, text=True,
-                            env={**os.environ, "MUSICSEP_TEST_NETNS": "loopback-only"},
-                            cwd=INNER.parents[2], timeout=900)
+    command = f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider --timeout 600 {INNER}"
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MUSICSEP_TEST_NETNS": "loopback-only"},
+        cwd=INNER.parents[2],
+        timeout=900,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-20000:]
     assert " passed" in result.stdout, result.stdout[-2000:]

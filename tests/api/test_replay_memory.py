@@ -31,19 +31,25 @@ CHUNK_BYTES = 64 * 1024
 
 def _wire(event_id: int, type_: str, data: dict) -> bytes:
     """The frame the server has always sent for an event (api/streams.py before the fix)."""
-    return ServerSentEvent(data=json.dumps(data, separators=(",", ":"), ensure_ascii=False),
-                           event=type_, id=str(event_id)).encode()
+    return ServerSentEvent(
+        data=json.dumps(data, separators=(",", ":"), ensure_ascii=False), event=type_, id=str(event_id)
+    ).encode()
 
 
 def _base64_job_log(log: EventLog, job: str, stem_bytes: int) -> list[tuple[str, dict]]:
     """What a finished `payload=base64` job leaves in its log; the events as appended."""
-    appended: list[tuple[str, dict]] = [("queued", {"position": 0}),
-                                        ("started", {"model": "tiny", "device": "cpu", "stems": list(STEMS)})]
+    appended: list[tuple[str, dict]] = [
+        ("queued", {"position": 0}),
+        ("started", {"model": "tiny", "device": "cpu", "stems": list(STEMS)}),
+    ]
     appended += [("progress", {"stage": "separating", "percent": n, "chunk": n, "chunks": 40}) for n in range(40)]
-    appended += [("stem", {"name": name, "url": f"/stems/{name}", "format": "wav16", "bytes": stem_bytes})
-                 for name in STEMS]
-    stems = {name: {"data": base64.b64encode(bytes([i]) * stem_bytes).decode(), "format": "wav16",
-                    "bytes": stem_bytes} for i, name in enumerate(STEMS)}
+    appended += [
+        ("stem", {"name": name, "url": f"/stems/{name}", "format": "wav16", "bytes": stem_bytes}) for name in STEMS
+    ]
+    stems = {
+        name: {"data": base64.b64encode(bytes([i]) * stem_bytes).decode(), "format": "wav16", "bytes": stem_bytes}
+        for i, name in enumerate(STEMS)
+    }
     appended.append(("completed", {"stems": stems, "analysis": {"key": "ré mineur"}, "timings": {"total_s": 1.0}}))
     for type_, payload in appended:
         log.append(job, type_, payload)
@@ -119,6 +125,7 @@ def test_stalled_readers_of_a_base64_job_each_hold_one_chunk_not_the_log(live_se
     idle = set(connections)
     readers = [_stalled_reader(events_url) for _ in range(8)]
     try:
+
         def stalled() -> list:
             return [c for c in connections - idle if c.transport.get_write_buffer_size() > 0]
 

@@ -36,9 +36,13 @@ def test_sigterm_closes_10_streams_with_retry_exits_in_time_and_clients_resume_o
     tmp_path, tiny_model_repo, make_clip
 ):
     env = {
-        "MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
-        "MUSICSEP_MAX_CONCURRENT": "1", "MUSICSEP_SSE_RETRY_MS": "200",
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_MAX_CONCURRENT": "1",
+        "MUSICSEP_SSE_RETRY_MS": "200",
     }
     port, log = free_port(), tmp_path / "server.log"
     config = ("--config", str(UVICORN_CONFIG))

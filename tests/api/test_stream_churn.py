@@ -13,8 +13,12 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "stream_churn.py"
 
 
 def test_500_stream_connect_disconnect_cycles_leak_no_fd_task_or_memory():
-    run = subprocess.run([sys.executable, str(BENCH), "--cycles", "500", "--time-cap-s", "120", "--json"],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--cycles", "500", "--time-cap-s", "120", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode in (0, 1), run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["cycles"] == 500 and result["job_status"] == "running"

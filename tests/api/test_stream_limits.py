@@ -72,8 +72,9 @@ def test_the_per_caller_limit_counts_each_api_key_apart(live_server, make_clip):
     server = live_server(max_concurrent=1, api_keys=KEYS, sse_max_streams_per_caller=1)
     first, second = ({"Authorization": f"Bearer {key}"} for key in KEYS)
     with make_clip(seconds=40.0).open("rb") as handle:
-        job = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)}, headers=first,
-                         data={"analyze": "false"}).json()
+        job = httpx.post(
+            f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)}, headers=first, data={"analyze": "false"}
+        ).json()
     url = server.url + f"/api/v1/jobs/{job['job_id']}/events"
     with ExitStack() as stack:
         assert _open(stack, url, first).status_code == 200
@@ -111,6 +112,6 @@ def test_a_stream_past_its_lifetime_closes_with_retry_and_resumes_without_loss(l
     assert len(closes) >= 2, "the job ended before the stream reached its lifetime twice"
     for tail in closes:
         # After the last event (a keep-alive comment may still follow it: comments are no events).
-        farewell = tail[max(tail.rfind("data: "), 0):]
+        farewell = tail[max(tail.rfind("data: "), 0) :]
         assert ": closing: this stream reached its maximum lifetime" in farewell and "retry: 50\r\n" in farewell
     assert collected == run_to_end(server.url, job)

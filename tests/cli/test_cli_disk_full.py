@@ -15,14 +15,26 @@ from small_disk import small_disk  # noqa: F401 (a fixture)
 
 
 def test_a_disk_that_fills_while_the_track_is_spilled_exits_5_without_a_traceback(
-        tiny_model_repo, make_clip, small_disk):
+    tiny_model_repo, make_clip, small_disk
+):
     """Before: exit 1 with `OSError: [Errno 28] No space left on device` and its traceback."""
     disk = small_disk("1m")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-           "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "MUSICSEP_FALLBACK": "none"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "MUSICSEP_FALLBACK": "none",
+    }
     clip = make_clip(seconds=10.0)
-    out = subprocess.run([sys.executable, "-m", "musicsep.cli", "separate", str(clip), "-m", "tiny_hdemucs",
-                          "-o", str(disk)], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "musicsep.cli", "separate", str(clip), "-m", "tiny_hdemucs", "-o", str(disk)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 5, out.stderr
     assert "Traceback" not in out.stderr
     assert f"musicsep: {clip.name}: " in out.stderr and "disk space" in out.stderr

@@ -12,11 +12,13 @@ from http_target import http_target
 
 
 def test_serve_help_is_light():
-    code = ("import sys; from musicsep.cli import main; "
-            "sys.argv=['musicsep','serve','--help']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\n"
-            "heavy=[m for m in sys.modules if m.split('.')[0] in ('torch','fastapi','uvicorn','demucs')]\n"
-            "sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys; from musicsep.cli import main; "
+        "sys.argv=['musicsep','serve','--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy=[m for m in sys.modules if m.split('.')[0] in ('torch','fastapi','uvicorn','demucs')]\n"
+        "sys.exit(1 if heavy else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "--max-concurrent" in result.stdout and "--preload" in result.stdout
@@ -24,23 +26,42 @@ def test_serve_help_is_light():
 
 def test_serve_refuses_unsafe_settings():
     env = {**os.environ, "MUSICSEP_CORS_ORIGINS": '["*"]', "MUSICSEP_CORS_ALLOW_CREDENTIALS": "1"}
-    result = subprocess.run([sys.executable, "-m", "musicsep.cli", "serve"], env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "musicsep.cli", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "credentials" in result.stderr
 
 
 def test_serve_then_submit_downloads_stems(tmp_path, tiny_model_repo, make_clip):
-    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu"}
+    env = {
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+    }
     server = harness.spawn_server(env, tmp_path / "server.log")
     try:
         assert f"musicsep serving on {server.url}" in (tmp_path / "server.log").read_text()
         out = tmp_path / "out"
         result = subprocess.run(
-            [sys.executable, "-m", "musicsep.cli", "submit", str(make_clip(seconds=2.0)), "--server", server.url,
-             "--two-stems", "vocals", "--out", str(out)],
-            capture_output=True, text=True, timeout=180,
+            [
+                sys.executable,
+                "-m",
+                "musicsep.cli",
+                "submit",
+                str(make_clip(seconds=2.0)),
+                "--server",
+                server.url,
+                "--two-stems",
+                "vocals",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         assert result.returncode == 0, result.stderr
         assert sorted(p.name.split("-", 1)[1] for p in out.iterdir()) == ["no_vocals.wav", "vocals.wav"]
@@ -53,9 +74,21 @@ def test_submit_takes_a_url_that_the_server_downloads(live_server, make_clip):
     with http_target() as target:
         target.audio = make_clip(seconds=1.0).read_bytes()
         result = subprocess.run(
-            [sys.executable, "-m", "musicsep.cli", "submit", f"{target.url}/audio", "--server", server.url,
-             "--stems", "vocals", "--no-download"],
-            capture_output=True, text=True, timeout=180,
+            [
+                sys.executable,
+                "-m",
+                "musicsep.cli",
+                "submit",
+                f"{target.url}/audio",
+                "--server",
+                server.url,
+                "--stems",
+                "vocals",
+                "--no-download",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
     assert result.returncode == 0, result.stderr
     name, link = result.stdout.strip().split("\t")
@@ -64,15 +97,24 @@ def test_submit_takes_a_url_that_the_server_downloads(live_server, make_clip):
 
 
 def test_json_logs_carry_the_request_id_on_request_and_job_lines(tmp_path, tiny_model_repo, make_clip):
-    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
-           "MUSICSEP_LOG_JSON": "1"}
+    env = {
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_LOG_JSON": "1",
+    }
     log = tmp_path / "server.log"
     server = harness.spawn_server(env, log)
     try:
         with make_clip(seconds=1.0).open("rb") as handle:
-            accepted = harness.httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
-                                          data={"analyze": "false"}, headers={"X-Request-Id": "trace-log-1"}).json()
+            accepted = harness.httpx.post(
+                f"{server.url}/api/v1/jobs",
+                files={"file": ("a.wav", handle)},
+                data={"analyze": "false"},
+                headers={"X-Request-Id": "trace-log-1"},
+            ).json()
         status, events = harness.stream_events(server.url + accepted["events_url"])
         assert events[-1][1] == "completed"
     finally:
@@ -89,14 +131,20 @@ def test_json_logs_carry_the_request_id_on_request_and_job_lines(tmp_path, tiny_
 
 def test_sigterm_keeps_the_running_job_for_the_next_start(tmp_path, tiny_model_repo, make_clip):
     """A graceful stop is not a crash: the job runs again after the restart, attempt not counted."""
-    env = {"MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-           "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu"}
+    env = {
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+    }
     log = tmp_path / "server.log"
     server = harness.spawn_server(env, log)
     try:
         with make_clip(seconds=40.0).open("rb") as handle:
-            accepted = harness.httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)},
-                                          data={"analyze": "false"}).json()
+            accepted = harness.httpx.post(
+                f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle)}, data={"analyze": "false"}
+            ).json()
         status, events = harness.stream_events(server.url + accepted["events_url"], stop_after=3)
         assert "started" in [kind for _, kind, _ in events]
     finally:

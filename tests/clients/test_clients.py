@@ -36,8 +36,15 @@ def test_an_ensemble_job_runs_its_models_and_started_names_them(live_server, mak
     """Ensemble options go client -> form -> job spec -> engine request; `started` names what ran."""
     server = live_server()
     with Client(server.url) as client:
-        events = list(client.separate(make_clip(seconds=2.0), ensemble=["tiny_htdemucs", "tiny_hdemucs"],
-                                      ensemble_method="avg_wave", ensemble_weights=[2.0, 1.0], stems=["vocals"]))
+        events = list(
+            client.separate(
+                make_clip(seconds=2.0),
+                ensemble=["tiny_htdemucs", "tiny_hdemucs"],
+                ensemble_method="avg_wave",
+                ensemble_weights=[2.0, 1.0],
+                stems=["vocals"],
+            )
+        )
     assert not isinstance(events[-1], Failed), events[-1].raw
     started = next(e for e in events if isinstance(e, Started))
     assert started.model == "tiny_htdemucs+tiny_hdemucs"
@@ -118,10 +125,12 @@ def test_both_clients_submit_an_audio_url_and_a_refusal_is_a_failed_event(live_s
 
 
 def test_clients_import_no_server_code_and_no_torch():
-    code = ("import sys, musicsep.clients; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'demucs', 'fastapi', 'starlette') "
-            "or m.startswith(('musicsep.api', 'musicsep.service', 'musicsep.model'))]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, musicsep.clients; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'demucs', 'fastapi', 'starlette') "
+        "or m.startswith(('musicsep.api', 'musicsep.service', 'musicsep.model'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 

@@ -16,9 +16,20 @@ def test_example_separates_and_saves_stems(script, live_server, make_clip, tmp_p
     server = live_server()
     out = tmp_path / "stems"
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), str(make_clip(seconds=2.0)), "--server", server.url,
-         "--stems", "vocals,drums", "--out", str(out)],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(EXAMPLES / script),
+            str(make_clip(seconds=2.0)),
+            "--server",
+            server.url,
+            "--stems",
+            "vocals,drums",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["drums.wav", "vocals.wav"]

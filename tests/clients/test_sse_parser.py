@@ -10,9 +10,9 @@ from musicsep.clients.sse import SSEParser
 STREAM = (
     "retry: 2000\r\n\r\n"
     ": ping\r\n\r\n"
-    "id: 1\r\nevent: queued\r\ndata: {\"event\":\"queued\",\"position\":1}\r\n\r\n"
-    "id: 2\nevent: progress\ndata: {\"a\":1}\ndata: {\"b\":2}\n\n"
-    "id: 3\revent: completed\rdata:{\"event\":\"completed\"}\r\r"
+    'id: 1\r\nevent: queued\r\ndata: {"event":"queued","position":1}\r\n\r\n'
+    'id: 2\nevent: progress\ndata: {"a":1}\ndata: {"b":2}\n\n'
+    'id: 3\revent: completed\rdata:{"event":"completed"}\r\r'
 )
 
 
@@ -57,6 +57,6 @@ def test_a_data_line_of_megabytes_in_small_chunks_parses_in_linear_time():
     line = "data: " + "A" * 5_000_000 + "\r\n\r\n"
     parser = SSEParser()
     started = time.perf_counter()
-    messages = [m for i in range(0, len(line), 65536) for m in parser.feed(line[i:i + 65536])]
+    messages = [m for i in range(0, len(line), 65536) for m in parser.feed(line[i : i + 65536])]
     assert time.perf_counter() - started < 3.0
     assert [len(m.data) for m in messages] == [5_000_000]

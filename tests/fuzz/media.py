@@ -21,8 +21,27 @@ FRONT_BYTES = 64 * 1024
 
 #: 32-bit values that make header fields lie: sizes of 0, 1 and "everything", sign flips, the
 #: format tag an unknown codec has (0x1234), 255 channels, rates below and far above the range.
-_INTERESTING = (0, 1, 2, 3, 8, 16, 24, 32, 255, 256, 0x1234, 0xFFFE, 0xFFFF, 4000, 44100, 768_001,
-                0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF)
+_INTERESTING = (
+    0,
+    1,
+    2,
+    3,
+    8,
+    16,
+    24,
+    32,
+    255,
+    256,
+    0x1234,
+    0xFFFE,
+    0xFFFF,
+    4000,
+    44100,
+    768_001,
+    0x7FFF_FFFF,
+    0x8000_0000,
+    0xFFFF_FFFF,
+)
 
 
 def _tone(samplerate: int, channels: int, seconds: float) -> np.ndarray:
@@ -93,20 +112,34 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
             packed = struct.pack("<I", value) if action == "u32" else struct.pack("<H", value & 0xFFFF)
             if draw(st.booleans()):
                 packed = packed[::-1]  # big-endian containers (AIFF, AU, CAF, FLAC)
-            out[where:where + len(packed)] = packed
+            out[where : where + len(packed)] = packed
         elif action == "insert":
             out[where:where] = draw(st.binary(min_size=1, max_size=64))
         elif action == "delete":
-            del out[where:where + draw(st.integers(1, 256))]
+            del out[where : where + draw(st.integers(1, 256))]
         else:
-            del out[max(1, where):]
+            del out[max(1, where) :]
     return bytes(out[:FRONT_BYTES])
 
 
 def front_bytes() -> st.SearchStrategy[bytes]:
     """Arbitrary bytes, a magic number followed by garbage, or a mutated real file."""
-    magics = st.sampled_from([b"RIFF\0\0\0\0WAVE", b"fLaC", b"OggS", b"ID3", b"\xff\xfb\x90", b"FORM\0\0\0\0AIFF",
-                              b"\x1a\x45\xdf\xa3", b"\0\0\0\x20ftyp", b"caff", b".snd", b"wvpk", b"\xff\xf1"])
+    magics = st.sampled_from(
+        [
+            b"RIFF\0\0\0\0WAVE",
+            b"fLaC",
+            b"OggS",
+            b"ID3",
+            b"\xff\xfb\x90",
+            b"FORM\0\0\0\0AIFF",
+            b"\x1a\x45\xdf\xa3",
+            b"\0\0\0\x20ftyp",
+            b"caff",
+            b".snd",
+            b"wvpk",
+            b"\xff\xf1",
+        ]
+    )
     return st.one_of(
         st.binary(max_size=4096),
         st.builds(lambda magic, rest: magic + rest, magics, st.binary(max_size=4096)),

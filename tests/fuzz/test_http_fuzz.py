@@ -25,8 +25,20 @@ from server_harness import base_settings, start_server, stream_events
 from .budget import budget, show
 from .media import front_bytes, wav_bytes
 
-FIELDS = ("model", "stems", "two_stems", "format", "shifts", "overlap", "segment", "payload", "analyze",
-          "priority", "webhook_url", "idempotency_key")
+FIELDS = (
+    "model",
+    "stems",
+    "two_stems",
+    "format",
+    "shifts",
+    "overlap",
+    "segment",
+    "payload",
+    "analyze",
+    "priority",
+    "webhook_url",
+    "idempotency_key",
+)
 PLAUSIBLE = {
     "model": ["tiny_htdemucs", "htdemucs", "../x", "/etc/passwd", "./tiny_htdemucs", ".", "", "dsp", "x" * 300],
     "stems": ["vocals", "vocals,drums", "nope", ",", " vocals , bass ", "vocals,vocals"],
@@ -48,8 +60,14 @@ _ENVELOPE_KEYS = {"code", "message", "request_id"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_repo) -> Iterator[Any]:
-    settings = base_settings(tmp_path_factory.mktemp("http-fuzz"), tiny_model_repo, max_upload_mb=0.5,
-                             queue_size=64, max_concurrent=1, max_duration_s=5.0)
+    settings = base_settings(
+        tmp_path_factory.mktemp("http-fuzz"),
+        tiny_model_repo,
+        max_upload_mb=0.5,
+        queue_size=64,
+        max_concurrent=1,
+        max_duration_s=5.0,
+    )
     live = start_server(settings)
     try:
         yield live
@@ -66,8 +84,11 @@ def client(server) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def finished_job(server, client) -> dict:
     """One completed job, for the event-stream and download harnesses."""
-    response = client.post("/api/v1/jobs", files={"file": ("a.wav", wav_bytes(44100, 2, 0.3))},
-                           data={"analyze": "false", "stems": "vocals"})
+    response = client.post(
+        "/api/v1/jobs",
+        files={"file": ("a.wav", wav_bytes(44100, 2, 0.3))},
+        data={"analyze": "false", "stems": "vocals"},
+    )
     assert response.status_code == 202, response.text
     job = response.json()
     _, events = stream_events(server.url + job["events_url"], timeout_s=120)
@@ -87,16 +108,31 @@ def _part(draw: st.DrawFn) -> bytes:
         body = draw(st.one_of(st.just(wav_bytes()), front_bytes(), st.binary(max_size=256)))
     else:
         body = _quoted(draw(st.one_of(st.sampled_from(PLAUSIBLE.get(name, [""])), st.text(max_size=40))))
-    disposition = draw(st.sampled_from([
-        b'form-data; name="%s"', b"form-data; name=%s", b'form-data; name="%s"; filename="a.wav"',
-        b'form-data; name="%s"; filename=""', b'form-data; name="%s"; filename*=UTF-8\'\'%%E2%%82%%AC.wav',
-        b"form-data", b'attachment; name="%s"', b'form-data; name="%s"; filename="\xff\xfe.wav"',
-    ]))
+    disposition = draw(
+        st.sampled_from(
+            [
+                b'form-data; name="%s"',
+                b"form-data; name=%s",
+                b'form-data; name="%s"; filename="a.wav"',
+                b'form-data; name="%s"; filename=""',
+                b"form-data; name=\"%s\"; filename*=UTF-8''%%E2%%82%%AC.wav",
+                b"form-data",
+                b'attachment; name="%s"',
+                b'form-data; name="%s"; filename="\xff\xfe.wav"',
+            ]
+        )
+    )
     disposition = disposition % _quoted(name) if b"%s" in disposition else disposition
     headers = [b"Content-Disposition: " + disposition]
     if draw(st.booleans()):
-        headers.append(b"Content-Type: " + draw(st.sampled_from(
-            [b"audio/wav", b"application/octet-stream", b"text/plain; charset=utf-8", b"multipart/mixed", b""])))
+        headers.append(
+            b"Content-Type: "
+            + draw(
+                st.sampled_from(
+                    [b"audio/wav", b"application/octet-stream", b"text/plain; charset=utf-8", b"multipart/mixed", b""]
+                )
+            )
+        )
     if draw(st.integers(0, 9)) == 0:
         headers.append(draw(st.binary(max_size=40)))
     return b"\r\n".join(headers) + b"\r\n\r\n" + body
@@ -105,8 +141,9 @@ def _part(draw: st.DrawFn) -> bytes:
 @st.composite
 def multipart(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """(Content-Type header, body) of a multipart request, well-formed or damaged."""
-    boundary = draw(st.one_of(st.just(b"b0undary"), st.text("abcXYZ0129'()+_,-./:=? ", min_size=1, max_size=80)
-                              .map(str.encode)))
+    boundary = draw(
+        st.one_of(st.just(b"b0undary"), st.text("abcXYZ0129'()+_,-./:=? ", min_size=1, max_size=80).map(str.encode))
+    )
     file_head = b'Content-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
     if draw(st.integers(0, 2)) == 0:  # one file of hostile bytes: the sniffer's 415 and the probe's 422
         parts = [file_head + draw(front_bytes())]
@@ -127,12 +164,22 @@ def multipart(draw: st.DrawFn) -> tuple[bytes, bytes]:
         body = body.replace(b"\r\n", b"\n")
     elif damage == "garbage":
         body = draw(st.binary(max_size=2048))
-    content_type = draw(st.sampled_from([
-        b"multipart/form-data; boundary=%s", b'multipart/form-data; boundary="%s"', b"multipart/form-data",
-        b"multipart/form-data; boundary=", b"multipart/form-data; boundary=%s; charset=latin-1",
-        b"multipart/form-data; boundary=other", b"multipart/mixed; boundary=%s",
-        b"application/x-www-form-urlencoded", b"application/json", b"text/plain",
-    ]))
+    content_type = draw(
+        st.sampled_from(
+            [
+                b"multipart/form-data; boundary=%s",
+                b'multipart/form-data; boundary="%s"',
+                b"multipart/form-data",
+                b"multipart/form-data; boundary=",
+                b"multipart/form-data; boundary=%s; charset=latin-1",
+                b"multipart/form-data; boundary=other",
+                b"multipart/mixed; boundary=%s",
+                b"application/x-www-form-urlencoded",
+                b"application/json",
+                b"text/plain",
+            ]
+        )
+    )
     content_type = content_type % boundary if b"%s" in content_type else content_type
     return content_type.strip(), body  # h11 refuses to send a header value that ends in a space
 
@@ -168,8 +215,13 @@ def test_any_multipart_body_gets_a_4xx_envelope_never_a_500(client, request, tar
 
 
 @budget(500)
-@given(fields=st.dictionaries(st.sampled_from(FIELDS), st.one_of(
-    st.sampled_from(sorted({v for values in PLAUSIBLE.values() for v in values})), st.text(max_size=30)), max_size=6))
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(FIELDS),
+        st.one_of(st.sampled_from(sorted({v for values in PLAUSIBLE.values() for v in values})), st.text(max_size=30)),
+        max_size=6,
+    )
+)
 def test_any_form_fields_beside_a_valid_wav_get_202_or_a_4xx_envelope(client, fields) -> None:
     """Well-formed multipart (httpx encodes it) with option values of every shape."""
     show(fields=fields)
@@ -201,9 +253,11 @@ def test_any_last_event_id_gets_its_replay_a_204_or_a_400(client, finished_job, 
 
 
 @budget(300)
-@given(expires=st.one_of(st.none(), st.text(max_size=20), st.integers().map(str)),
-       sig=st.one_of(st.none(), st.text(max_size=40)),
-       stem=st.sampled_from(["vocals", "no_vocals", "stems.zip", "vocals.wav", "%2e%2e"]))
+@given(
+    expires=st.one_of(st.none(), st.text(max_size=20), st.integers().map(str)),
+    sig=st.one_of(st.none(), st.text(max_size=40)),
+    stem=st.sampled_from(["vocals", "no_vocals", "stems.zip", "vocals.wav", "%2e%2e"]),
+)
 @example(expires="9999999999", sig="é", stem="vocals")
 @example(expires="²", sig="x", stem="vocals")
 def test_any_download_link_query_is_refused_cleanly(client, finished_job, expires, sig, stem) -> None:
@@ -211,8 +265,11 @@ def test_any_download_link_query_is_refused_cleanly(client, finished_job, expire
     and never the file without a signature this server made."""
     show(expires=expires, sig=sig, stem=stem)
     params = {key: value for key, value in (("expires", expires), ("sig", sig)) if value is not None}
-    path = (f"/api/v1/jobs/{finished_job['id']}/stems.zip" if stem == "stems.zip"
-            else f"/api/v1/jobs/{finished_job['id']}/stems/{stem}")
+    path = (
+        f"/api/v1/jobs/{finished_job['id']}/stems.zip"
+        if stem == "stems.zip"
+        else f"/api/v1/jobs/{finished_job['id']}/stems/{stem}"
+    )
     response = client.get(path, params=params)
     assert response.status_code in (400, 403, 404, 422), (response.status_code, response.text[:300])
     _assert_clean_answer(response)

@@ -34,4 +34,5 @@ def test_sniff_never_raises_and_reads_only_the_head(head: bytes, tail: bytes) ->
 def test_every_seed_is_recognised() -> None:
     """The harnesses' seeds reach the decoder at all (a seed the sniffer refuses would test nothing)."""
     assert {name: sniff_format(data[:HEAD_BYTES]) is not None for name, data in seeds().items()} == {
-        name: True for name in seeds()}
+        name: True for name in seeds()
+    }

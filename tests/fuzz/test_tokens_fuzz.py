@@ -24,8 +24,12 @@ JOB_IDS = st.text("0123456789abcdef", min_size=32, max_size=32)
 #: Unicode digits and other characters that `str.isdigit()` / `int()` treat specially.
 TRICKY = st.sampled_from(["²", "٣", "߁", "𝟘", "+1", "-1", " 1", "1 ", "1_0", "1.0", "0x10", "١٢", "\u00a0", "", "é"])
 #: What a query parameter or a header can carry: any text, numbers, tricky digits, or all of them mixed.
-ANY_TEXT = st.one_of(st.text(max_size=40), st.integers().map(str), TRICKY,
-                     st.lists(st.one_of(TRICKY, st.text(max_size=3)), max_size=6).map("".join))
+ANY_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.integers().map(str),
+    TRICKY,
+    st.lists(st.one_of(TRICKY, st.text(max_size=3)), max_size=6).map("".join),
+)
 
 
 #: Seconds from now to a link's expiry: drawn as an offset, so that an example run minutes after the
@@ -38,8 +42,13 @@ def _expiry(ttl: int) -> int:
 
 
 @budget(1500)
-@given(purpose=st.one_of(PURPOSES, st.text(max_size=8)), job_id=st.one_of(JOB_IDS, st.text(max_size=40)),
-       name=st.text(max_size=40), expires=st.one_of(st.integers(), ANY_TEXT), signature=ANY_TEXT)
+@given(
+    purpose=st.one_of(PURPOSES, st.text(max_size=8)),
+    job_id=st.one_of(JOB_IDS, st.text(max_size=40)),
+    name=st.text(max_size=40),
+    expires=st.one_of(st.integers(), ANY_TEXT),
+    signature=ANY_TEXT,
+)
 @example(purpose="stem", job_id="0" * 32, name="vocals", expires=2**40, signature="é")
 @example(purpose="stem", job_id="0" * 32, name="vocals", expires="²", signature="x")
 @example(purpose="stem", job_id="0" * 32, name="vocals", expires="9" * 5000, signature="x")
@@ -49,8 +58,14 @@ def test_signer_verify_never_raises(purpose, job_id, name, expires, signature) -
 
 
 @budget(1000)
-@given(purpose=PURPOSES, job_id=JOB_IDS, name=st.text(max_size=40), ttl=TTL,
-       other=st.tuples(PURPOSES, JOB_IDS, st.text(max_size=40), TTL), tamper=st.one_of(st.none(), ANY_TEXT))
+@given(
+    purpose=PURPOSES,
+    job_id=JOB_IDS,
+    name=st.text(max_size=40),
+    ttl=TTL,
+    other=st.tuples(PURPOSES, JOB_IDS, st.text(max_size=40), TTL),
+    tamper=st.one_of(st.none(), ANY_TEXT),
+)
 def test_signer_accepts_only_what_the_key_signed(purpose, job_id, name, ttl, other, tamper) -> None:
     """A signature verifies for exactly its own (purpose, job, name, expiry), never for another
     link's, and no other signature text verifies; a different key's signature never does."""
@@ -78,8 +93,7 @@ def test_stream_token_check_never_raises_and_refuses_what_was_not_issued(job_id,
 
 
 @budget(1000)
-@given(job_id=JOB_IDS, other_job=JOB_IDS, ttl=st.integers(60, 10**6), edit=st.text(max_size=4),
-       at=st.integers(0, 60))
+@given(job_id=JOB_IDS, other_job=JOB_IDS, ttl=st.integers(60, 10**6), edit=st.text(max_size=4), at=st.integers(0, 60))
 def test_a_stream_token_opens_only_its_own_job(job_id, other_job, ttl, edit, at) -> None:
     """A real token is accepted for its job; for any other job, or edited anywhere in a way that
     names another expiry or another MAC, it is refused. (Leading zeros on the expiry name the
@@ -89,7 +103,7 @@ def test_a_stream_token_opens_only_its_own_job(job_id, other_job, ttl, edit, at)
     token = signer.stream_token(job_id, ttl)
     assert signer.check_stream_token(job_id, token)
     assert signer.check_stream_token(other_job, token) is (other_job == job_id)
-    edited = token[:at] + edit + token[at + len(edit):]
+    edited = token[:at] + edit + token[at + len(edit) :]
     assume(edited != token)
     expires, _, mac = token.partition(".")
     new_expires, _, new_mac = edited.partition(".")

@@ -71,8 +71,9 @@ def audio_write(path: Path, name: str, signal: np.ndarray, samplerate: int = AUD
         sf.write(path, signal.T, samplerate, format=container, subtype=subtype)
         return path
     container, codec, sample_format, video = _PYAV[name]
-    audio_pyav_write(path, container, signal, samplerate,
-                     audio_codec=codec, sample_format=sample_format, video_codec=video)
+    audio_pyav_write(
+        path, container, signal, samplerate, audio_codec=codec, sample_format=sample_format, video_codec=video
+    )
     return path
 
 

@@ -150,7 +150,7 @@ def test_memory_does_not_grow_with_track_length():
     """Ten minutes of 44.1 kHz stereo (212 MB as float32) analysed within a few MB of Python
     and numpy allocations: the analysis keeps features, never samples."""
     rng = np.random.default_rng(0)
-    beat = click_track(120.0, 1.5)[: SR]
+    beat = click_track(120.0, 1.5)[:SR]
 
     def ten_minutes():
         for _ in range(600):
@@ -176,9 +176,7 @@ def test_nan_samples_are_invalid_audio():
 def test_stem_aware_mode_uses_rhythm_and_pitched_stems():
     drums = stereo(click_track(120.0, 12.0))
     harmony = stereo(cadence(2, "major", 12.0, bpm=80.0))
-    result = analyze_stems(
-        {"drums": blocks(drums), "other": blocks(harmony)}, samplerate=SR
-    )
+    result = analyze_stems({"drums": blocks(drums), "other": blocks(harmony)}, samplerate=SR)
     assert result.tempo.bpm == pytest.approx(120.0, rel=0.02)
     assert result.key.label == "D major"
     assert result.duration_s == pytest.approx(12.0)

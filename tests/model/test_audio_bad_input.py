@@ -26,9 +26,14 @@ def wav_header(rate: int = 44100, channels: int = 2, bits: int = 16, data_len: i
     fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
     riff_len = 4 + 8 + len(fmt) + 8 + data_len
     return (
-        b"RIFF" + struct.pack("<I", riff_len & 0xFFFFFFFF) + b"WAVE"
-        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-        + b"data" + struct.pack("<I", data_len)
+        b"RIFF"
+        + struct.pack("<I", riff_len & 0xFFFFFFFF)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_len)
     )
 
 
@@ -133,13 +138,20 @@ CASES: list[tuple[str, Maker, type[MusicsepError], bool]] = [
     ("sample rate 10 MHz", bytes_file(wav_header(rate=10_000_000, data_len=4000) + bytes(4000)), InvalidAudio, True),
     ("zero channels", bytes_file(wav_header(channels=0, data_len=4000) + bytes(4000)), InvalidAudio, True),
     # An unknown WAV format tag once left PyAV without a codec context (AttributeError, a 500).
-    ("WAV format tag 0x1234", bytes_file(wav_header(tag=0x1234, data_len=4000) + bytes(4000)),
-     UnsupportedFormat, True),
+    ("WAV format tag 0x1234", bytes_file(wav_header(tag=0x1234, data_len=4000) + bytes(4000)), UnsupportedFormat, True),
     # More channels than any layout FFmpeg can down-mix once failed the job as internal_error.
-    ("255 channels", bytes_file(wav_header(channels=255, data_len=255 * 2 * 100) + bytes(255 * 2 * 100)),
-     InvalidAudio, True),
-    ("9 channels in no standard layout", bytes_file(wav_header(channels=9, data_len=9 * 2 * 100) + bytes(9 * 2 * 100)),
-     InvalidAudio, False),
+    (
+        "255 channels",
+        bytes_file(wav_header(channels=255, data_len=255 * 2 * 100) + bytes(255 * 2 * 100)),
+        InvalidAudio,
+        True,
+    ),
+    (
+        "9 channels in no standard layout",
+        bytes_file(wav_header(channels=9, data_len=9 * 2 * 100) + bytes(9 * 2 * 100)),
+        InvalidAudio,
+        False,
+    ),
     ("video-only mkv", video_only("matroska", "mpeg4", ".mkv"), InvalidAudio, True),
     ("video-only mp4", video_only("mp4", "libx264", ".mp4"), InvalidAudio, True),
     ("WAV magic then noise", bytes_file(b"RIFF\x00\x10\x00\x00WAVE" + _NOISE), InvalidAudio, True),
@@ -167,9 +179,7 @@ def test_bad_input_gets_typed_error_with_clean_message(tmp_path: Path, audio_kit
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize(
-    ("make", "expected"), [pytest.param(m, e, id=i) for i, m, e, at_probe in CASES if at_probe]
-)
+@pytest.mark.parametrize(("make", "expected"), [pytest.param(m, e, id=i) for i, m, e, at_probe in CASES if at_probe])
 def test_probe_refuses_bad_headers(tmp_path: Path, audio_kit, make, expected) -> None:
     with pytest.raises(expected):
         probe(make(tmp_path, audio_kit))
@@ -212,8 +222,18 @@ def test_cli_exits_3_on_every_bad_input_and_names_each(tmp_path: Path, audio_kit
         folder_for_case.mkdir()
         paths.append(make(folder_for_case, audio_kit))
     env = {**os.environ, "MUSICSEP_MAX_DURATION_S": "2", "MUSICSEP_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "musicsep.cli", "separate", *map(str, paths), "-m", "dsp",
-               "-o", str(tmp_path / "out"), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "musicsep.cli",
+        "separate",
+        *map(str, paths),
+        "-m",
+        "dsp",
+        "-o",
+        str(tmp_path / "out"),
+        "--json",
+    ]
     out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3, out.stderr
     assert out.stdout == ""

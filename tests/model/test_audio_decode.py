@@ -24,9 +24,18 @@ LOSSY_SLACK = 2048
 
 #: container name sniffed from each input format of conftest.AUDIO_INPUT_FORMATS
 SNIFFED = {
-    "wav16": "wav", "wav24": "wav", "wav_float": "wav", "flac": "flac", "aiff": "aiff",
-    "mkv_flac": "matroska", "mp3": "mp3", "ogg_vorbis": "ogg", "opus": "ogg",
-    "m4a_aac": "mp4", "mp4_video_aac": "mp4", "webm_video_opus": "matroska",
+    "wav16": "wav",
+    "wav24": "wav",
+    "wav_float": "wav",
+    "flac": "flac",
+    "aiff": "aiff",
+    "mkv_flac": "matroska",
+    "mp3": "mp3",
+    "ogg_vorbis": "ogg",
+    "opus": "ogg",
+    "m4a_aac": "mp4",
+    "mp4_video_aac": "mp4",
+    "webm_video_opus": "matroska",
 }
 
 
@@ -39,7 +48,8 @@ def best_lag(decoded: np.ndarray, reference: np.ndarray, slack: int) -> int:
     """The shift of `decoded` against `reference` (within ±slack) with the largest correlation."""
     window = reference[: 3 * slack]
     scores = [
-        float(np.dot(decoded[lag : lag + window.size], window)) if lag >= 0
+        float(np.dot(decoded[lag : lag + window.size], window))
+        if lag >= 0
         else float(np.dot(decoded[: window.size + lag], window[-lag:]))
         for lag in range(-slack, slack + 1)
     ]
@@ -93,8 +103,9 @@ def test_pcm_at_the_target_rate_is_not_resampled(tmp_path: Path, subtype: str) -
     np.testing.assert_array_equal(decode(path), expected.T)
 
 
-@pytest.mark.parametrize(("source_rate", "target_rate"),
-                         [(44100, 48000), (48000, 44100), (22050, 44100), (8000, 44100)])
+@pytest.mark.parametrize(
+    ("source_rate", "target_rate"), [(44100, 48000), (48000, 44100), (22050, 44100), (8000, 44100)]
+)
 def test_resampling_keeps_length_and_pitch(tmp_path: Path, audio_kit, source_rate: int, target_rate: int) -> None:
     seconds = 1.5
     n = int(seconds * source_rate) + 3

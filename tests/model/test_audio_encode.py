@@ -53,7 +53,9 @@ def test_formats_table() -> None:
     assert set(FORMATS) == {"wav16", "wav24", "float32", "flac", "mp3", "ogg"}
     assert FORMATS["wav24"] == OutputFormat("wav24", "wav", "audio/wav")
     assert (FORMATS["flac"].extension, FORMATS["mp3"].media_type, FORMATS["ogg"].media_type) == (
-        "flac", "audio/mpeg", "audio/ogg",
+        "flac",
+        "audio/mpeg",
+        "audio/ogg",
     )
     assert CLIP_MODES == ("rescale", "clamp", "none")
 
@@ -93,8 +95,9 @@ def test_lossless_files_are_standard(tmp_path: Path, audio_kit, fmt: str) -> Non
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (RATE, 2, signal.shape[1], "PCM_16")
 
 
-@pytest.mark.parametrize(("rate", "channels", "kbps"),
-                         [(44100, 2, 320), (48000, 1, 128), (22050, 2, 64), (8000, 1, 32)])
+@pytest.mark.parametrize(
+    ("rate", "channels", "kbps"), [(44100, 2, 320), (48000, 1, 128), (22050, 2, 64), (8000, 1, 32)]
+)
 def test_mp3_is_gapless_for_another_decoder(tmp_path: Path, rate: int, channels: int, kbps: int) -> None:
     """libsndfile (mpg123) also reads our LAME tag: exact length, no delay, at every MPEG version."""
     t = np.arange(int(rate * 1.3) + 11) / rate
@@ -111,8 +114,9 @@ def test_mp3_is_gapless_for_another_decoder(tmp_path: Path, rate: int, channels:
 
 
 @pytest.mark.parametrize("clip", CLIP_MODES)
-@pytest.mark.parametrize(("fmt", "bits", "as_float"),
-                         [("wav16", 16, False), ("wav24", 24, False), ("float32", 32, True)])
+@pytest.mark.parametrize(
+    ("fmt", "bits", "as_float"), [("wav16", 16, False), ("wav24", 24, False), ("float32", 32, True)]
+)
 @pytest.mark.parametrize("peak", [0.5, 1.7])
 def test_samples_equal_demucs_save_audio(
     tmp_path: Path, fmt: str, bits: int, as_float: bool, clip: str, peak: float

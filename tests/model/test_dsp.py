@@ -43,7 +43,7 @@ def _parts(seconds: float = 4.0, seed: int = 0) -> dict[str, np.ndarray]:
     drums = np.zeros(n)
     burst = rng.standard_normal(int(0.08 * SR)) * np.exp(-np.arange(int(0.08 * SR)) / (0.015 * SR))
     for start in range(0, n - burst.size, int(0.25 * SR)):
-        drums[start:start + burst.size] += burst
+        drums[start : start + burst.size] += burst
     bass_f0 = np.where((t % 1.0) < 0.5, 55.0, 73.4)
     bass = _tone(bass_f0, seconds, 4)
     chord = np.stack([_tone(np.where((t % 1.0) < 0.5, f, f * 1.122), seconds) for f in (262, 330, 392)])
@@ -51,8 +51,12 @@ def _parts(seconds: float = 4.0, seed: int = 0) -> dict[str, np.ndarray]:
     steps = rng.uniform(220, 440, size=int(seconds / 0.4) + 1)
     voice_f0 = steps[(t / 0.4).astype(int)] * (1 + 0.01 * np.sin(2 * np.pi * 5.5 * t))
     vocals = _tone(voice_f0, seconds, 10)
-    parts = {"drums": np.stack([drums, drums]), "bass": np.stack([bass, bass]),
-             "other": other, "vocals": np.stack([vocals, vocals])}
+    parts = {
+        "drums": np.stack([drums, drums]),
+        "bass": np.stack([bass, bass]),
+        "other": other,
+        "vocals": np.stack([vocals, vocals]),
+    }
     return {k: (0.1 * v / np.sqrt(np.mean(v**2))).astype(np.float32) for k, v in parts.items()}
 
 
@@ -65,12 +69,15 @@ def _audio(frames: int) -> np.ndarray:
     return _mix(max(1.0, frames / SR + 0.01))[:, :frames]
 
 
-@pytest.mark.parametrize("frames", [
-    pytest.param(5 * SMALL_BLOCK * 512, id="whole-blocks"),
-    pytest.param(3 * SMALL_BLOCK * 512 + 12345, id="not-a-multiple-of-the-block"),
-    pytest.param(1000, id="shorter-than-one-block"),
-    pytest.param(1, id="one-sample"),
-])
+@pytest.mark.parametrize(
+    "frames",
+    [
+        pytest.param(5 * SMALL_BLOCK * 512, id="whole-blocks"),
+        pytest.param(3 * SMALL_BLOCK * 512 + 12345, id="not-a-multiple-of-the-block"),
+        pytest.param(1000, id="shorter-than-one-block"),
+        pytest.param(1, id="one-sample"),
+    ],
+)
 def test_stems_add_up_to_the_input(frames):
     separator = DspSeparator(block_hops=SMALL_BLOCK)
     audio = _audio(frames)

@@ -21,10 +21,12 @@ def test_two_stem_files_add_up_to_the_input(make_clip, tmp_path, other_method):
     clip = make_clip(seconds=26.0)  # longer than two of dsp's 11.9 s blocks
     reports = []
     result = separate_file(
-        clip, tmp_path / "out",
-        SeparationRequest(model="dsp", two_stems="vocals", other_method=other_method,
-                          format="float32", clip="none"),
-        loader=ModelLoader(offline=True), on_progress=reports.append)
+        clip,
+        tmp_path / "out",
+        SeparationRequest(model="dsp", two_stems="vocals", other_method=other_method, format="float32", clip="none"),
+        loader=ModelLoader(offline=True),
+        on_progress=reports.append,
+    )
     assert result.model == "dsp"
     assert sorted(result.stems) == ["no_vocals", "vocals"]
     mix, _ = sf.read(str(clip), dtype="float32", always_2d=True)

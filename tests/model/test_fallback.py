@@ -18,8 +18,9 @@ from musicsep.model.spill import ArrayReader
 
 def test_missing_weights_fall_back_to_the_next_model_and_say_so(tiny_model_repo, make_clip, tmp_path):
     loader = ModelLoader(repo=tiny_model_repo, offline=True, fallback=("htdemucs", "tiny_hdemucs", "dsp"))
-    result = separate_file(make_clip(seconds=2.0), tmp_path / "o",
-                           SeparationRequest(model="htdemucs_ft"), loader=loader)
+    result = separate_file(
+        make_clip(seconds=2.0), tmp_path / "o", SeparationRequest(model="htdemucs_ft"), loader=loader
+    )
     assert result.model == "tiny_hdemucs" and result.requested_model == "htdemucs_ft"
     assert "htdemucs_ft" in result.fallback_reason and "tiny_hdemucs" in result.fallback_reason
     assert "musicsep models pull htdemucs_ft" in result.fallback_reason
@@ -27,8 +28,9 @@ def test_missing_weights_fall_back_to_the_next_model_and_say_so(tiny_model_repo,
 
 def test_chain_ends_at_dsp_which_needs_no_weights(tmp_path, make_clip):
     loader = ModelLoader(repo=None, offline=True, fallback=("htdemucs", "dsp"))
-    result = separate_file(make_clip(seconds=2.0), tmp_path / "o",
-                           SeparationRequest(model="htdemucs", two_stems="vocals"), loader=loader)
+    result = separate_file(
+        make_clip(seconds=2.0), tmp_path / "o", SeparationRequest(model="htdemucs", two_stems="vocals"), loader=loader
+    )
     assert result.model == "dsp"
     assert list(result.stems) == ["vocals", "no_vocals"]
 
@@ -36,14 +38,14 @@ def test_chain_ends_at_dsp_which_needs_no_weights(tmp_path, make_clip):
 def test_without_a_chain_a_missing_model_is_an_error(tmp_path, make_clip):
     loader = ModelLoader(repo=None, offline=True, fallback=())
     with pytest.raises(ModelUnavailable, match="MUSICSEP_MODEL_REPO"):
-        separate_file(make_clip(seconds=1.0), tmp_path / "o", SeparationRequest(model="htdemucs"),
-                      loader=loader)
+        separate_file(make_clip(seconds=1.0), tmp_path / "o", SeparationRequest(model="htdemucs"), loader=loader)
 
 
 def test_requested_model_that_loads_reports_no_fallback(tiny_model_repo, make_clip, tmp_path):
     loader = ModelLoader(repo=tiny_model_repo, offline=True, fallback=("dsp",))
-    result = separate_file(make_clip(seconds=1.0), tmp_path / "o",
-                           SeparationRequest(model="tiny_hdemucs"), loader=loader)
+    result = separate_file(
+        make_clip(seconds=1.0), tmp_path / "o", SeparationRequest(model="tiny_hdemucs"), loader=loader
+    )
     assert result.model == "tiny_hdemucs" and result.fallback_reason is None
 
 

@@ -13,13 +13,16 @@ from musicsep.model.errors import ModelUnavailable
 from musicsep.model.loading import ModelLoader
 
 
-@pytest.mark.parametrize("name,members,fmt", [
-    ("tiny_htdemucs", 1, ".th single model"),
-    ("tiny_hdemucs", 1, ".th single model"),
-    ("tiny_bag", 2, ".th bag"),
-    ("tiny_st", 1, ".safetensors bag"),
-    ("tiny_ft", 4, ".safetensors bag"),
-])
+@pytest.mark.parametrize(
+    "name,members,fmt",
+    [
+        ("tiny_htdemucs", 1, ".th single model"),
+        ("tiny_hdemucs", 1, ".th single model"),
+        ("tiny_bag", 2, ".th bag"),
+        ("tiny_st", 1, ".safetensors bag"),
+        ("tiny_ft", 4, ".safetensors bag"),
+    ],
+)
 def test_models_load_by_name_from_the_settings_folder(model_repo_env, name, members, fmt):
     settings = get_settings()
     loader = ModelLoader(repo=settings.model_repo, offline=settings.offline)
@@ -75,15 +78,20 @@ def test_hugging_face_cache_is_used_without_network(tiny_model_repo, tmp_path):
     shutil.copy(tiny_model_repo / "tiny_st.yaml", files / "htdemucs.yaml")
     shutil.copy(tiny_model_repo / "bbbb0004.safetensors", files)
     # huggingface_hub reads its cache location at import: a fresh interpreter sees the new one.
-    code = ("from musicsep.model.loading import ModelLoader;"
-            "loader = ModelLoader(offline=True);"
-            "assert loader.is_available('htdemucs') and not loader.is_available('htdemucs_ft');"
-            "s = loader.get('htdemucs', device='cpu');"
-            "print(len(s.members()[0]), s.sources)")
-    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-           "TORCH_HOME": str(tmp_path / "torch")}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "from musicsep.model.loading import ModelLoader;"
+        "loader = ModelLoader(offline=True);"
+        "assert loader.is_available('htdemucs') and not loader.is_available('htdemucs_ft');"
+        "s = loader.get('htdemucs', device='cpu');"
+        "print(len(s.members()[0]), s.sources)"
+    )
+    env = {
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "TORCH_HOME": str(tmp_path / "torch"),
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1 ['drums', 'bass', 'other', 'vocals']"
 

@@ -22,22 +22,54 @@ OUTSIDE_NAMES = ["../outside/evil", "../outside/evil_bag", "../../outside/evil",
 def _spellings(repo) -> list[str]:
     """Twelve ways to write `tiny_one` that today's code would each load (and cache) again."""
     r, n = str(repo), repo.name
-    return ["./tiny_one", "././tiny_one", ".//tiny_one", "./././tiny_one", f"{r}/tiny_one", f"{r}//tiny_one",
-            f"{r}/./tiny_one", f"../{n}/tiny_one", f"./../{n}/tiny_one", f"../{n}/./tiny_one", f"/{r}/tiny_one",
-            f"{r}/../{n}/tiny_one"]
+    return [
+        "./tiny_one",
+        "././tiny_one",
+        ".//tiny_one",
+        "./././tiny_one",
+        f"{r}/tiny_one",
+        f"{r}//tiny_one",
+        f"{r}/./tiny_one",
+        f"../{n}/tiny_one",
+        f"./../{n}/tiny_one",
+        f"../{n}/./tiny_one",
+        f"/{r}/tiny_one",
+        f"{r}/../{n}/tiny_one",
+    ]
 
 
-@pytest.mark.parametrize("name", ["htdemucs", "htdemucs_ft", "mdx_extra_q", "tiny_one", "a", "x.y-z_1",
-                                  "A" * 64])
+@pytest.mark.parametrize("name", ["htdemucs", "htdemucs_ft", "mdx_extra_q", "tiny_one", "a", "x.y-z_1", "A" * 64])
 def test_model_name_accepts_plain_names(name):
     from musicsep.model.names import model_name
 
     assert model_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", ".htdemucs", "../x", "a/b", "a\\b", "/etc/passwd", "./htdemucs",
-                                  "htdemucs\x00", "htdemucs\n", " htdemucs", "htdemucs ", "%2e%2e", "A" * 65,
-                                  "ｈｔdemucs", "htdemucs²", "~root", "htdemucs;rm", "c:evil"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        ".",
+        "..",
+        ".htdemucs",
+        "../x",
+        "a/b",
+        "a\\b",
+        "/etc/passwd",
+        "./htdemucs",
+        "htdemucs\x00",
+        "htdemucs\n",
+        " htdemucs",
+        "htdemucs ",
+        "%2e%2e",
+        "A" * 65,
+        "ｈｔdemucs",
+        "htdemucs²",
+        "~root",
+        "htdemucs;rm",
+        "c:evil",
+    ],
+)
 def test_model_name_refuses_paths_and_odd_characters(name):
     from musicsep.model.names import InvalidModelName, model_name
 
@@ -49,7 +81,8 @@ def test_model_name_refuses_paths_and_odd_characters(name):
 
 @pytest.mark.parametrize("name", OUTSIDE_NAMES)
 def test_a_dotdot_name_reaching_a_real_model_outside_the_folder_is_refused_and_not_loaded(
-        model_places, weight_reads, name):
+    model_places, weight_reads, name
+):
     """Was: `../outside/evil` loaded `outside/evil.safetensors` (and `evil_bag.yaml` its member)."""
     weight_reads.watched.append(model_places.outside)
     loader = ModelLoader(repo=model_places.repo, offline=True, fallback=("tiny_one", "dsp"))
@@ -224,8 +257,9 @@ def test_an_absent_device_is_a_clear_error():
     assert resolve_device("cpu").type == "cpu"
 
 
-@pytest.mark.parametrize("setting", [{"default_model": "../evil/x"}, {"preload": ["tiny_one", "/abs/x"]},
-                                     {"fallback": "htdemucs,./dsp"}])
+@pytest.mark.parametrize(
+    "setting", [{"default_model": "../evil/x"}, {"preload": ["tiny_one", "/abs/x"]}, {"fallback": "htdemucs,./dsp"}]
+)
 def test_settings_refuse_model_names_that_are_paths(setting):
     from pydantic import ValidationError
 

@@ -18,19 +18,21 @@ def loader(tiny_model_repo):
 
 
 def _sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(reference ** 2) / np.sum((reference - estimate) ** 2)))
+    return float(10 * np.log10(np.sum(reference**2) / np.sum((reference - estimate) ** 2)))
 
 
 def test_bf16_stems_are_close_to_fp32(loader, make_clip, tmp_path):
     clip = make_clip(seconds=6.0)
     stems = {}
     for precision in ("fp32", "bf16"):
-        result = separate_file(clip, tmp_path / precision, SeparationRequest(
-            model="tiny_htdemucs", format="float32", clip="none", device="cpu",
-            precision=precision), loader=loader)
+        result = separate_file(
+            clip,
+            tmp_path / precision,
+            SeparationRequest(model="tiny_htdemucs", format="float32", clip="none", device="cpu", precision=precision),
+            loader=loader,
+        )
         assert result.precision == precision
-        stems[precision] = {name: sf.read(str(path), dtype="float64")[0]
-                            for name, path in result.stems.items()}
+        stems[precision] = {name: sf.read(str(path), dtype="float64")[0] for name, path in result.stems.items()}
     for name, exact in stems["fp32"].items():
         fast = stems["bf16"][name]
         assert not np.array_equal(fast, exact)  # autocast really ran

@@ -25,19 +25,16 @@ def _mix(seconds: float) -> np.ndarray:
     return (np.stack([tone, 0.6 * tone]) + 0.05 * rng.standard_normal((2, t.size))).astype(np.float32)
 
 
-@pytest.mark.parametrize("name,jobs,batch", [("tiny_htdemucs", 2, 1), ("tiny_hdemucs", 3, 2),
-                                             ("tiny_bag", 2, 1)])
+@pytest.mark.parametrize("name,jobs,batch", [("tiny_htdemucs", 2, 1), ("tiny_hdemucs", 3, 2), ("tiny_bag", 2, 1)])
 def test_jobs_give_apply_model_output(loader, name, jobs, batch):
     from demucs.apply import apply_model
 
     separator = loader.get(name, device="cpu")
     mix = _mix(11.3)  # not a multiple of the stride: the last, short chunk runs alone
-    run = separator.prepare(mix.shape[1], separator.sources,
-                            PassOptions(overlap=0.25, batch_size=batch, jobs=jobs))
+    run = separator.prepare(mix.shape[1], separator.sources, PassOptions(overlap=0.25, batch_size=batch, jobs=jobs))
     calls = []
     ours = np.concatenate(list(run.blocks(ArrayReader(mix), lambda: calls.append(1))), axis=-1)
-    reference = apply_model(separator.model, torch.from_numpy(mix)[None], shifts=0, split=True,
-                            overlap=0.25)[0].numpy()
+    reference = apply_model(separator.model, torch.from_numpy(mix)[None], shifts=0, split=True, overlap=0.25)[0].numpy()
     assert len(calls) == run.chunks
     assert np.abs(ours - reference).max() < 1e-4
 

@@ -47,8 +47,9 @@ def s3_env(endpoint: str) -> dict[str, str]:
     import boto3
 
     bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket=bucket)
+    boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    ).create_bucket(Bucket=bucket)
     return {**AWS_ENV, "MUSICSEP_STORAGE": "s3", "MUSICSEP_S3_BUCKET": bucket, "MUSICSEP_S3_ENDPOINT_URL": endpoint}
 
 
@@ -85,7 +86,9 @@ class ScaleOut:
         handle = log.open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "musicsep.cli", "worker", "--name", f"{name}@test"],
-            env=env, stdout=handle, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
         worker = Worker(process, log)
         self.workers.append(worker)

@@ -41,8 +41,12 @@ def scaleout(tmp_path, tiny_model_repo, redis_url, redis_prefix):
 
 def submit(api: str, clip, **fields) -> str:
     with clip.open("rb") as handle:
-        reply = httpx.post(f"{api}/api/v1/jobs", files={"file": (clip.name, handle, "audio/wav")},
-                           data={k: str(v) for k, v in fields.items()}, timeout=60)
+        reply = httpx.post(
+            f"{api}/api/v1/jobs",
+            files={"file": (clip.name, handle, "audio/wav")},
+            data={k: str(v) for k, v in fields.items()},
+            timeout=60,
+        )
     assert reply.status_code == 202, reply.text
     return reply.json()["job_id"]
 
@@ -158,9 +162,12 @@ def test_a_job_whose_worker_is_killed_runs_again_elsewhere_with_a_clean_runs_ste
     assert [e[1] for e in events if e[1] in TERMINAL] == ["completed"]
     assert [e[1] for e in events].count("started") == 2
     assert any(e[1] == "queued" and "runs again" in e[2].get("reason", "") for e in events)
-    assert RedisStore.from_url(scaleout.env["MUSICSEP_REDIS_URL"], scaleout.env["MUSICSEP_REDIS_PREFIX"]).get_job(
-        job
-    ).attempts == 2
+    assert (
+        RedisStore.from_url(scaleout.env["MUSICSEP_REDIS_URL"], scaleout.env["MUSICSEP_REDIS_PREFIX"])
+        .get_job(job)
+        .attempts
+        == 2
+    )
     clean = submit(api, clip, analyze="false")
     clean_events = events_of(api, clean)
     assert stem_bytes(api, events) == stem_bytes(api, clean_events)

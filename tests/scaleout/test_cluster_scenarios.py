@@ -94,10 +94,12 @@ def test_an_audio_url_is_fetched_by_the_worker_and_non_public_ones_are_refused(c
         assert [path for path, _ in target.requests] == ["/audio"]
         # The cluster allows loopback (test-only, for the target above); nothing else opens.
         assert audio_url_refused(cluster.apis[1], "http://10.0.0.1/a.wav") == (
-            "audio_url refused: 10.0.0.1 is a private address, not a public one")
+            "audio_url refused: 10.0.0.1 is a private address, not a public one"
+        )
         metadata = "http://169.254.169.254/latest/meta-data/"
         assert audio_url_refused(cluster.apis[0], f"{target.url}/redirect?to={metadata}").startswith(
-            f"audio_url refused: the URL redirected to {metadata}; 169.254.169.254 is the cloud metadata")
+            f"audio_url refused: the URL redirected to {metadata}; 169.254.169.254 is the cloud metadata"
+        )
 
 
 def test_an_idempotency_key_replays_on_either_api_process_and_another_body_is_409(cluster, make_clip):

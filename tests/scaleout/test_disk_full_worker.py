@@ -21,8 +21,12 @@ def fails_with_storage_full(api: str, clip: Path) -> tuple[str, dict]:
     """Submit `clip` and follow its job to the end, which must be `failed {code: storage_full}`;
     the job's id and the failure's data."""
     with clip.open("rb") as handle:
-        reply = httpx.post(f"{api}/api/v1/jobs", files={"file": ("song.wav", handle, "audio/wav")},
-                           data={"analyze": "false"}, timeout=60)
+        reply = httpx.post(
+            f"{api}/api/v1/jobs",
+            files={"file": ("song.wav", handle, "audio/wav")},
+            data={"analyze": "false"},
+            timeout=60,
+        )
     assert reply.status_code == 202, reply.text
     job = reply.json()["job_id"]
     status, events = harness.stream_events(f"{api}/api/v1/jobs/{job}/events", timeout_s=120)
@@ -33,7 +37,8 @@ def fails_with_storage_full(api: str, clip: Path) -> tuple[str, dict]:
 
 
 def test_a_worker_whose_disk_fills_while_encoding_fails_the_job_with_storage_full(
-        small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, make_clip):
+    small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, make_clip
+):
     """Before: `failed {code: internal_error}` from the worker."""
     data_dir = small_disk("8m")
     logs = tmp_path / "logs"
@@ -52,7 +57,8 @@ def test_a_worker_whose_disk_fills_while_encoding_fails_the_job_with_storage_ful
 
 
 def test_a_worker_whose_disk_cannot_hold_the_input_from_the_bucket_fails_with_storage_full(
-        small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, s3_endpoint, make_clip):
+    small_disk, tmp_path, tiny_model_repo, redis_url, redis_prefix, s3_endpoint, make_clip
+):
     """Before: `internal_error` ("the job's files could not be fetched or stored"): the download of
     the input from the bucket happens around the pipeline, where only unexpected errors were caught.
     With MUSICSEP_STORAGE=s3 the worker needs no shared disk: its own data dir is a 1 MiB tmpfs

@@ -39,8 +39,9 @@ def open_log(request, tmp_path) -> OpenLog:
         """How many rows / keys hold events and their parts, wherever the backend keeps them."""
         if request.param == "sqlite":
             with sqlite3.connect(tmp_path / "db.sqlite3") as db:
-                return sum(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                           for table in ("events", "event_parts"))
+                return sum(
+                    db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in ("events", "event_parts")
+                )
         import redis
 
         client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
@@ -159,8 +160,14 @@ def _base64_result(stems: int, stem_bytes: int) -> dict[str, Any]:
     """A `payload=base64` job's `completed` payload: each stem's bytes as base64 (long strings),
     beside short values that must keep their JSON escaping (quotes, backslashes, non-ASCII)."""
     return {
-        "stems": {f"stem{i}": {"data": base64.b64encode(bytes([i]) * stem_bytes).decode(), "format": "wav16",
-                               "bytes": stem_bytes} for i in range(stems)},
+        "stems": {
+            f"stem{i}": {
+                "data": base64.b64encode(bytes([i]) * stem_bytes).decode(),
+                "format": "wav16",
+                "bytes": stem_bytes,
+            }
+            for i in range(stems)
+        },
         "analysis": {"key": "fa dièse", "note": 'a "quoted" \\ path\n', "beats": [0.5, 1.0]},
         "timings": {"total_s": 1.25},
         "lyrics": 'long "text" é\\ ' * 2000,  # a long string that needs escaping

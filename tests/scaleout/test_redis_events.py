@@ -45,9 +45,7 @@ def test_a_follower_on_one_node_sees_what_another_node_appends(redis_url, redis_
         async for batch in node_a.follow("job"):
             seen_on_a += [e.id for e in batch]
             break  # the connection to node A drops after its first batch
-        follower_b = asyncio.ensure_future(
-            _ids(node_b.follow("job", after=seen_on_a[-1]))
-        )
+        follower_b = asyncio.ensure_future(_ids(node_b.follow("job", after=seen_on_a[-1])))
         await asyncio.sleep(0)
         worker.append("job", "progress", {"percent": 3})
         worker.append("job", "completed", {"stems": {}})

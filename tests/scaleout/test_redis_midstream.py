@@ -30,13 +30,21 @@ SCENARIO_S = 180.0
 
 
 def test_redis_killed_mid_stream_ends_streams_in_band_and_clients_resume_when_it_is_back(
-    tmp_path, tiny_model_repo, private_redis, make_clip  # noqa: F811
+    tmp_path,
+    tiny_model_repo,
+    private_redis,
+    make_clip,  # noqa: F811
 ):
     env = {
-        "MUSICSEP_QUEUE": "celery", "MUSICSEP_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0",
-        "MUSICSEP_DATA_DIR": str(tmp_path / "data"), "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs", "MUSICSEP_FALLBACK": "none", "MUSICSEP_OFFLINE": "1",
-        "MUSICSEP_DEVICE": "cpu", "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node-0123",
+        "MUSICSEP_QUEUE": "celery",
+        "MUSICSEP_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0",
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_FALLBACK": "none",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node-0123",
         "MUSICSEP_SSE_RETRY_MS": "200",
     }
     (tmp_path / "logs").mkdir()

@@ -27,9 +27,23 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self.up, 30, "redis-server to start")
 
@@ -67,9 +81,14 @@ def test_submissions_and_health_answer_503_while_redis_is_down_and_recover_when_
 ):
     url = f"redis://127.0.0.1:{private_redis.port}/0"
     env = {
-        "MUSICSEP_QUEUE": "celery", "MUSICSEP_REDIS_URL": url, "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
-        "MUSICSEP_MODEL_REPO": str(tiny_model_repo), "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
-        "MUSICSEP_FALLBACK": "none", "MUSICSEP_OFFLINE": "1", "MUSICSEP_DEVICE": "cpu",
+        "MUSICSEP_QUEUE": "celery",
+        "MUSICSEP_REDIS_URL": url,
+        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
+        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
+        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
+        "MUSICSEP_FALLBACK": "none",
+        "MUSICSEP_OFFLINE": "1",
+        "MUSICSEP_DEVICE": "cpu",
         "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
     }
     (tmp_path / "logs").mkdir()

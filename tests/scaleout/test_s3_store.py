@@ -25,8 +25,7 @@ def store(s3_endpoint, monkeypatch) -> S3Bucket:
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
     bucket = f"musicsep-{uuid.uuid4().hex[:8]}"
-    store = S3Bucket(bucket, endpoint_url=s3_endpoint, prefix="test/",
-                            multipart_threshold=5 * 1024 * 1024)
+    store = S3Bucket(bucket, endpoint_url=s3_endpoint, prefix="test/", multipart_threshold=5 * 1024 * 1024)
     store._s3.create_bucket(Bucket=bucket)
     return store
 

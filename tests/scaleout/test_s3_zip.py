@@ -182,5 +182,7 @@ def test_a_single_stem_of_an_s3_job_redirects_to_its_presigned_url(finished):
     assert location.startswith("http") and "X-Amz-Signature" in location
     served = httpx.get(location, timeout=30)
     assert served.status_code == 200 and served.content == finished.stems["vocals.wav"]
-    assert httpx.get(f"{finished.api}/api/v1/jobs/{finished.job_id}/stems/nope", headers=AUTH,
-                     timeout=10).status_code == 404
+    assert (
+        httpx.get(f"{finished.api}/api/v1/jobs/{finished.job_id}/stems/nope", headers=AUTH, timeout=10).status_code
+        == 404
+    )

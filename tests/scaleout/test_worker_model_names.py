@@ -15,15 +15,25 @@ from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
 from musicsep.service.signing import Signer
 
 
-def test_a_worker_fails_a_job_whose_model_is_a_path(model_places, weight_reads, redis_url, redis_prefix,
-                                                    tmp_path, make_clip):
+def test_a_worker_fails_a_job_whose_model_is_a_path(
+    model_places, weight_reads, redis_url, redis_prefix, tmp_path, make_clip
+):
     """Was: the worker loaded `outside/evil.safetensors` and completed the job with it."""
     weight_reads.watched.append(model_places.outside)
-    settings = Settings(queue="celery", redis_url=redis_url, redis_prefix=redis_prefix, data_dir=tmp_path / "data",
-                        model_repo=model_places.repo, offline=True, fallback="tiny_one,dsp", device="cpu")
+    settings = Settings(
+        queue="celery",
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        data_dir=tmp_path / "data",
+        model_repo=model_places.repo,
+        offline=True,
+        fallback="tiny_one,dsp",
+        device="cpu",
+    )
     loader = ModelLoader(repo=settings.model_repo, offline=True, fallback=settings.fallback_chain)
-    service = scaleout_service(settings, loader=loader, signer=Signer(b"k" * 32),
-                               links=lambda job, name, expires, sig: f"/{job}/{name}")
+    service = scaleout_service(
+        settings, loader=loader, signer=Signer(b"k" * 32), links=lambda job, name, expires, sig: f"/{job}/{name}"
+    )
     job = Job(id=new_job_id(), spec=JobSpec(model="../outside/evil", analyze=False), seq=0, request_id="test")
     service.store.insert_job(job)
     folders = service.artifacts.folders

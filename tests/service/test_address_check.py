@@ -26,12 +26,12 @@ def no_dns(host: str, port: int) -> list[str]:
 #: Addresses a resolver could hand back, each of which must be refused.
 REFUSED_ADDRESSES = [
     # NAT64 (RFC 6052 well-known prefix, RFC 8215 local-use prefix) of non-public IPv4.
-    "64:ff9b::a9fe:a9fe",          # 169.254.169.254, the cloud metadata service
-    "64:ff9b::a00:1",              # 10.0.0.1
-    "64:ff9b::7f00:1",             # 127.0.0.1
-    "64:ff9b::c0a8:101",           # 192.168.1.1
-    "64:FF9B::A9FE:A9FE",          # uppercase
-    "64:ff9b:1::a00:1",            # local-use NAT64: not global whatever it embeds
+    "64:ff9b::a9fe:a9fe",  # 169.254.169.254, the cloud metadata service
+    "64:ff9b::a00:1",  # 10.0.0.1
+    "64:ff9b::7f00:1",  # 127.0.0.1
+    "64:ff9b::c0a8:101",  # 192.168.1.1
+    "64:FF9B::A9FE:A9FE",  # uppercase
+    "64:ff9b:1::a00:1",  # local-use NAT64: not global whatever it embeds
     "64:ff9b:1::808:808",
     # IPv4-compatible (deprecated ::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d).
     "::7f00:1",
@@ -39,7 +39,7 @@ REFUSED_ADDRESSES = [
     "::a9fe:a9fe",
     "::ffff:0:7f00:1",
     "::ffff:0:a00:1",
-    "::808:808",                   # deprecated form: not routable even with a public IPv4
+    "::808:808",  # deprecated form: not routable even with a public IPv4
     # IPv4-mapped.
     "::ffff:127.0.0.1",
     "::ffff:7f00:1",
@@ -57,10 +57,10 @@ REFUSED_ADDRESSES = [
     "::1",
     "::",
     "fe80::1",
-    "fe80::1%eth0",                # zone ids are never accepted
+    "fe80::1%eth0",  # zone ids are never accepted
     "fec0::1",
     "fc00::1",
-    "fd00:ec2::254",               # AWS's IPv6 metadata address
+    "fd00:ec2::254",  # AWS's IPv6 metadata address
     "ff02::1",
     "100::1",
     "2001:db8::1",
@@ -77,8 +77,8 @@ REFUSED_ADDRESSES = [
     "100.64.0.1",
     "0.0.0.0",
     "192.0.0.8",
-    "192.0.0.100",                 # IETF protocol assignments (Python < 3.11.10 calls it global)
-    "192.88.99.1",                 # the deprecated 6to4 relay anycast
+    "192.0.0.100",  # IETF protocol assignments (Python < 3.11.10 calls it global)
+    "192.88.99.1",  # the deprecated 6to4 relay anycast
     "192.0.2.1",
     "198.18.0.1",
     "224.0.0.1",
@@ -91,9 +91,9 @@ PUBLIC_ADDRESSES = [
     "1.1.1.1",
     "2001:4860:4860::8888",
     "2606:4700:4700::1111",
-    "64:ff9b::808:808",            # NAT64 of a public IPv4: what an IPv6-only host reaches it by
-    "::ffff:8.8.8.8",              # what a dual-stack resolver returns for a public IPv4
-    "2002:808:808::1",             # 6to4 of a public IPv4
+    "64:ff9b::808:808",  # NAT64 of a public IPv4: what an IPv6-only host reaches it by
+    "::ffff:8.8.8.8",  # what a dual-stack resolver returns for a public IPv4
+    "2002:808:808::1",  # 6to4 of a public IPv4
 ]
 
 
@@ -143,9 +143,9 @@ REFUSED_URLS = [
     "http://127.000.000.001/",
     "http://0/",
     "http://0.0.0.0:8000/",
-    "http://2852039166/",          # 169.254.169.254 as one number
+    "http://2852039166/",  # 169.254.169.254 as one number
     "http://0xa9.0xfe.0xa9.0xfe/",
-    "http://127。0。0。1/",          # ideographic full stops
+    "http://127。0。0。1/",  # ideographic full stops
     "http://localhost/",
     "http://localhost./",
     "http://LOCALHOST/",

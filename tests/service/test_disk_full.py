@@ -43,6 +43,7 @@ def _music(frames: int) -> np.ndarray:
 
 # --- the model layer: every encoder, full during writes and full at close ------------------------
 
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 @pytest.mark.parametrize("clip", ["clamp", "rescale"])
 def test_a_stem_writer_that_fills_the_disk_raises_storage_full_and_leaves_no_file(small_disk, fmt, clip):
@@ -76,8 +77,10 @@ def test_a_disk_that_fills_in_the_second_pass_of_rescale_raises_storage_full(sma
 
 # --- the server: the job fails storage_full, the store stays whole, the next job runs -------------
 
+
 def test_disk_full_while_encoding_fails_the_job_with_storage_full_and_the_server_goes_on(
-        small_disk, live_server, make_clip):
+    small_disk, live_server, make_clip
+):
     """Before: `failed {code: internal_error}` ("the separation failed unexpectedly").
 
     The whole data dir (uploads, job folders, the SQLite store) is on one 8 MiB tmpfs, as on a
@@ -90,8 +93,12 @@ def test_disk_full_while_encoding_fails_the_job_with_storage_full_and_the_server
     baseline = {path.name for path in _files(data_dir)}
 
     with make_clip(seconds=10.0).open("rb") as handle:
-        response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("song.wav", handle)},
-                              data={"analyze": "false", "format": "wav16"}, timeout=60)
+        response = httpx.post(
+            f"{server.url}/api/v1/jobs",
+            files={"file": ("song.wav", handle)},
+            data={"analyze": "false", "format": "wav16"},
+            timeout=60,
+        )
     assert response.status_code == 202, response.text
     job = response.json()
     status, events = stream_events(server.url + job["events_url"], timeout_s=120)
@@ -114,8 +121,12 @@ def test_disk_full_while_encoding_fails_the_job_with_storage_full_and_the_server
 
     # The server goes on: a job that fits completes, and its stems download.
     with make_clip(seconds=1.0, seed=3).open("rb") as handle:
-        response = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("small.wav", handle)},
-                              data={"analyze": "false", "format": "wav16"}, timeout=60)
+        response = httpx.post(
+            f"{server.url}/api/v1/jobs",
+            files={"file": ("small.wav", handle)},
+            data={"analyze": "false", "format": "wav16"},
+            timeout=60,
+        )
     assert response.status_code == 202, response.text
     small = response.json()
     status, events = stream_events(server.url + small["events_url"], timeout_s=120)

@@ -60,8 +60,10 @@ def test_a_log_stored_before_long_strings_were_cut_out_still_replays(tmp_path):
     SqliteStore(path).close()
     data = {"event": "completed", "stems": {"vocals": {"data": "QUJD" * 10_000}}, "analysis": {"key": "ré"}}
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO events (job_id, id, type, data) VALUES (?,?,?,?)",
-                   ("job", 1, "completed", json.dumps(data, separators=(",", ":"))))
+        db.execute(
+            "INSERT INTO events (job_id, id, type, data) VALUES (?,?,?,?)",
+            ("job", 1, "completed", json.dumps(data, separators=(",", ":"))),
+        )
     (event,) = EventLog(SqliteStore(path)).read("job")
     assert event.data == data
     assert json.loads(b"".join(event.text.chunks())) == data

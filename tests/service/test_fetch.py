@@ -61,8 +61,9 @@ def test_a_hostname_resolving_to_a_private_address_is_refused(tmp_path):
 
 def test_one_private_address_among_public_ones_is_enough_to_refuse(tmp_path):
     with pytest.raises(UrlRefused):
-        fetch_to_file("https://files.example/a.wav", tmp_path / "in", STRICT,
-                      resolve=lambda h, p: ["8.8.8.8", "10.0.0.7"])
+        fetch_to_file(
+            "https://files.example/a.wav", tmp_path / "in", STRICT, resolve=lambda h, p: ["8.8.8.8", "10.0.0.7"]
+        )
 
 
 def test_the_loopback_allowance_lets_only_loopback_through():
@@ -149,17 +150,27 @@ finally:
 
 
 def test_ipv6_forms_embedding_ipv4_are_refused_end_to_end_inside_a_network_namespace(tmp_path):
-    urls = ["http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "http://[64:ff9b::a00:1]/a.wav",
-            "http://[::7f00:1]/a.wav", "http://[2002:7f00:1::]/a.wav", "http://[::ffff:0:7f00:1]/a.wav",
-            "http://0x7f.1/a.wav", "http://localhost./a.wav"]
+    urls = [
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[64:ff9b::a00:1]/a.wav",
+        "http://[::7f00:1]/a.wav",
+        "http://[2002:7f00:1::]/a.wav",
+        "http://[::ffff:0:7f00:1]/a.wav",
+        "http://0x7f.1/a.wav",
+        "http://localhost./a.wav",
+    ]
     script = tmp_path / "in_namespace.py"
     script.write_text(_IN_NAMESPACE)
     tests = Path(__file__).resolve().parents[1]
     command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script), *urls]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                                env={**os.environ,
-                                     "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        )
     except FileNotFoundError:
         pytest.skip("unshare is not installed")
     if result.returncode != 0 and "unshare" in result.stderr and "Operation not permitted" in result.stderr:
@@ -168,5 +179,6 @@ def test_ipv6_forms_embedding_ipv4_are_refused_end_to_end_inside_a_network_names
     messages = json.loads(result.stdout.strip().splitlines()[-1])
     assert messages["http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"] == (
         "audio_url refused: 64:ff9b::a9fe:a9fe is a NAT64 address of 169.254.169.254, the cloud metadata "
-        "service's address, not a public one")
+        "service's address, not a public one"
+    )
     assert all(message.endswith("not a public one") for message in messages.values()), messages

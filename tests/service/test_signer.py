@@ -11,11 +11,14 @@ from musicsep.service.signing import Signer
 KEY = b"k" * 32
 
 
-@pytest.mark.parametrize(("signed", "other"), [
-    (("stem", "a\nb", "c"), ("stem", "a", "b\nc")),
-    (("stem\njob", "vocals", ""), ("stem", "job\nvocals", "")),
-    (("events", "", "x\n"), ("events", "\nx", "")),
-])
+@pytest.mark.parametrize(
+    ("signed", "other"),
+    [
+        (("stem", "a\nb", "c"), ("stem", "a", "b\nc")),
+        (("stem\njob", "vocals", ""), ("stem", "job\nvocals", "")),
+        (("events", "", "x\n"), ("events", "\nx", "")),
+    ],
+)
 def test_field_tuples_that_joined_alike_with_newlines_sign_differently(signed, other):
     """Before: the signed message was the fields joined with newlines, so these pairs had one
     signature, and a link signed for one verified for the other."""

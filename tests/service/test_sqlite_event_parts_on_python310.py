@@ -19,8 +19,8 @@ def test_event_parts_read_by_substr_equal_the_blob_reads(tmp_path):
     ((_, size, key),) = event.parts
     assert size == len(text)
     for start, length in [(0, size), (0, 1), (255, 300), (size - 4, 4), (size - 4, 100), (size, 10)]:
-        assert read_part_by_substr(store._db, key, start, length) == text[start:start + length]
-        assert store.read_part(key, start, length) == text[start:start + length]
+        assert read_part_by_substr(store._db, key, start, length) == text[start : start + length]
+        assert store.read_part(key, start, length) == text[start : start + length]
     store.close()
 
 

@@ -41,12 +41,15 @@ def _open(data: Path) -> SqliteStore:
     return SqliteStore(data / "musicsep.sqlite3", job_folders=data / "jobs")
 
 
-@pytest.mark.parametrize(("database", "job_folder", "words"), [
-    (b"", True, "is empty (0 bytes)"),
-    (b"", False, "is empty (0 bytes)"),
-    (None, True, "is missing, but 1 job folder"),
-    (b"these bytes are not an SQLite database" * 50, False, "is not an SQLite database"),
-])
+@pytest.mark.parametrize(
+    ("database", "job_folder", "words"),
+    [
+        (b"", True, "is empty (0 bytes)"),
+        (b"", False, "is empty (0 bytes)"),
+        (None, True, "is missing, but 1 job folder"),
+        (b"these bytes are not an SQLite database" * 50, False, "is not an SQLite database"),
+    ],
+)
 def test_an_unusable_database_is_refused_saying_what_to_do(tmp_path, database, job_folder, words):
     data = _data_dir(tmp_path, database=database, job_folder=job_folder)
     before = sorted(path.relative_to(data) for path in data.rglob("*"))
@@ -79,10 +82,21 @@ def test_the_job_database_is_wal_with_synchronous_full(tmp_path):
 def test_musicsep_serve_exits_2_in_words_instead_of_starting_empty(tmp_path, database, job_folder):
     """Today's server started on such a data dir and answered /health with an empty job list."""
     data = _data_dir(tmp_path, database=database, job_folder=job_folder)
-    env = {**os.environ, "MUSICSEP_DATA_DIR": str(data), "MUSICSEP_PORT": str(free_port()),
-           "MUSICSEP_HOST": "127.0.0.1", "MUSICSEP_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "musicsep.cli", "serve"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "MUSICSEP_DATA_DIR": str(data),
+        "MUSICSEP_PORT": str(free_port()),
+        "MUSICSEP_HOST": "127.0.0.1",
+        "MUSICSEP_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musicsep.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = process.communicate(timeout=REFUSAL_TIMEOUT_S)
     except subprocess.TimeoutExpired:

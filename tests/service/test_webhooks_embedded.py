@@ -23,14 +23,20 @@ def test_the_embedded_server_sends_one_signed_webhook_per_finished_job(live_serv
         jobs = []
         for _ in range(2):
             with make_clip(seconds=2.0).open("rb") as handle:
-                reply = httpx.post(f"{server.url}/api/v1/jobs", files={"file": ("a.wav", handle, "audio/wav")},
-                                   data={"webhook_url": hook, "analyze": "false"}, timeout=60)
+                reply = httpx.post(
+                    f"{server.url}/api/v1/jobs",
+                    files={"file": ("a.wav", handle, "audio/wav")},
+                    data={"webhook_url": hook, "analyze": "false"},
+                    timeout=60,
+                )
             assert reply.status_code == 202
             jobs.append(reply.json()["job_id"])
         httpx.delete(f"{server.url}/api/v1/jobs/{jobs[1]}", timeout=10)
         for job in jobs:
             assert harness.stream_events(f"{server.url}/api/v1/jobs/{job}/events")[1][-1][1] in (
-                "completed", "cancelled")
+                "completed",
+                "cancelled",
+            )
         wait_until(lambda: len(receiver.posts) >= 3, 30, "the webhooks")
     messages = [verify_webhook(body, headers, SECRET) for headers, body in receiver.posts]
     assert {m["data"]["job_id"]: m["type"] for m in messages} == {jobs[0]: "job.completed", jobs[1]: "job.cancelled"}

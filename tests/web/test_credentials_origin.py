@@ -53,12 +53,15 @@ def test_the_api_key_goes_to_the_page_origin_and_never_to_a_presigned_link(page,
         page.goto(server.url)
         page.evaluate("key => localStorage.setItem('musicsep.apiKey', key)", KEY)
         presigned = f"http://127.0.0.1:{bucket.server_address[1]}/bucket/stem.wav?X-Amz-Signature=abc"
-        answers = page.evaluate("""async ([presigned]) => {
+        answers = page.evaluate(
+            """async ([presigned]) => {
             const api = await import('/static/js/api.js');
             const own = await api.request('/api/v1/jobs?limit=1');
             const other = await api.request(presigned);
             return [own.status, await other.text()];
-        }""", [presigned])
+        }""",
+            [presigned],
+        )
     finally:
         bucket.shutdown()
         bucket.server_close()

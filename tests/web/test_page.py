@@ -243,7 +243,8 @@ def test_with_auth_on_the_key_unlocks_the_page_and_the_stream_uses_the_job_token
     server = live_server(api_keys=[key])
     page.goto(server.url)
     expect(page.locator("#form-error")).to_have_text(
-        "This server needs an API key: enter it under “Server key” at the top.")
+        "This server needs an API key: enter it under “Server key” at the top."
+    )
     page.click(".key summary")
     page.fill("#api-key", key)
     page.press("#api-key", "Enter")
@@ -284,12 +285,15 @@ def test_a_song_can_be_dropped_or_linked(page, live_server, make_clip):
     expect(page.locator("#model option")).not_to_have_count(0)
     try:
         # Jobs are accepted but wait in the stepped pipeline: only the upload matters here.
-        page.evaluate("""bytes => {
+        page.evaluate(
+            """bytes => {
             const transfer = new DataTransfer();
             transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.wav', {type: 'audio/wav'}));
             document.querySelector('#drop-zone').dispatchEvent(
                 new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
-        }""", list(clip.read_bytes()))
+        }""",
+            list(clip.read_bytes()),
+        )
         expect(page.locator("#drop-text")).to_have_text("Chosen: dropped.wav")
         page.click("#submit")
         expect(page.locator("#job")).to_be_visible()

@@ -59,9 +59,11 @@ def create_app(settings: Settings, *, build_service: ServiceBuilder) -> FastAPI:
         if not await anyio.to_thread.run_sync(loader.is_available, settings.default_model):
             logger.warning(
                 "Demucs weights for '{}' are not on this machine: jobs will use the first model of "
-                "the fallback chain that is ({}). To get them, {}.", settings.default_model,
+                "the fallback chain that is ({}). To get them, {}.",
+                settings.default_model,
                 ", ".join(settings.fallback_chain) or "none: jobs fail",
-                HOW_TO_GET_WEIGHTS.format(name=settings.default_model))
+                HOW_TO_GET_WEIGHTS.format(name=settings.default_model),
+            )
         service = build_service(settings, loader=loader)
         for name in settings.preload:
             await anyio.to_thread.run_sync(loader.get, name, settings.device, settings.precision)

@@ -27,8 +27,9 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit_mb = self.max_bytes / (1024 * 1024)
-        response = envelope(413, "content_too_large", f"the upload is larger than this server accepts "
-                                                      f"(about {limit_mb:.1f} MB)")
+        response = envelope(
+            413, "content_too_large", f"the upload is larger than this server accepts (about {limit_mb:.1f} MB)"
+        )
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 

@@ -23,4 +23,3 @@ ServiceDep = Annotated[JobService, Depends(_service)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 #: Put in a router's `dependencies=` to require credentials when auth is on.
 Authenticated = Depends(require_auth)
-

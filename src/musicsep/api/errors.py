@@ -68,8 +68,9 @@ _MESSAGES: dict[type[Exception], str] = {
 FAILED_CODE_STATUS = {code: status for status, code in STATUS_TABLE.values()} | {"payload_too_large": 413}
 
 
-def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None,
-             job_id: str | None = None) -> JSONResponse:
+def envelope(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, job_id: str | None = None
+) -> JSONResponse:
     """`job_id`: the job an error is about, for the errors that name one (idempotency_conflict)."""
     error: dict[str, str | None] = {"code": code, "message": message, "request_id": current_request_id()}
     if job_id is not None:

@@ -45,8 +45,7 @@ from musicsep.config import Settings
 
 _HEADER_JITTER = 0.2
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-_HEADERS_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n"
-                      b"connection: close\r\n\r\n")
+_HEADERS_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -170,9 +169,13 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
 def protocol_for(settings: Settings) -> type[TimedHttpToolsProtocol]:
     """uvicorn's `http=` for these settings (`musicsep serve`, the test harness)."""
-    return protocol_with(ConnectionLimits(header_timeout_s=settings.http_header_timeout_s,
-                                          body_idle_timeout_s=settings.http_body_idle_timeout_s,
-                                          max_header_bytes=settings.http_max_header_kb * 1024))
+    return protocol_with(
+        ConnectionLimits(
+            header_timeout_s=settings.http_header_timeout_s,
+            body_idle_timeout_s=settings.http_body_idle_timeout_s,
+            max_header_bytes=settings.http_max_header_kb * 1024,
+        )
+    )
 
 
 def protocol_with(limits: ConnectionLimits) -> type[TimedHttpToolsProtocol]:

@@ -29,8 +29,14 @@ class SeparationUrl(SeparationForm):
     only, docs/server.md), and a refused or failed download is the job's `failed` event.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"audio_url": "https://example.com/song.mp3", "model": "htdemucs", "stems": ["vocals", "drums"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"audio_url": "https://example.com/song.mp3", "model": "htdemucs", "stems": ["vocals", "drums"]}
+            ]
+        },
+    )
 
     audio_url: str = Field(max_length=2000, description="An http(s) URL of the song, fetched by the server.")
 
@@ -59,13 +65,19 @@ class JobAccepted(BaseModel):
     status_url: str
     events_url: str = Field(description="EventSource URL; carries `?token=` when auth is on.")
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "job_id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
-        "status": "queued",
-        "position": 1,
-        "status_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
-        "events_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f/events",
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+                    "status": "queued",
+                    "position": 1,
+                    "status_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+                    "events_url": "/api/v1/jobs/3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f/events",
+                }
+            ]
+        }
+    )
 
 
 class StemLink(BaseModel):
@@ -92,21 +104,32 @@ class JobPublic(BaseModel):
     timings: dict[str, float] | None = None
     error: dict[str, Any] | None = None
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
-        "status": "completed",
-        "model": "htdemucs",
-        "created_at": 1767225600.0,
-        "started_at": 1767225600.5,
-        "finished_at": 1767225630.2,
-        "expires_at": 1767312030.2,
-        "attempts": 1,
-        "stems": {"vocals": {"url": "/api/v1/jobs/3f2b…/stems/vocals?expires=1767312030&sig=…",
-                             "format": "wav16", "bytes": 5292044}},
-        "zip_url": "/api/v1/jobs/3f2b…/stems.zip?expires=1767312030&sig=…",
-        "analysis": {"duration_s": 30.0},
-        "timings": {"total_s": 29.7},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
+                    "status": "completed",
+                    "model": "htdemucs",
+                    "created_at": 1767225600.0,
+                    "started_at": 1767225600.5,
+                    "finished_at": 1767225630.2,
+                    "expires_at": 1767312030.2,
+                    "attempts": 1,
+                    "stems": {
+                        "vocals": {
+                            "url": "/api/v1/jobs/3f2b…/stems/vocals?expires=1767312030&sig=…",
+                            "format": "wav16",
+                            "bytes": 5292044,
+                        }
+                    },
+                    "zip_url": "/api/v1/jobs/3f2b…/stems.zip?expires=1767312030&sig=…",
+                    "analysis": {"duration_s": 30.0},
+                    "timings": {"total_s": 29.7},
+                }
+            ]
+        }
+    )
 
 
 class JobList(BaseModel):
@@ -123,12 +146,24 @@ class HealthPublic(BaseModel):
     running: int | None
     slots: int
     dependencies: dict[str, bool] = Field(
-        default_factory=dict, description="Scale-out: each outside dependency and whether it answered (redis).")
+        default_factory=dict, description="Scale-out: each outside dependency and whether it answered (redis)."
+    )
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "status": "unavailable", "device": "cpu", "models_loaded": ["htdemucs"], "queue_depth": None,
-        "running": None, "slots": 1, "dependencies": {"redis": False},
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "unavailable",
+                    "device": "cpu",
+                    "models_loaded": ["htdemucs"],
+                    "queue_depth": None,
+                    "running": None,
+                    "slots": 1,
+                    "dependencies": {"redis": False},
+                }
+            ]
+        }
+    )
 
 
 class ModelPublic(BaseModel):
@@ -170,9 +205,13 @@ class ErrorBody(BaseModel):
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "error": {"code": "job_not_found", "message": "no job has this id", "request_id": "b1946ac92492d234"}
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": {"code": "job_not_found", "message": "no job has this id", "request_id": "b1946ac92492d234"}}
+            ]
+        }
+    )
 
 
 #: `responses=` for routes: every error answer has the envelope's shape.
@@ -185,7 +224,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         410: "The job's results expired",
         413: "Upload too large",
         409: "Conflict: an idempotency_key reused with another body (`job_id` names its job), "
-             "or a POST /separate whose job was cancelled",
+        "or a POST /separate whose job was cancelled",
         415: "Not an audio format the server decodes",
         422: "Invalid options or audio",
         429: "Too many concurrent streams or requests from this caller (see Retry-After)",

@@ -80,8 +80,9 @@ class StreamSlots:
 
 
 def _too_many(message: str) -> ApiError:
-    return ApiError(429, "too_many_streams", f"{message}; close one or retry later",
-                    headers={"Retry-After": str(RETRY_AFTER_S)})
+    return ApiError(
+        429, "too_many_streams", f"{message}; close one or retry later", headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 def register_metrics(registry: CollectorRegistry, slots: StreamSlots) -> None:
@@ -89,7 +90,9 @@ def register_metrics(registry: CollectorRegistry, slots: StreamSlots) -> None:
     show first (bench/stream_churn.py reads both). Read at scrape time; call from the lifespan,
     so the loop whose tasks are counted is the server's."""
     loop = asyncio.get_running_loop()
-    Gauge("musicsep_event_streams", "GET …/events streams open in this process.",
-          registry=registry).set_function(lambda: slots.open)
-    Gauge("musicsep_event_loop_tasks", "asyncio tasks alive on the server's event loop.",
-          registry=registry).set_function(lambda: len(asyncio.all_tasks(loop)))
+    Gauge("musicsep_event_streams", "GET …/events streams open in this process.", registry=registry).set_function(
+        lambda: slots.open
+    )
+    Gauge(
+        "musicsep_event_loop_tasks", "asyncio tasks alive on the server's event loop.", registry=registry
+    ).set_function(lambda: len(asyncio.all_tasks(loop)))

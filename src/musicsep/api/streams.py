@@ -73,8 +73,7 @@ SHUTDOWN_GRACE_S = 2.0
 
 LIFETIME = "closing: this stream reached its maximum lifetime; reconnect with Last-Event-ID"
 SHUTDOWN = "closing: the server is shutting down; reconnect with Last-Event-ID"
-UNAVAILABLE = ("error events_unavailable: the event log cannot be reached right now; "
-               "reconnect with Last-Event-ID")
+UNAVAILABLE = "error events_unavailable: the event log cannot be reached right now; reconnect with Last-Event-ID"
 
 
 def parse_last_event_id(value: str | None) -> int:
@@ -87,8 +86,9 @@ def parse_last_event_id(value: str | None) -> int:
     if not value:
         return 0
     if _EVENT_ID.fullmatch(value) is None:
-        raise ApiError(400, "invalid_last_event_id",
-                       "Last-Event-ID must be an event id this server sent (1 to 18 ASCII digits)")
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID must be an event id this server sent (1 to 18 ASCII digits)"
+        )
     return int(value)
 
 
@@ -186,7 +186,13 @@ def event_stream(
             if not finished and ending.reason is None and on_unfinished is not None:
                 on_unfinished()
 
-    response = _SlottedResponse(frames(), headers=SSE_HEADERS, ping=ping_s, slot=slot,
-                                data_sender_callable=close_on_shutdown, shutdown_event=shutdown,
-                                shutdown_grace_period=SHUTDOWN_GRACE_S)
+    response = _SlottedResponse(
+        frames(),
+        headers=SSE_HEADERS,
+        ping=ping_s,
+        slot=slot,
+        data_sender_callable=close_on_shutdown,
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_S,
+    )
     return response

@@ -54,8 +54,11 @@ async def submit(
     """Validate, store and admit; raises the typed errors the error table maps to statuses."""
     if file is None:
         if not request.headers.get("content-type", "").startswith("application/json"):
-            raise ApiError(422, "invalid_request",
-                           "send the audio as the multipart form field `file`, or a JSON body with `audio_url`")
+            raise ApiError(
+                422,
+                "invalid_request",
+                "send the audio as the multipart form field `file`, or a JSON body with `audio_url`",
+            )
         body = await _url_body(request)
         spec = body.to_spec(settings.default_model)
         await _check(spec, service, wait)

@@ -32,11 +32,19 @@ def list_models(args: argparse.Namespace) -> int:
     from musicsep.model.catalog import load_catalog
 
     loader = _loader()
-    rows = [{"name": info.name, "arch": info.arch, "stems": list(info.stems), "bag": info.bag,
-             "available": loader.is_available(info.name),
-             "quality": info.quality.text() if info.quality else None,
-             "members": list(info.members) or None, "description": info.description}
-            for info in load_catalog().values()]
+    rows = [
+        {
+            "name": info.name,
+            "arch": info.arch,
+            "stems": list(info.stems),
+            "bag": info.bag,
+            "available": loader.is_available(info.name),
+            "quality": info.quality.text() if info.quality else None,
+            "members": list(info.members) or None,
+            "description": info.description,
+        }
+        for info in load_catalog().values()
+    ]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -44,8 +52,10 @@ def list_models(args: argparse.Namespace) -> int:
     for row in rows:
         mark = "yes" if row["available"] else "no "
         quality = f"  [{row['quality']}]" if row["quality"] else ""
-        print(f"{row['name']:<27} {row['arch']:<17} local:{mark}  {','.join(row['stems']):<28} "
-              f"{row['description']}{quality}")
+        print(
+            f"{row['name']:<27} {row['arch']:<17} local:{mark}  {','.join(row['stems']):<28} "
+            f"{row['description']}{quality}"
+        )
     return 0
 
 
@@ -69,8 +79,7 @@ def pull_model(args: argparse.Namespace) -> int:
         print(f"musicsep: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # the hub's and the legacy repository's errors alike
-        print(f"musicsep: could not download {args.name}: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
+        print(f"musicsep: could not download {args.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 4
     print(f"{name} downloaded")
     return 0
@@ -82,8 +91,11 @@ def _pull_files(loader, info) -> int:
     from musicsep.model.pull import pull_files
 
     if loader.repo is None:
-        print("musicsep: set MUSICSEP_MODEL_REPO to the folder the model files go to "
-              "(a UVR or audio-separator model folder works as it is)", file=sys.stderr)
+        print(
+            "musicsep: set MUSICSEP_MODEL_REPO to the folder the model files go to "
+            "(a UVR or audio-separator model folder works as it is)",
+            file=sys.stderr,
+        )
         return 2
     members = [load_catalog()[member] for member in info.members] if info.arch == "ensemble" else [info]
     for member in members:

@@ -18,41 +18,73 @@ EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3, 4
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("separate", help="separate audio files into stems",
-                                   description="Separate audio files into stems.")
+    parser = subparsers.add_parser(
+        "separate", help="separate audio files into stems", description="Separate audio files into stems."
+    )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("-m", "--model", default=None, help="model name (default: htdemucs)")
-    parser.add_argument("-o", "--out", type=Path, default=Path("separated"),
-                        help="output folder; stems go to OUT/<model>/<track>/<stem>.<ext>")
+    parser.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("separated"),
+        help="output folder; stems go to OUT/<model>/<track>/<stem>.<ext>",
+    )
     stems = parser.add_mutually_exclusive_group()
     stems.add_argument("--stems", default=None, help="comma-separated subset, e.g. vocals,drums")
-    stems.add_argument("--two-stems", default=None, metavar="STEM",
-                       help="STEM and no_STEM (e.g. vocals → vocals + no_vocals)")
-    parser.add_argument("--other-method", choices=get_args(OtherMethod), default="add",
-                        help="two-stem complement: sum of the other stems (Demucs's default) or "
-                             "mix minus STEM (skips bag members that only make the others)")
+    stems.add_argument(
+        "--two-stems", default=None, metavar="STEM", help="STEM and no_STEM (e.g. vocals → vocals + no_vocals)"
+    )
+    parser.add_argument(
+        "--other-method",
+        choices=get_args(OtherMethod),
+        default="add",
+        help="two-stem complement: sum of the other stems (Demucs's default) or "
+        "mix minus STEM (skips bag members that only make the others)",
+    )
     parser.add_argument("--format", default="wav16", choices=OUTPUT_FORMATS)
     parser.add_argument("--clip", default="rescale", choices=get_args(ClipMode))
     parser.add_argument("--bitrate", type=int, default=320, help="kbps for mp3/ogg")
-    parser.add_argument("--shifts", type=int, default=0,
-                        help="random time shifts averaged (Demucs's CLI uses 1; 0 is repeatable)")
+    parser.add_argument(
+        "--shifts", type=int, default=0, help="random time shifts averaged (Demucs's CLI uses 1; 0 is repeatable)"
+    )
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--segment", type=float, default=None, help="segment length in seconds")
     parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--batch-size", type=int, default=None, help="segments per forward pass")
-    parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="CPU forward passes in flight at once, threads split between them "
-                             "(faster on small or busy CPUs; each holds a segment: +0.7 GB for htdemucs)")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model first (slow to start: minutes on CPU; the "
-                             "time is printed; pays off only for long batches of tracks)")
-    parser.add_argument("--ensemble", default=None, metavar="A,B[,C,D]",
-                        help="2 to 4 models whose stems are combined (instead of -m); docs/models.md")
-    parser.add_argument("--ensemble-method", default="avg_wave", choices=list(ENSEMBLE_METHODS),
-                        help="how the ensemble combines its models (default avg_wave)")
-    parser.add_argument("--ensemble-weights", default=None, metavar="W1,W2",
-                        help="one weight per ensemble model (avg_wave only); equal if absent")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="CPU forward passes in flight at once, threads split between them "
+        "(faster on small or busy CPUs; each holds a segment: +0.7 GB for htdemucs)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model first (slow to start: minutes on CPU; the "
+        "time is printed; pays off only for long batches of tracks)",
+    )
+    parser.add_argument(
+        "--ensemble",
+        default=None,
+        metavar="A,B[,C,D]",
+        help="2 to 4 models whose stems are combined (instead of -m); docs/models.md",
+    )
+    parser.add_argument(
+        "--ensemble-method",
+        default="avg_wave",
+        choices=list(ENSEMBLE_METHODS),
+        help="how the ensemble combines its models (default avg_wave)",
+    )
+    parser.add_argument(
+        "--ensemble-weights",
+        default=None,
+        metavar="W1,W2",
+        help="one weight per ensemble model (avg_wave only); equal if absent",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     parser.set_defaults(func=run)
 
@@ -79,11 +111,21 @@ def run(args: argparse.Namespace) -> int:
     request = SeparationRequest(
         model=args.model or settings.default_model,
         stems=[s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None,
-        two_stems=args.two_stems, other_method=args.other_method, format=args.format,
-        clip=args.clip, bitrate=args.bitrate, shifts=args.shifts, overlap=args.overlap,
-        segment=args.segment, batch_size=args.batch_size or settings.batch_size,
-        device=args.device or settings.device, precision=args.precision or settings.precision,
-        ensemble=ensemble, ensemble_method=args.ensemble_method, ensemble_weights=weights)
+        two_stems=args.two_stems,
+        other_method=args.other_method,
+        format=args.format,
+        clip=args.clip,
+        bitrate=args.bitrate,
+        shifts=args.shifts,
+        overlap=args.overlap,
+        segment=args.segment,
+        batch_size=args.batch_size or settings.batch_size,
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision,
+        ensemble=ensemble,
+        ensemble_method=args.ensemble_method,
+        ensemble_weights=weights,
+    )
     loader = ModelLoader.from_settings(settings)
     load_started = time.monotonic()
     try:
@@ -133,29 +175,46 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float, mode
         return EXIT_BAD_INPUT
     track = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
     out_dir = args.out / request.model / track
-    with tqdm(total=100.0, desc=path.name, unit="%", file=sys.stderr, leave=True,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
-              disable=not sys.stderr.isatty() and args.json) as bar:
+    with tqdm(
+        total=100.0,
+        desc=path.name,
+        unit="%",
+        file=sys.stderr,
+        leave=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+        disable=not sys.stderr.isatty() and args.json,
+    ) as bar:
+
         def on_progress(report) -> None:
             bar.update(report.percent - bar.n)
             eta = f"eta {report.eta_s:.0f}s" if report.eta_s is not None else ""
             bar.set_postfix_str(f"{report.stage} {report.chunk}/{report.chunks} {eta}", refresh=False)
 
         try:
-            result = separate_file(path, out_dir, request, loader=loader, on_progress=on_progress,
-                                   max_duration_s=max_duration_s)
+            result = separate_file(
+                path, out_dir, request, loader=loader, on_progress=on_progress, max_duration_s=max_duration_s
+            )
         except MusicsepError as exc:
             bar.close()
             print(f"musicsep: {path.name}: {exc.message}", file=sys.stderr)
             return exc.exit_code
     if args.json:
-        print(json.dumps({
-            "input": str(path), "model": result.model, "requested_model": result.requested_model,
-            "fallback_reason": result.fallback_reason, "device": result.device,
-            "precision": result.precision, "samplerate": result.samplerate,
-            "duration_s": round(result.duration_s, 6),
-            "stems": {name: str(p) for name, p in result.stems.items()},
-            "timings": {k: round(v, 4) for k, v in result.timings.items()},
-            "model_load_s": round(model_load_s, 4),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "input": str(path),
+                    "model": result.model,
+                    "requested_model": result.requested_model,
+                    "fallback_reason": result.fallback_reason,
+                    "device": result.device,
+                    "precision": result.precision,
+                    "samplerate": result.samplerate,
+                    "duration_s": round(result.duration_s, 6),
+                    "stems": {name: str(p) for name, p in result.stems.items()},
+                    "timings": {k: round(v, 4) for k, v in result.timings.items()},
+                    "model_load_s": round(model_load_s, 4),
+                }
+            ),
+            flush=True,
+        )
     return EXIT_OK

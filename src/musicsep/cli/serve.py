@@ -76,18 +76,31 @@ def run(args: argparse.Namespace) -> int:
         settings.preload.append(settings.default_model)
     setup_logging(settings.log_json)
     if settings.exposed_without_auth():
-        logger.warning("listening on {} with no API keys: anyone who can reach it can use it "
-                       "(set MUSICSEP_API_KEYS)", settings.host)
+        logger.warning(
+            "listening on {} with no API keys: anyone who can reach it can use it (set MUSICSEP_API_KEYS)",
+            settings.host,
+        )
     options = json.loads(args.config.read_text()) if args.config else {}
     if "http" in options:
-        print("musicsep serve: remove 'http' from the uvicorn options: the server sets its own HTTP protocol "
-              "(uvicorn's with header and body timeouts, api/http_protocol.py)", file=sys.stderr)
+        print(
+            "musicsep serve: remove 'http' from the uvicorn options: the server sets its own HTTP protocol "
+            "(uvicorn's with header and body timeouts, api/http_protocol.py)",
+            file=sys.stderr,
+        )
         return 2
-    logger.info("open files limit: {} (each idle or slow connection holds one until its timeout)",
-                _raise_open_files_limit())
+    logger.info(
+        "open files limit: {} (each idle or slow connection holds one until its timeout)", _raise_open_files_limit()
+    )
     print(f"musicsep serving on http://{settings.host}:{settings.port} (API docs: /docs)", flush=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                access_log=False, http=protocol_for(settings), **options)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        http=protocol_for(settings),
+        **options,
+    )
     return 0
 
 

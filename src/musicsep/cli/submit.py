@@ -18,19 +18,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "downloads: public addresses only), follow its progress and save the stems.",
     )
     parser.add_argument("file", help="an audio file, or an http(s) URL of one")
-    parser.add_argument("--server", default=os.environ.get("MUSICSEP_SERVER", "http://127.0.0.1:8000"),
-                        help="server URL (default $MUSICSEP_SERVER or http://127.0.0.1:8000)")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("MUSICSEP_SERVER", "http://127.0.0.1:8000"),
+        help="server URL (default $MUSICSEP_SERVER or http://127.0.0.1:8000)",
+    )
     parser.add_argument("--api-key", default=os.environ.get("MUSICSEP_API_KEY"), help="default $MUSICSEP_API_KEY")
     parser.add_argument("--model")
     parser.add_argument("--stems", help="comma-separated, e.g. vocals,drums")
     parser.add_argument("--two-stems", help="a stem and its complement, e.g. vocals")
     parser.add_argument("--format", choices=OUTPUT_FORMATS)
-    parser.add_argument("--ensemble", metavar="MODEL,MODEL[,...]",
-                        help="combine the stems of 2 to 4 models (comma-separated) instead of one --model")
+    parser.add_argument(
+        "--ensemble",
+        metavar="MODEL,MODEL[,...]",
+        help="combine the stems of 2 to 4 models (comma-separated) instead of one --model",
+    )
     parser.add_argument("--ensemble-method", choices=ENSEMBLE_METHODS, help="how an ensemble combines (avg_wave)")
     parser.add_argument("--ensemble-weights", metavar="W,W[,...]", help="one weight per ensemble model")
-    parser.add_argument("--priority", type=int, choices=range(PRIORITY_MIN, PRIORITY_MAX + 1),
-                        metavar=f"{PRIORITY_MIN}-{PRIORITY_MAX}")
+    parser.add_argument(
+        "--priority", type=int, choices=range(PRIORITY_MIN, PRIORITY_MAX + 1), metavar=f"{PRIORITY_MIN}-{PRIORITY_MAX}"
+    )
     parser.add_argument("--out", type=Path, default=Path("separated"), help="folder for the stems")
     parser.add_argument("--no-download", action="store_true", help="print the links instead of downloading")
     parser.set_defaults(func=run)
@@ -39,9 +46,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from musicsep.clients import Client, Completed, Failed, Progress, Queued, ServerError
 
-    options = {"model": args.model, "stems": args.stems, "two_stems": args.two_stems, "format": args.format,
-               "ensemble": args.ensemble, "ensemble_method": args.ensemble_method,
-               "ensemble_weights": args.ensemble_weights, "priority": args.priority}
+    options = {
+        "model": args.model,
+        "stems": args.stems,
+        "two_stems": args.two_stems,
+        "format": args.format,
+        "ensemble": args.ensemble,
+        "ensemble_method": args.ensemble_method,
+        "ensemble_weights": args.ensemble_weights,
+        "priority": args.priority,
+    }
     with Client(args.server, api_key=args.api_key) as client:
         try:
             if args.file.startswith(("http://", "https://")):

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         from musicsep.scaleout.worker import build_worker, run_worker
     except ModuleNotFoundError as exc:
-        print(f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[scaleout]'",
-              file=sys.stderr)
+        print(
+            f"musicsep worker: {exc.name} is missing; install the scale-out extra: pip install 'musicsep[scaleout]'",
+            file=sys.stderr,
+        )
         return 2
     from musicsep.service.signing import SigningKeyRefused
 

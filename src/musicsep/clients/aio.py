@@ -1,8 +1,8 @@
 """Asynchronous client over aiohttp, the same calls as the sync one.
 
-    async with AsyncClient("http://127.0.0.1:8000") as client:
-        async for event in client.separate("song.mp3", stems=["vocals"]):
-            print(event)
+async with AsyncClient("http://127.0.0.1:8000") as client:
+    async for event in client.separate("song.mp3", stems=["vocals"]):
+        print(event)
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ from musicsep.clients.sse import SSEParser
 
 
 class AsyncClient:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
-                 timeout: float = 30.0, max_reconnects: int = 20) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_reconnects: int = 20,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_reconnects = max_reconnects
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -65,8 +71,9 @@ class AsyncClient:
             return await response.json()
 
     @staticmethod
-    def _body(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
-              options: dict[str, Any]) -> dict[str, Any]:
+    def _body(
+        stack: ExitStack, audio: str | Path | None, audio_url: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         """aiohttp arguments of a submission: a JSON `audio_url` body, or a multipart upload."""
         sent = submission(stack, audio, audio_url, options)
         if sent.file is None:
@@ -78,8 +85,9 @@ class AsyncClient:
         return {"data": form}
 
     # --- jobs -------------------------------------------------------------------------------
-    async def submit(self, audio: str | Path | None = None, *, audio_url: str | None = None,
-                     **options: Any) -> dict[str, Any]:
+    async def submit(
+        self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
+    ) -> dict[str, Any]:
         """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it)."""
         with ExitStack() as stack:
             body = self._body(stack, audio, audio_url, options)
@@ -128,14 +136,16 @@ class AsyncClient:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
             await asyncio.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
-    async def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
-                       **options: Any) -> AsyncIterator[Event]:
+    async def separate(
+        self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
+    ) -> AsyncIterator[Event]:
         """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
         early cancels the job."""
         with ExitStack() as stack:
             body = self._body(stack, audio, audio_url, options)
-            async with self.session.post(self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"},
-                                         **body) as response:
+            async with self.session.post(
+                self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body
+            ) as response:
                 await self._check(response)
                 async for event in self._read(response, SSEParser()):
                     yield event

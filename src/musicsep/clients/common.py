@@ -31,8 +31,9 @@ class Submission:
     file: tuple[str, BinaryIO] | None
 
 
-def submission(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
-               options: dict[str, Any]) -> Submission:
+def submission(
+    stack: ExitStack, audio: str | Path | None, audio_url: str | None, options: dict[str, Any]
+) -> Submission:
     """Exactly one of a file (`audio`, opened on `stack`) or an `audio_url` (which the server
     downloads: public http(s) addresses only), with the options as the server takes them."""
     if (audio is None) == (audio_url is None):

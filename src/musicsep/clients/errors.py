@@ -12,8 +12,9 @@ _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 class ServerError(Exception):
     """The server answered `{"error": {"code", "message", "request_id"}}` with an error status."""
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, request_id: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.request_id, self.retry_after = request_id, retry_after

@@ -50,7 +50,7 @@ class SSEParser:
                 return messages
             end, width = cut.start(), len(cut.group())
             self._skip_lf = end + width == len(self._pending) and self._pending[end] == "\r"
-            line, self._pending = self._pending[:end], self._pending[end + width:]
+            line, self._pending = self._pending[:end], self._pending[end + width :]
             self._scanned = 0
             message = self._line(line)
             if message is not None:
@@ -80,4 +80,3 @@ class SSEParser:
         if not data:
             return None
         return SSEMessage(event=event or "message", data="\n".join(data), id=self.last_id, retry=retry)
-

@@ -1,8 +1,8 @@
 """Synchronous client over httpx.
 
-    with Client("http://127.0.0.1:8000") as client:
-        for event in client.separate("song.mp3", model="htdemucs", stems=["vocals"]):
-            print(event)
+with Client("http://127.0.0.1:8000") as client:
+    for event in client.separate("song.mp3", model="htdemucs", stems=["vocals"]):
+        print(event)
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from musicsep.clients.sse import SSEParser
 
 
 class Client:
-    def __init__(self, base_url: str = "http://127.0.0.1:8000", *, api_key: str | None = None,
-                 timeout: float = 30.0, max_reconnects: int = 20) -> None:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        max_reconnects: int = 20,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_reconnects = max_reconnects
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -50,15 +56,17 @@ class Client:
         return response
 
     @staticmethod
-    def _body(stack: ExitStack, audio: str | Path | None, audio_url: str | None,
-              options: dict[str, Any]) -> dict[str, Any]:
+    def _body(
+        stack: ExitStack, audio: str | Path | None, audio_url: str | None, options: dict[str, Any]
+    ) -> dict[str, Any]:
         """httpx arguments of a submission: a JSON `audio_url` body, or a multipart upload."""
         sent = submission(stack, audio, audio_url, options)
         return {"json": sent.json} if sent.file is None else {"data": sent.fields, "files": {"file": sent.file}}
 
     # --- jobs -------------------------------------------------------------------------------
-    def submit(self, audio: str | Path | None = None, *, audio_url: str | None = None,
-               **options: Any) -> dict[str, Any]:
+    def submit(
+        self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
+    ) -> dict[str, Any]:
         """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
         returns {job_id, status, position, status_url, events_url}."""
         with ExitStack() as stack:
@@ -103,15 +111,19 @@ class Client:
                 raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
             time.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
-    def separate(self, audio: str | Path | None = None, *, audio_url: str | None = None,
-                 **options: Any) -> Iterator[Event]:
+    def separate(
+        self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
+    ) -> Iterator[Event]:
         """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
         early cancels the job."""
         parser = SSEParser()
         with ExitStack() as stack:
             body = self._body(stack, audio, audio_url, options)
-            response = stack.enter_context(self._http.stream(
-                "POST", self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body))
+            response = stack.enter_context(
+                self._http.stream(
+                    "POST", self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body
+                )
+            )
             self._check(response)
             for text in response.iter_text():
                 for message in parser.feed(text):
@@ -148,4 +160,3 @@ class Client:
     def download_all(self, completed: Completed, folder: str | Path) -> dict[str, Path]:
         """Every stem of a `completed` event into `folder`."""
         return {name: self.download(info["url"], folder) for name, info in completed.stems.items()}
-

@@ -120,8 +120,9 @@ def _info(name: str, entry: dict) -> ModelInfo:
         mdx=dict(entry["mdx"]) if entry.get("mdx") else None,
         chunk_size=int(entry["chunk_size"]) if entry.get("chunk_size") else None,
         num_overlap=int(entry["num_overlap"]) if entry.get("num_overlap") else None,
-        quality=Quality({k: float(v) for k, v in quality["sdr"].items()}, str(quality["basis"]),
-                        str(quality["source"])) if quality else None,
+        quality=Quality({k: float(v) for k, v in quality["sdr"].items()}, str(quality["basis"]), str(quality["source"]))
+        if quality
+        else None,
         downloads=_downloads(entry) if weights else {},
         sha256=dict(entry.get("sha256") or {}),
         members=tuple(entry.get("members", ())),

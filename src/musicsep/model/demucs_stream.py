@@ -38,8 +38,9 @@ class PassOptions:
 
 def _window(segment_length: int, transition_power: float) -> torch.Tensor:
     """apply_model's triangle, highest in the middle, normalised, raised to transition_power."""
-    weight = torch.cat([torch.arange(1, segment_length // 2 + 1),
-                        torch.arange(segment_length - segment_length // 2, 0, -1)])
+    weight = torch.cat(
+        [torch.arange(1, segment_length // 2 + 1), torch.arange(segment_length - segment_length // 2, 0, -1)]
+    )
     return (weight / weight.max()) ** transition_power
 
 
@@ -47,8 +48,16 @@ class _Lane:
     """One model over the track delayed by `delay` frames (apply_model's shift trick), yielding
     finished output in track coordinates."""
 
-    def __init__(self, model, forward: Callable, stem_index: list[int], frames: int, delay: int,
-                 options: PassOptions, jobs: int = 1) -> None:
+    def __init__(
+        self,
+        model,
+        forward: Callable,
+        stem_index: list[int],
+        frames: int,
+        delay: int,
+        options: PassOptions,
+        jobs: int = 1,
+    ) -> None:
         from demucs.htdemucs import HTDemucs
 
         self.model = model
@@ -106,8 +115,10 @@ class _Lane:
                 break
             first_valid = valid
             batch.append((offset, chunk_length, self._read(reader, offset, chunk_length, valid)))
-        groups = [np.stack([item[2] for item in batch[i:i + self._batch_size]])
-                  for i in range(0, len(batch), self._batch_size)]
+        groups = [
+            np.stack([item[2] for item in batch[i : i + self._batch_size]])
+            for i in range(0, len(batch), self._batch_size)
+        ]
         outputs = [out for group in self._forward(self.model, groups) for out in group]
         for (offset, chunk_length, _), out in zip(batch, outputs, strict=True):
             self._accumulate(offset, _center_trim(out[self._stems], chunk_length))
@@ -158,8 +169,7 @@ class _Member:
 class DemucsPass:
     """One separation of one track: all lanes of all bag members, combined as apply_model does."""
 
-    def __init__(self, separator: DemucsSeparator, frames: int, stems: list[str],
-                 options: PassOptions) -> None:
+    def __init__(self, separator: DemucsSeparator, frames: int, stems: list[str], options: PassOptions) -> None:
         sources = separator.sources
         index = [sources.index(stem) for stem in stems]
         self.frames = frames
@@ -178,8 +188,7 @@ class DemucsPass:
             if not any(picked):
                 continue
             jobs = options.jobs or separator.jobs
-            lanes = [_Lane(model, separator.forward_many, index, frames, delay, options, jobs)
-                     for delay in delays]
+            lanes = [_Lane(model, separator.forward_many, index, frames, delay, options, jobs) for delay in delays]
             self._members.append(_Member(model, picked, lanes))
         self.chunks = sum(lane.chunks for member in self._members for lane in member.lanes)
 

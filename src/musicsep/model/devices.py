@@ -48,8 +48,9 @@ def resolve_device(device: str = "auto"):
     except (RuntimeError, TypeError, ValueError):
         wanted = None
     if wanted is None or not _present(wanted):
-        raise DeviceUnavailable(f"device {device!r} was asked for but this machine has: "
-                                f"{', '.join(available_devices())} (or 'auto')")
+        raise DeviceUnavailable(
+            f"device {device!r} was asked for but this machine has: {', '.join(available_devices())} (or 'auto')"
+        )
     return wanted
 
 

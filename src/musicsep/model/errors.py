@@ -84,8 +84,10 @@ class StorageFull(MusicsepError):
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: Said by the server and the CLI alike, so it names neither.
-STORAGE_FULL_MESSAGE = ("there was not enough disk space to write the results; nothing was kept. "
-                        "Try again later (or ask for fewer stems or a compressed format)")
+STORAGE_FULL_MESSAGE = (
+    "there was not enough disk space to write the results; nothing was kept. "
+    "Try again later (or ask for fewer stems or a compressed format)"
+)
 
 
 def storage_full(exc: BaseException) -> StorageFull | None:

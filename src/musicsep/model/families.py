@@ -96,14 +96,23 @@ def load_family(name: str, files: FamilyFiles, listing: Listing, device: str, pr
             return load_mdx23c(files.weights, files.config, name=name, device=device, precision=precision, **chunking)
         from musicsep.model.roformer import load_roformer
 
-        return load_roformer(files.weights, files.config, name=name, device=device, precision=precision, arch=arch,
-                             **chunking)
+        return load_roformer(
+            files.weights, files.config, name=name, device=device, precision=precision, arch=arch, **chunking
+        )
     except ModelUnavailable:
         raise
     except ImportError as exc:
         raise ModelUnavailable(f"model '{name}' needs a package that is not installed ({exc.name})") from exc
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise ModelUnavailable(
             f"the files of model '{name}' on this machine are damaged or incomplete "
             f"({type(exc).__name__}); download them again"

@@ -55,8 +55,13 @@ class Listing:
 
 #: Where UVR (`models/MDX_Net_Models/model_data/...`) and audio-separator keep MDX-Net's hash table
 #: and MSST configs, relative to the folder of the weights; searched after the folder itself.
-SUBFOLDERS = ("model_data", "mdx_model_data", "mdx_c_configs", "model_data/mdx_c_configs",
-              "mdx_model_data/mdx_c_configs")
+SUBFOLDERS = (
+    "model_data",
+    "mdx_model_data",
+    "mdx_c_configs",
+    "model_data/mdx_c_configs",
+    "mdx_model_data/mdx_c_configs",
+)
 
 
 class ModelFolder:
@@ -96,8 +101,7 @@ def _regular_files(folder: Path, real_root: Path) -> list[Path]:
         entries = list(os.scandir(folder))
     except OSError:
         return []
-    return [Path(entry.path) for entry in entries
-            if is_model_name(entry.name) and _inside(Path(entry.path), real_root)]
+    return [Path(entry.path) for entry in entries if is_model_name(entry.name) and _inside(Path(entry.path), real_root)]
 
 
 def _inside(path: Path, real_root: Path) -> bool:

@@ -36,12 +36,20 @@ from musicsep.model.errors import InvalidOptions, ModelUnavailable
 from musicsep.model.folder import HOW_TO_GET_WEIGHTS, ModelFolder
 from musicsep.model.names import InvalidModelName, UnknownModel, is_model_name, model_name
 
-__all__ = ["HOW_TO_GET_WEIGHTS", "InvalidModelName", "ModelLoader", "UnknownModel", "download",
-           "resolve_device", "resolve_precision"]
+__all__ = [
+    "HOW_TO_GET_WEIGHTS",
+    "InvalidModelName",
+    "ModelLoader",
+    "UnknownModel",
+    "download",
+    "resolve_device",
+    "resolve_precision",
+]
 
 #: Weights kept loaded by default (`MUSICSEP_MODEL_CACHE_MB`): two of the largest catalog bags in
 #: fp32 (docs/architecture.md, "Loading").
 DEFAULT_CACHE_MB = 4096.0
+
 
 class ModelLoader:
     """Loads models once and hands out cached separators; safe to share between threads.
@@ -51,8 +59,13 @@ class ModelLoader:
     `cache_mb` bounds the weights kept loaded (`MUSICSEP_MODEL_CACHE_MB`, model/cache.py).
     """
 
-    def __init__(self, repo: Path | None = None, offline: bool = False,
-                 fallback: Sequence[str] = (), cache_mb: float = DEFAULT_CACHE_MB) -> None:
+    def __init__(
+        self,
+        repo: Path | None = None,
+        offline: bool = False,
+        fallback: Sequence[str] = (),
+        cache_mb: float = DEFAULT_CACHE_MB,
+    ) -> None:
         self.repo = Path(repo) if repo else None
         self.offline = offline
         self.fallback = tuple(fallback)
@@ -64,8 +77,12 @@ class ModelLoader:
 
     @classmethod
     def from_settings(cls, settings: Any) -> ModelLoader:
-        return cls(repo=settings.model_repo, offline=settings.offline, fallback=settings.fallback_chain,
-                   cache_mb=settings.model_cache_mb)
+        return cls(
+            repo=settings.model_repo,
+            offline=settings.offline,
+            fallback=settings.fallback_chain,
+            cache_mb=settings.model_cache_mb,
+        )
 
     def get(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
         """A cached separator. With `stems`, a bag may load only the members those stems need:
@@ -76,8 +93,7 @@ class ModelLoader:
             return self._get_dsp()
         info = load_catalog().get(name)
         if info is not None and info.arch == "ensemble":
-            return self.ensemble(list(info.members), info.method, info.member_weights, device, precision,
-                                 name=name)
+            return self.ensemble(list(info.members), info.method, info.member_weights, device, precision, name=name)
         listing = ModelFolder(self.repo).listing() if self.repo is not None else None
         if families.family_arch(name, listing) is not None:
             return self._get_family(name, listing, device, precision)
@@ -152,22 +168,29 @@ class ModelLoader:
             self._cache.put(key, separator, families.weights_bytes(separator.inner, files))
             return separator
 
-    def ensemble(self, names: Sequence[str], method: str = "avg_wave", weights: Sequence[float] | None = None,
-                 device: str = "auto", precision: str = "fp32", name: str | None = None):
+    def ensemble(
+        self,
+        names: Sequence[str],
+        method: str = "avg_wave",
+        weights: Sequence[float] | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        name: str | None = None,
+    ):
         """An EnsembleSeparator over the named models, each loaded (and cached) as on its own."""
         from musicsep.model.ensemble import EnsembleSeparator, check_ensemble
 
         members = [canonical_name(model_name(member)) for member in names]
         check_ensemble(members, method, weights)
-        nested = [member for member in members
-                  if (info := load_catalog().get(member)) is not None and info.arch == "ensemble"]
+        nested = [
+            member for member in members if (info := load_catalog().get(member)) is not None and info.arch == "ensemble"
+        ]
         if nested:
             raise InvalidOptions(f"'{nested[0]}' is an ensemble itself; name its models instead")
         separators = [self.get(member, device, precision) for member in members]
         return EnsembleSeparator(name or "+".join(members), separators, method, weights)
 
-    def resolve(self, name: str, device: str = "auto", precision: str = "fp32",
-                stems: Sequence[str] | None = None):
+    def resolve(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
         """`(separator, fallback_reason)`: the requested model, or the first of the fallback
         chain that loads, with the reason in plain words; raises when none does."""
         try:
@@ -245,21 +268,33 @@ class ModelLoader:
         if not in_folder and name not in catalog:
             raise UnknownModel(f"unknown model '{name}'; known models: {', '.join(catalog)}")
         try:
-            model = (load_from_folder(name, self.repo, stems) if in_folder and self.repo is not None
-                     else load_from_caches(name, stems))
+            model = (
+                load_from_folder(name, self.repo, stems)
+                if in_folder and self.repo is not None
+                else load_from_caches(name, stems)
+            )
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
-        except (ModelLoadingError, SafetensorError, OSError, ValueError, KeyError, TypeError,
-                RuntimeError, yaml.YAMLError) as exc:
+        except (
+            ModelLoadingError,
+            SafetensorError,
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RuntimeError,
+            yaml.YAMLError,
+        ) as exc:
             raise ModelUnavailable(
                 f"the weights of model '{name}' on this machine are damaged or incomplete "
-                f"({type(exc).__name__}); download them again") from exc
+                f"({type(exc).__name__}); download them again"
+            ) from exc
         if model is not None:
             return model
         if self.offline:
             raise ModelUnavailable(
-                f"model '{name}' is not on this machine and downloads are off; "
-                + HOW_TO_GET_WEIGHTS.format(name=name))
+                f"model '{name}' is not on this machine and downloads are off; " + HOW_TO_GET_WEIGHTS.format(name=name)
+            )
         try:
             return download(name)
         except ImportError as exc:
@@ -267,4 +302,5 @@ class ModelLoader:
         except (Exception, SystemExit) as exc:  # network, hub and repo errors all mean the same here
             raise ModelUnavailable(
                 f"model '{name}' is not on this machine and could not be downloaded "
-                f"({type(exc).__name__}); " + HOW_TO_GET_WEIGHTS.format(name=name)) from exc
+                f"({type(exc).__name__}); " + HOW_TO_GET_WEIGHTS.format(name=name)
+            ) from exc

@@ -19,8 +19,10 @@ MODEL_NAME_MAX = 64
 #: ASCII ranges spelled out: `\w` would take any Unicode letter or digit ("ｈｔdemucs", "²").
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
-RULE = (f"model names are 1 to {MODEL_NAME_MAX} letters, digits, '_', '.' or '-', not starting with '.' "
-        "(a name, not a path); GET /api/v1/models lists them")
+RULE = (
+    f"model names are 1 to {MODEL_NAME_MAX} letters, digits, '_', '.' or '-', not starting with '.' "
+    "(a name, not a path); GET /api/v1/models lists them"
+)
 
 
 class UnknownModel(ModelUnavailable):

@@ -43,8 +43,16 @@ class ProgressTracker:
         percent = max(self._percent, min(high, low + (high - low) * max(0.0, min(1.0, fraction))))
         self._percent = percent
         if self._callback is not None:
-            self._callback(Progress(stage, round(percent, 2), self.chunk, self.chunks,
-                                    round(time.monotonic() - self._start, 3), self._eta()))
+            self._callback(
+                Progress(
+                    stage,
+                    round(percent, 2),
+                    self.chunk,
+                    self.chunks,
+                    round(time.monotonic() - self._start, 3),
+                    self._eta(),
+                )
+            )
 
     def chunk_done(self) -> None:
         now = time.monotonic()
@@ -60,8 +68,9 @@ class ProgressTracker:
         self.chunk = self.chunks
         self._percent = 100.0
         if self._callback is not None:
-            self._callback(Progress("encode", 100.0, self.chunk, self.chunks,
-                                    round(time.monotonic() - self._start, 3), 0.0))
+            self._callback(
+                Progress("encode", 100.0, self.chunk, self.chunks, round(time.monotonic() - self._start, 3), 0.0)
+            )
 
     def _eta(self) -> float | None:
         if self._separate_started is None or self.chunk == 0 or not self.chunks:

@@ -54,7 +54,7 @@ class RecoveringSeparator(DemucsSeparator):
         return super().forward(model, batch)
 
     def _split(self, model, batch: np.ndarray, size: int) -> torch.Tensor:
-        return torch.cat([self.forward(model, batch[i:i + size]) for i in range(0, len(batch), size)])
+        return torch.cat([self.forward(model, batch[i : i + size]) for i in range(0, len(batch), size)])
 
     def _move_to_cpu(self) -> None:
         with self._lock:

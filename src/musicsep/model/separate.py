@@ -78,10 +78,16 @@ def load_separator(loader, request: SeparationRequest):
     """`(separator, fallback_reason)` for a request: an ensemble of `request.ensemble` (no fallback:
     a missing member is the user's to fix), else `request.model` through the fallback chain."""
     if request.ensemble:
-        return loader.ensemble(request.ensemble, request.ensemble_method, request.ensemble_weights,
-                               device=request.device, precision=request.precision), None
-    return loader.resolve(request.model, device=request.device, precision=request.precision,
-                          stems=stems_to_load(request))
+        return loader.ensemble(
+            request.ensemble,
+            request.ensemble_method,
+            request.ensemble_weights,
+            device=request.device,
+            precision=request.precision,
+        ), None
+    return loader.resolve(
+        request.model, device=request.device, precision=request.precision, stems=stems_to_load(request)
+    )
 
 
 def plan_stems(sources: list[str], request: SeparationRequest) -> StemPlan:
@@ -95,8 +101,7 @@ def plan_stems(sources: list[str], request: SeparationRequest) -> StemPlan:
     wanted = [request.two_stems] if request.two_stems else list(request.stems or sources)
     unknown = [stem for stem in wanted if stem not in sources]
     if unknown:
-        raise InvalidOptions(
-            f"stem '{unknown[0]}' is not produced by this model; it produces: {', '.join(sources)}")
+        raise InvalidOptions(f"stem '{unknown[0]}' is not produced by this model; it produces: {', '.join(sources)}")
     if request.two_stems is None:
         return StemPlan(wanted, wanted)
     stem = request.two_stems
@@ -164,15 +169,22 @@ def separate_file(
             tracker.report("decode", frames / expected)
             checkpoint()
 
-        spill.fill(decode_blocks(input_path, samplerate=separator.samplerate,
-                                 channels=separator.audio_channels,
-                                 max_duration_s=max_duration_s), on_block)
+        spill.fill(
+            decode_blocks(
+                input_path,
+                samplerate=separator.samplerate,
+                channels=separator.audio_channels,
+                max_duration_s=max_duration_s,
+            ),
+            on_block,
+        )
         decoded = time.monotonic()
         timings["decode_s"] = decoded - loaded
         mean, std = spill.stats() if separator.normalize else (0.0, 1.0)
         spill.normalize(mean, std)
-        options = PassOptions(shifts=request.shifts, overlap=request.overlap, segment=request.segment,
-                              batch_size=request.batch_size)
+        options = PassOptions(
+            shifts=request.shifts, overlap=request.overlap, segment=request.segment, batch_size=request.batch_size
+        )
         if getattr(separator, "needs_track_stats", False):  # an ensemble normalises per member
             run = separator.prepare(spill.frames, plan.compute, options, stats=spill.stats())
         else:
@@ -180,9 +192,16 @@ def separate_file(
         tracker.chunks = run.chunks
         with contextlib.ExitStack() as stack:
             writers = {
-                name: stack.enter_context(StemWriter(
-                    output_dir / f"{name}.{fmt.extension}", fmt, separator.samplerate,
-                    separator.audio_channels, request.clip, request.bitrate))
+                name: stack.enter_context(
+                    StemWriter(
+                        output_dir / f"{name}.{fmt.extension}",
+                        fmt,
+                        separator.samplerate,
+                        separator.audio_channels,
+                        request.clip,
+                        request.bitrate,
+                    )
+                )
                 for name in plan.outputs
             }
             position = 0
@@ -205,12 +224,17 @@ def separate_file(
         notes = [fallback_reason] if fallback_reason else []
         notes += list(getattr(separator, "recoveries", ()))[recoveries_before:]
         return SeparationResult(
-            model=separator.name, stems=paths, samplerate=separator.samplerate,
-            duration_s=spill.frames / separator.samplerate, frames=spill.frames,
+            model=separator.name,
+            stems=paths,
+            samplerate=separator.samplerate,
+            duration_s=spill.frames / separator.samplerate,
+            frames=spill.frames,
             device=str(getattr(separator, "device", "cpu")),
-            precision=getattr(separator, "precision", "fp32"), timings=timings,
+            precision=getattr(separator, "precision", "fp32"),
+            timings=timings,
             requested_model=separator.name if request.ensemble else request.model,
-            fallback_reason="; ".join(notes) or None)
+            fallback_reason="; ".join(notes) or None,
+        )
     except BaseException:
         for name in plan.outputs:
             (output_dir / f"{name}.{fmt.extension}").unlink(missing_ok=True)
@@ -219,8 +243,14 @@ def separate_file(
         spill.close()
 
 
-def _write_block(writers: dict[str, StemWriter], plan: StemPlan, request: SeparationRequest,
-                 block: np.ndarray, spill: TrackSpill, position: int) -> None:
+def _write_block(
+    writers: dict[str, StemWriter],
+    plan: StemPlan,
+    request: SeparationRequest,
+    block: np.ndarray,
+    spill: TrackSpill,
+    position: int,
+) -> None:
     stems = dict(zip(plan.compute, block, strict=True))
     if request.two_stems is None:
         for name in plan.outputs:

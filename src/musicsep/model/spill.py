@@ -32,7 +32,7 @@ class ArrayReader:
         out = np.zeros((self.channels, stop - start), np.float32)
         lo, hi = max(start, 0), min(stop, self.frames)
         if hi > lo:
-            out[:, lo - start:hi - start] = self.audio[:, lo:hi]
+            out[:, lo - start : hi - start] = self.audio[:, lo:hi]
         return out
 
 
@@ -70,7 +70,7 @@ class TrackSpill:
         n = max(self.frames, 1)
         mean = self._sum / n
         var = max(0.0, (self._sumsq - n * mean * mean) / max(n - 1, 1))
-        return mean, var ** 0.5 + 1e-8
+        return mean, var**0.5 + 1e-8
 
     def normalize(self, mean: float, std: float) -> None:
         """Make reads return (x - mean) / std, as Demucs feeds its models."""
@@ -83,7 +83,7 @@ class TrackSpill:
             width = self.channels * 4
             raw = os.pread(self._file.fileno(), (hi - lo) * width, lo * width)
             window = np.frombuffer(raw, np.float32).reshape(hi - lo, self.channels).T
-            out[:, lo - start:hi - start] = (window - np.float32(self._mean)) / np.float32(self._std)
+            out[:, lo - start : hi - start] = (window - np.float32(self._mean)) / np.float32(self._std)
         return out
 
     def read_raw(self, start: int, stop: int) -> np.ndarray:

@@ -84,10 +84,12 @@ class RedisEventLog:
         data = {"event": type_, **payload}
         skeleton, parts = split(data)
         places = json.dumps([[at, len(text)] for at, text in parts])
-        event_id = int(self._append(
-            keys=[self._stream(job_id), self._counter(job_id), self._part_keys(job_id)],
-            args=[type_, skeleton, self._cap, places, *(text for _, text in parts)],
-        ))
+        event_id = int(
+            self._append(
+                keys=[self._stream(job_id), self._counter(job_id), self._part_keys(job_id)],
+                args=[type_, skeleton, self._cap, places, *(text for _, text in parts)],
+            )
+        )
         return Event(event_id, type_, data)
 
     @reachable

@@ -40,12 +40,14 @@ class StoreUnavailable(ServiceUnavailable):
 
 def reachable(method):
     """Turn Redis being down (connection refused, timed out) into StoreUnavailable."""
+
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         try:
             return method(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError):
             raise StoreUnavailable() from None
+
     return wrapper
 
 

@@ -49,9 +49,9 @@ class S3Bucket:
             region_name=region,
             config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 5}),
         )
-        self._transfer = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=max(
-            5 * 1024 * 1024, multipart_threshold // 4
-        ))
+        self._transfer = TransferConfig(
+            multipart_threshold=multipart_threshold, multipart_chunksize=max(5 * 1024 * 1024, multipart_threshold // 4)
+        )
 
     def _key(self, job_id: str, *parts: str) -> str:
         return "/".join([f"{self.prefix}jobs", job_id, *parts])
@@ -73,7 +73,9 @@ class S3Bucket:
     def put_stem(self, job_id: str, path: Path, media_type: str) -> int:
         """Upload one finished stem (multipart when large); returns its size in bytes."""
         self._s3.upload_file(
-            str(path), self.bucket, self.stem_key(job_id, path.name),
+            str(path),
+            self.bucket,
+            self.stem_key(job_id, path.name),
             ExtraArgs={"ContentType": media_type, "ContentDisposition": f'attachment; filename="{path.name}"'},
             Config=self._transfer,
         )
@@ -84,11 +86,13 @@ class S3Bucket:
         """A presigned GET URL for one stem, valid `expires_s` seconds (at most 7 days)."""
         if not 0 < expires_s <= MAX_PRESIGN_S:
             raise ValueError(f"presigned URLs live 1 s to 7 days, not {expires_s} s")
-        return str(self._s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": self.stem_key(job_id, filename)},
-            ExpiresIn=expires_s,
-        ))
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self.stem_key(job_id, filename)},
+                ExpiresIn=expires_s,
+            )
+        )
 
     def stem_opener(self, job_id: str, filename: str) -> Callable[[], BinaryIO]:
         """Opens the stem's object later (`open_stem`); its presence is checked now with a HEAD

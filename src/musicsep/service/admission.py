@@ -162,8 +162,11 @@ class Admission:
     def _report_positions(self) -> None:
         order = sorted(self._heap)
         current = {job_id: index + 1 for index, (_, _, job_id) in enumerate(order)}
-        changed = {job_id: pos for job_id, pos in current.items()
-                   if self._positions.get(job_id) != pos and job_id not in self._loads}
+        changed = {
+            job_id: pos
+            for job_id, pos in current.items()
+            if self._positions.get(job_id) != pos and job_id not in self._loads
+        }
         self._positions = current
         if changed:
             self._on_positions(changed)

@@ -139,8 +139,11 @@ class LocalArtifactStore:
 
     def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
         return {
-            name: {"url": signed_link(self._signer, self._links, job, name), "format": info["format"],
-                   "bytes": info["bytes"]}
+            name: {
+                "url": signed_link(self._signer, self._links, job, name),
+                "format": info["format"],
+                "bytes": info["bytes"],
+            }
             for name, info in stems_of(job).items()
         }
 

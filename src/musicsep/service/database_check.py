@@ -31,21 +31,26 @@ def check_database_file(path: Path, job_folders: Path | None) -> None:
     if path.exists() and path.stat().st_size == 0:
         raise DatabaseRefused(
             f"the job database {path} is empty (0 bytes), which this server never leaves: it was "
-            f"truncated (a failed copy or restore, a full disk). {_WHAT_TO_DO.format(jobs=job_folders or 'jobs')}")
+            f"truncated (a failed copy or restore, a full disk). {_WHAT_TO_DO.format(jobs=job_folders or 'jobs')}"
+        )
     if not path.exists() and job_folders is not None and (count := _count_job_folders(job_folders)):
         raise DatabaseRefused(
             f"the job database {path} is missing, but {count} job folder(s) exist under {job_folders}: "
-            f"starting would orphan them. {_WHAT_TO_DO.format(jobs=job_folders)}")
+            f"starting would orphan them. {_WHAT_TO_DO.format(jobs=job_folders)}"
+        )
 
 
 def not_a_database(path: Path) -> DatabaseRefused:
     return DatabaseRefused(
         f"the job database {path} is not an SQLite database (damaged, or another file in its place); "
-        "restore it from a backup, or move it aside to start with no jobs. Nothing was changed.")
+        "restore it from a backup, or move it aside to start with no jobs. Nothing was changed."
+    )
 
 
-_WHAT_TO_DO = ("Nothing was changed. Restore musicsep.sqlite3 (with its -wal file) from a backup; or, "
-               "to start with no jobs, move {jobs} and the database file aside.")
+_WHAT_TO_DO = (
+    "Nothing was changed. Restore musicsep.sqlite3 (with its -wal file) from a backup; or, "
+    "to start with no jobs, move {jobs} and the database file aside."
+)
 
 
 def _count_job_folders(folder: Path) -> int:

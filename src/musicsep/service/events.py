@@ -39,8 +39,9 @@ class Event:
 
     __slots__ = ("id", "type", "_data", "_text")
 
-    def __init__(self, id: int, type: str, data: dict[str, Any] | None = None, *,
-                 text: EventText | None = None) -> None:
+    def __init__(
+        self, id: int, type: str, data: dict[str, Any] | None = None, *, text: EventText | None = None
+    ) -> None:
         if data is None and text is None:
             raise ValueError("an event needs its data or its stored text")
         self.id = id
@@ -102,8 +103,9 @@ def _unseen(events: list[Event], after: int) -> tuple[list[Event], bool]:
     return [e for e in events if e.id > after], False
 
 
-async def follow_pages(after: int, last_id: int,
-                       next_page: Callable[[int], Awaitable[list[Event]]]) -> AsyncGenerator[list[Event], None]:
+async def follow_pages(
+    after: int, last_id: int, next_page: Callable[[int], Awaitable[list[Event]]]
+) -> AsyncGenerator[list[Event], None]:
     """A follow of a log that ends at `last_id` now, for a reader at cursor `after`: batches of
     the events it has not seen, until (and including) the terminal event.
 
@@ -165,6 +167,7 @@ class EventLog:
         in chunks where an event is long (api/streams.encode). A cursor beyond the log
         still ends with the terminal event (`follow_pages`).
         """
+
         async def next_page(cursor: int) -> list[Event]:
             while True:
                 # Take the wake-up before reading: no await separates the two, so no append can

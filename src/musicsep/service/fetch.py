@@ -41,8 +41,10 @@ Resolver = Callable[[str, int], list[str]]
 
 _CHUNK = 1 << 16
 #: DNS names only: letter/digit/hyphen (and underscore) labels, as IDNA-encoded by httpx.
-_HOST_NAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
-                        r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$")
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?$"
+)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -155,7 +157,11 @@ def open_client(timeout_s: float) -> Iterator[httpx.Client]:
 
 
 def fetch_to_file(
-    url: str, dest: Path, limits: FetchLimits | None = None, *, resolve: Resolver = system_resolver,
+    url: str,
+    dest: Path,
+    limits: FetchLimits | None = None,
+    *,
+    resolve: Resolver = system_resolver,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> int:
     """Download `url` into `dest`; returns the byte count. Raises UrlRefused / UrlFetchFailed,
@@ -185,8 +191,9 @@ def fetch_to_file(
     raise UrlFetchFailed(f"the URL redirected more than {limits.max_redirects} times")
 
 
-def _save(reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: float,
-          cancelled: Callable[[], bool]) -> int:
+def _save(
+    reply: httpx.Response, dest: Path, limits: FetchLimits, deadline: float, cancelled: Callable[[], bool]
+) -> int:
     too_large = UrlFetchFailed(f"the file at the URL is larger than {limits.max_bytes / 1048576:g} MB")
     declared = reply.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:

@@ -21,8 +21,10 @@ class IdempotencyConflict(Exception):
     """The key belongs to a job created from a different body; `job_id` names that job."""
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"this idempotency_key was used for job {job_id} with a different body "
-                         "(options or input); send a new key for a new job")
+        super().__init__(
+            f"this idempotency_key was used for job {job_id} with a different body "
+            "(options or input); send a new key for a new job"
+        )
         self.job_id = job_id
 
 

@@ -18,8 +18,9 @@ from musicsep.config import Settings
 from musicsep.model.errors import AudioTooLong, MusicsepError, UnsupportedFormat
 from musicsep.service.fetch import FetchLimits, UrlFetchFailed, UrlRefused, fetch_to_file
 
-NOT_AUDIO = ("the file is not an audio format this server decodes "
-             "(WAV, FLAC, MP3, Ogg, M4A/AAC, AIFF, or audio in MP4/WebM/MKV)")
+NOT_AUDIO = (
+    "the file is not an audio format this server decodes (WAV, FLAC, MP3, Ogg, M4A/AAC, AIFF, or audio in MP4/WebM/MKV)"
+)
 
 
 def fetch_limits(settings: Settings) -> FetchLimits:
@@ -60,8 +61,9 @@ def head_bytes(path: Path) -> bytes:
         return read_head(handle)
 
 
-def fetch_input(url: str, dest: Path, limits: FetchLimits, *, max_duration_s: float | None,
-                cancel: threading.Event) -> None:
+def fetch_input(
+    url: str, dest: Path, limits: FetchLimits, *, max_duration_s: float | None, cancel: threading.Event
+) -> None:
     """Download `url` into `dest` and check it like an upload. Blocking (a worker thread).
 
     The download goes to a `.part` file renamed when complete and checked, so a worker killed

@@ -18,8 +18,16 @@ from pydantic import Field
 from musicsep.protocol import PRIORITY_DEFAULT, PRIORITY_MAX, PRIORITY_MIN, TERMINAL_EVENTS, JobParams
 
 # PRIORITY_* and TERMINAL_EVENTS are protocol facts, re-exported for the service modules that read them here.
-__all__ = ["PRIORITY_DEFAULT", "PRIORITY_MAX", "PRIORITY_MIN", "TERMINAL_EVENTS", "Job", "JobSpec", "JobStatus",
-           "new_job_id"]
+__all__ = [
+    "PRIORITY_DEFAULT",
+    "PRIORITY_MAX",
+    "PRIORITY_MIN",
+    "TERMINAL_EVENTS",
+    "Job",
+    "JobSpec",
+    "JobStatus",
+    "new_job_id",
+]
 
 
 class JobStatus(str, enum.Enum):

@@ -34,9 +34,7 @@ class ServiceMetrics:
     ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_JobsByState(job_counts))
-        Gauge(
-            "musicsep_queue_depth", "Jobs waiting for a slot.", registry=self.registry
-        ).set_function(queue_depth)
+        Gauge("musicsep_queue_depth", "Jobs waiting for a slot.", registry=self.registry).set_function(queue_depth)
         Gauge(
             "musicsep_separation_threads", "Worker threads inside a separation now.", registry=self.registry
         ).set_function(live_threads)

@@ -41,8 +41,13 @@ class EngineOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
-        return cls(device=settings.device, precision=settings.precision, batch_size=settings.batch_size,
-                   max_duration_s=settings.max_duration_s, fetch=fetch_limits(settings))
+        return cls(
+            device=settings.device,
+            precision=settings.precision,
+            batch_size=settings.batch_size,
+            max_duration_s=settings.max_duration_s,
+            fetch=fetch_limits(settings),
+        )
 
 
 @dataclass
@@ -91,8 +96,9 @@ def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
     """The engine's request: what the job chose (its JobParams) and what the server chooses."""
     from musicsep.model.separate import SeparationRequest
 
-    return SeparationRequest(**spec.engine_fields(), batch_size=options.batch_size, device=options.device,
-                             precision=options.precision)
+    return SeparationRequest(
+        **spec.engine_fields(), batch_size=options.batch_size, device=options.device, precision=options.precision
+    )
 
 
 def run_pipeline(
@@ -116,8 +122,16 @@ def run_pipeline(
         return _run(spec, input_path, stems_dir, loader=loader, options=options, emit=emit, cancel=cancel)
 
 
-def _run(spec: JobSpec, input_path: Path, stems_dir: Path, *, loader: Any, options: EngineOptions, emit: Emit,
-         cancel: threading.Event) -> PipelineOutput:
+def _run(
+    spec: JobSpec,
+    input_path: Path,
+    stems_dir: Path,
+    *,
+    loader: Any,
+    options: EngineOptions,
+    emit: Emit,
+    cancel: threading.Event,
+) -> PipelineOutput:
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device

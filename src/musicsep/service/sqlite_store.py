@@ -139,8 +139,7 @@ class SqliteStore:
         try:
             with self._lock:
                 self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}, idempotency_key) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (*self._row(job), job.spec.idempotency_key),
                 )
         except sqlite3.IntegrityError:
@@ -244,8 +243,9 @@ class SqliteStore:
     # row each in event_parts), written in one transaction. Parts are BLOBs read with SQLite's
     # incremental blob I/O, so a replay reads a chunk without loading the rest of the value
     # (Python 3.11+; on 3.10, which has no blobopen, SQLite's substr reads the chunk instead).
-    def append_event(self, job_id: str, event_id: int, type_: str, skeleton: bytes,
-                     parts: list[tuple[int, bytes]]) -> None:
+    def append_event(
+        self, job_id: str, event_id: int, type_: str, skeleton: bytes, parts: list[tuple[int, bytes]]
+    ) -> None:
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -299,10 +299,7 @@ class SqliteStore:
             (job_id, min(ids), max(ids)),
         ):
             parts.setdefault(int(event_id), []).append((int(at), int(size), int(key)))
-        return [
-            StoredEvent(int(i), str(t), str(d).encode(), tuple(parts.get(int(i), ())))
-            for i, t, d in rows
-        ]
+        return [StoredEvent(int(i), str(t), str(d).encode(), tuple(parts.get(int(i), ()))) for i, t, d in rows]
 
     def last_event_id(self, job_id: str) -> int:
         with self._lock:

@@ -17,8 +17,9 @@ def check_model(spec: JobSpec, loader: Any) -> None:
     that loaded them would let every request cost a full load)."""
     for member in spec.ensemble or ():
         if not loader.knows(model_name(member)):
-            raise UnknownModel(f"unknown model '{member}' in the ensemble; "
-                               "GET /api/v1/models lists the models of this server")
+            raise UnknownModel(
+                f"unknown model '{member}' in the ensemble; GET /api/v1/models lists the models of this server"
+            )
     name = model_name(spec.model)
     if not loader.knows(name):
         raise UnknownModel(f"unknown model '{name}'; GET /api/v1/models lists the models of this server")
@@ -26,7 +27,6 @@ def check_model(spec: JobSpec, loader: Any) -> None:
     info = load_catalog().get(canonical_name(name))
     wanted = [*(spec.stems or ()), *([spec.two_stems] if spec.two_stems else [])]
     if info is not None and (unknown := [s for s in wanted if s not in info.stems]):
-        raise InvalidOptions(f"model '{name}' has no stem {', '.join(unknown)}; "
-                             f"its stems are {', '.join(info.stems)}")
+        raise InvalidOptions(f"model '{name}' has no stem {', '.join(unknown)}; its stems are {', '.join(info.stems)}")
     if spec.stems and spec.two_stems:
         raise InvalidOptions("ask for either stems or two_stems, not both")

@@ -201,13 +201,17 @@ class WebhookNotifier:
                 self._disabled.add(job_id)
             log.info("webhook disabled by the receiver (410)")
         elif delivery.outcome is not Outcome.DELIVERED:
-            log.warning("webhook for event {} not delivered: {} after {} attempt(s), last status {}",
-                        event.id, delivery.outcome.value, delivery.attempts, delivery.status)
+            log.warning(
+                "webhook for event {} not delivered: {} after {} attempt(s), last status {}",
+                event.id,
+                delivery.outcome.value,
+                delivery.attempts,
+                delivery.status,
+            )
         return delivery
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-
 
 
 def webhook_notifier(settings: Settings) -> WebhookNotifier | None:

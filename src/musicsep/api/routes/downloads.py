@@ -29,23 +29,29 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["downloads"], responses=ERROR_RE
 
 # Text, not int: the signer accepts ASCII digits only and a malformed link is a 403 like any
 # other bad link (pydantic's int would also take '+5', ' 5' or '5.0': other spellings of one link).
-Expires = Annotated[str | None, Query(description="From the signed link: its expiry, Unix seconds",
-                                      examples=["1767312030"])]
+Expires = Annotated[
+    str | None, Query(description="From the signed link: its expiry, Unix seconds", examples=["1767312030"])
+]
 Signature = Annotated[str | None, Query(description="From the signed link")]
 RANGE_RESPONSES: dict[int | str, dict] = {
-    416: {"model": ErrorEnvelope, "description": "The Range starts past the end (see Content-Range)"}}
+    416: {"model": ErrorEnvelope, "description": "The Range starts past the end (see Content-Range)"}
+}
 
 
-def _authorise(request: Request, service: JobService, job_id: str, name: str,
-               expires: str | None, sig: str | None) -> None:
+def _authorise(
+    request: Request, service: JobService, job_id: str, name: str, expires: str | None, sig: str | None
+) -> None:
     """Before any lookup, so that the answer says nothing about the job."""
     if expires is not None and sig is not None and service.signer.verify("stem", job_id, name, expires, sig):
         return
     settings = request.app.state.settings
     if settings.auth_enabled and has_valid_credentials(request, settings):
         return
-    raise ApiError(403, "link_invalid",
-                   "this download link is missing its signature, wrong or expired; GET the job for fresh links")
+    raise ApiError(
+        403,
+        "link_invalid",
+        "this download link is missing its signature, wrong or expired; GET the job for fresh links",
+    )
 
 
 def _completed(service: JobService, job_id: str):
@@ -56,8 +62,9 @@ def _completed(service: JobService, job_id: str):
 
 
 @router.get("/{job_id}/stems.zip", summary="All stems of a job as one zip, streamed")
-async def download_zip(job_id: str, request: Request, service: ServiceDep,
-                       expires: Expires = None, sig: Signature = None) -> StreamingResponse:
+async def download_zip(
+    job_id: str, request: Request, service: ServiceDep, expires: Expires = None, sig: Signature = None
+) -> StreamingResponse:
     """Local files or S3 objects alike, one chunk in memory at a time. Every stem is checked
     before the 200: once the zip has started, a missing one could only cut it short."""
     _authorise(request, service, job_id, "stems.zip", expires, sig)
@@ -73,10 +80,14 @@ async def download_zip(job_id: str, request: Request, service: ServiceDep,
     )
 
 
-@router.get("/{job_id}/stems/{stem}", summary="One stem file (supports Range requests)",
-            responses={**RANGE_RESPONSES, 307: {"description": "The stem is in a bucket: its presigned URL"}})
-async def download_stem(job_id: str, stem: str, request: Request, service: ServiceDep,
-                        expires: Expires = None, sig: Signature = None) -> Response:
+@router.get(
+    "/{job_id}/stems/{stem}",
+    summary="One stem file (supports Range requests)",
+    responses={**RANGE_RESPONSES, 307: {"description": "The stem is in a bucket: its presigned URL"}},
+)
+async def download_stem(
+    job_id: str, stem: str, request: Request, service: ServiceDep, expires: Expires = None, sig: Signature = None
+) -> Response:
     _authorise(request, service, job_id, stem, expires, sig)
     _completed(service, job_id)
     try:
@@ -87,6 +98,9 @@ async def download_stem(job_id: str, stem: str, request: Request, service: Servi
         return RedirectResponse(where.url, status_code=307)
     assert where.path is not None
     stem_file = STEM_FILES[where.format]
-    return EnvelopedFileResponse(where.path, media_type=stem_file.media_type,
-                                 filename=f"{job_id[:12]}-{stem}.{stem_file.extension}",
-                                 content_disposition_type="attachment")
+    return EnvelopedFileResponse(
+        where.path,
+        media_type=stem_file.media_type,
+        filename=f"{job_id[:12]}-{stem}.{stem_file.extension}",
+        content_disposition_type="attachment",
+    )

@@ -25,9 +25,14 @@ from musicsep.service.jobs import JobStatus
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
-@router.post("", status_code=202, response_model=JobAccepted, dependencies=[Authenticated],
-             summary="Upload a song (or give its audio_url) and queue its separation",
-             openapi_extra=URL_BODY_OPENAPI)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    dependencies=[Authenticated],
+    summary="Upload a song (or give its audio_url) and queue its separation",
+    openapi_extra=URL_BODY_OPENAPI,
+)
 async def create_job(
     request: Request,
     response: Response,
@@ -40,8 +45,9 @@ async def create_job(
     if created.existing:
         # Same idempotency key as an earlier request: that job, not a new one (Stripe's header name).
         response.headers["Idempotent-Replayed"] = "true"
-    return job_accepted(service, created.job, request.app.state.links, settings.auth_enabled,
-                        settings.stream_token_ttl_s)
+    return job_accepted(
+        service, created.job, request.app.state.links, settings.auth_enabled, settings.stream_token_ttl_s
+    )
 
 
 @router.get("", response_model=JobList, dependencies=[Authenticated], summary="Recent jobs, newest first")
@@ -58,8 +64,13 @@ async def get_job(job_id: str, service: ServiceDep) -> JobPublic:
     return job_public(service, service.get(job_id))
 
 
-@router.delete("/{job_id}", status_code=202, response_model=JobPublic, dependencies=[Authenticated],
-               summary="Cancel a job (queued: at once; running: within one chunk)")
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    response_model=JobPublic,
+    dependencies=[Authenticated],
+    summary="Cancel a job (queued: at once; running: within one chunk)",
+)
 async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
     job = service.cancel(job_id, "cancelled by request")
     return job_public(service, service.get(job.id))
@@ -69,9 +80,11 @@ async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
     "/{job_id}/events",
     summary="Follow a job over Server-Sent Events (EventSource-compatible)",
     response_class=Response,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The job's event log, then live events"},
-               204: {"description": "Reconnect after the terminal event: nothing more will come"},
-               429: {"description": "Too many open streams for this job or caller (Retry-After)"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The job's event log, then live events"},
+        204: {"description": "Reconnect after the terminal event: nothing more will come"},
+        429: {"description": "Too many open streams for this job or caller (Retry-After)"},
+    },
 )
 async def job_events(
     job_id: str,
@@ -90,5 +103,10 @@ async def job_events(
         return Response(status_code=204)
     batches = service.follow(job_id, after)
     slot = request.app.state.stream_slots.take(job_id, caller_of(request, authenticated))
-    return event_stream(batches, retry_ms=settings.sse_retry_ms, ping_s=settings.sse_ping_s,
-                        lifetime_s=settings.sse_max_lifetime_s, slot=slot)
+    return event_stream(
+        batches,
+        retry_ms=settings.sse_retry_ms,
+        ping_s=settings.sse_ping_s,
+        lifetime_s=settings.sse_max_lifetime_s,
+        slot=slot,
+    )

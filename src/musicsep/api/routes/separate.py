@@ -31,8 +31,12 @@ DISCONNECTED = "client disconnected"
     summary="Separate and stream progress in the response (or wait for the result)",
     response_model=JobPublic,
     openapi_extra=URL_BODY_OPENAPI,
-    responses={200: {"content": {"text/event-stream": {}, "application/json": {}},
-                     "description": "`text/event-stream`: the job's events; `application/json`: the finished job"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}, "application/json": {}},
+            "description": "`text/event-stream`: the job's events; `application/json`: the finished job",
+        }
+    },
 )
 async def separate(
     request: Request,

@@ -37,8 +37,13 @@ class CatalogList(ModelList):
     models: list[CatalogModelPublic]  # type: ignore[assignment]  # the same list, each entry with more fields
 
 
-@router.get("/health", response_model=HealthPublic, tags=["system"], summary="Liveness, load and dependencies",
-            responses={503: {"model": HealthPublic, "description": "A dependency of this node is down"}})
+@router.get(
+    "/health",
+    response_model=HealthPublic,
+    tags=["system"],
+    summary="Liveness, load and dependencies",
+    responses={503: {"model": HealthPublic, "description": "A dependency of this node is down"}},
+)
 async def health(request: Request, response: Response, service: ServiceDep) -> HealthPublic:
     report = service.health()
     if not report.ok:
@@ -54,36 +59,61 @@ async def health(request: Request, response: Response, service: ServiceDep) -> H
     )
 
 
-@router.get("/metrics", tags=["system"], dependencies=[Authenticated], summary="Prometheus metrics",
-            response_class=Response)
+@router.get(
+    "/metrics", tags=["system"], dependencies=[Authenticated], summary="Prometheus metrics", response_class=Response
+)
 async def metrics(service: ServiceDep) -> Response:
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/v1/models", response_model=CatalogList, tags=["models"], dependencies=[Authenticated],
-            summary="The models this server knows")
+@router.get(
+    "/api/v1/models",
+    response_model=CatalogList,
+    tags=["models"],
+    dependencies=[Authenticated],
+    summary="The models this server knows",
+)
 async def list_models(service: ServiceDep, settings: SettingsDep) -> CatalogList:
     loaded = set(service.loader.loaded())
     models = [
         CatalogModelPublic(
-            name=info.name, stems=list(info.stems), description=info.description, loaded=info.name in loaded,
-            arch=info.arch, members=list(info.members) or None,
+            name=info.name,
+            stems=list(info.stems),
+            description=info.description,
+            loaded=info.name in loaded,
+            arch=info.arch,
+            members=list(info.members) or None,
             quality=QualityPublic(sdr=info.quality.sdr, basis=info.quality.basis, source=info.quality.source)
-            if info.quality else None)
+            if info.quality
+            else None,
+        )
         for info in load_catalog().values()
     ]
     return CatalogList(models=models, default=settings.default_model)
 
 
-@router.post("/api/v1/models/{name}/load", response_model=ModelLoaded, tags=["models"],
-             dependencies=[Authenticated], summary="Load a model (or load it again on another device/precision)",
-             description="Takes a run slot like a job: waits while every slot is busy, 503 + Retry-After "
-             "when the queue is full too.")
-async def load_model(name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="See GET /api/v1/models.")],
-                     service: ServiceDep, settings: SettingsDep,
-                     body: Annotated[ModelLoadForm | None, Body()] = None) -> ModelLoaded:
+@router.post(
+    "/api/v1/models/{name}/load",
+    response_model=ModelLoaded,
+    tags=["models"],
+    dependencies=[Authenticated],
+    summary="Load a model (or load it again on another device/precision)",
+    description="Takes a run slot like a job: waits while every slot is busy, 503 + Retry-After "
+    "when the queue is full too.",
+)
+async def load_model(
+    name: Annotated[str, Path(pattern=MODEL_NAME_PATTERN, description="See GET /api/v1/models.")],
+    service: ServiceDep,
+    settings: SettingsDep,
+    body: Annotated[ModelLoadForm | None, Body()] = None,
+) -> ModelLoaded:
     device = (body.device if body else None) or settings.device
     precision = (body.precision if body else None) or settings.precision
     loaded = await model_loads.load_model(service, name, device, precision)
-    return ModelLoaded(name=loaded.name, device=loaded.device, precision=loaded.precision, load_s=loaded.load_s,
-                       models_loaded=loaded.models_loaded)
+    return ModelLoaded(
+        name=loaded.name,
+        device=loaded.device,
+        precision=loaded.precision,
+        load_s=loaded.load_s,
+        models_loaded=loaded.models_loaded,
+    )

@@ -85,27 +85,24 @@ def _tempo_of(features: feat.SignalFeatures, duration_s: float) -> Tempo:
         estimate = TempoEstimate(None, None, reason="silent: nothing above -90 dBFS")
     else:
         estimate = estimate_tempo(features.onset, features.fps, duration_s, feat.ONSET_LATENCY_S)
-    return Tempo(
-        bpm=estimate.bpm, confidence=estimate.confidence, beats=estimate.beats, reason=estimate.reason
-    )
+    return Tempo(bpm=estimate.bpm, confidence=estimate.confidence, beats=estimate.beats, reason=estimate.reason)
 
 
 def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
     if duration_s < MIN_SECONDS:
         estimate = KeyEstimate(
-            None, None, None, None,
+            None,
+            None,
+            None,
+            None,
             f"too short: {duration_s:.1f} s, a key needs at least {MIN_SECONDS:.0f} s",
         )
     elif features.rms < SILENCE_RMS:
         estimate = KeyEstimate(None, None, None, None, "silent: nothing above -90 dBFS")
     elif tonalness(features.pitch_spectrum, feat.ANALYSIS_RATE, feat.N_FFT) < MIN_TONALNESS:
-        estimate = KeyEstimate(
-            None, None, None, None, "no pitched content: the spectrum is as smooth as noise"
-        )
+        estimate = KeyEstimate(None, None, None, None, "no pitched content: the spectrum is as smooth as noise")
     else:
-        chroma = segment_chroma(
-            features.spectrum, features.segments, feat.ANALYSIS_RATE, feat.N_FFT
-        )
+        chroma = segment_chroma(features.spectrum, features.segments, feat.ANALYSIS_RATE, feat.N_FFT)
         estimate = estimate_key(chroma)
     return Key(
         label=estimate.label,

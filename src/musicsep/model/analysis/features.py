@@ -122,9 +122,7 @@ class FeatureStream:
             self._previous = log_mel[:1]
         flux = np.maximum(0.0, np.diff(np.concatenate([self._previous, log_mel]), axis=0))
         self._previous = log_mel[-1:]
-        bands = np.stack(
-            [flux[:, self._band_of_mel == b].mean(axis=1) for b in range(len(BAND_EDGES) - 1)]
-        )
+        bands = np.stack([flux[:, self._band_of_mel == b].mean(axis=1) for b in range(len(BAND_EDGES) - 1)])
         self._onset_chunks.append(bands.astype(np.float32))
         self._frames += count
         self._buffer = self._buffer[count * HOP :]
@@ -157,11 +155,5 @@ class FeatureStream:
         rms = float(np.sqrt(self._energy / samples)) if samples else 0.0
         if self._open_hops:
             self._segments.append(self._open_segment)
-        segments = (
-            np.stack(self._segments, axis=1)
-            if self._segments
-            else np.zeros((PITCH_BINS, 0), dtype=np.float32)
-        )
-        return SignalFeatures(
-            onset=onset, spectrum=self._spectrum, segments=segments, frames=onset.shape[1], rms=rms
-        )
+        segments = np.stack(self._segments, axis=1) if self._segments else np.zeros((PITCH_BINS, 0), dtype=np.float32)
+        return SignalFeatures(onset=onset, spectrum=self._spectrum, segments=segments, frames=onset.shape[1], rms=rms)

@@ -67,9 +67,7 @@ class LoudnessMeter:
         if block.shape[-1] == 0:
             return
         self._peak = max(self._peak, float(block.max()), -float(block.min()))
-        weighted, self._state = sosfilt(
-            self._sos, block.astype(np.float32, copy=False), axis=-1, zi=self._state
-        )
+        weighted, self._state = sosfilt(self._sos, block.astype(np.float32, copy=False), axis=-1, zi=self._state)
         squares = np.square(weighted)
         start, stop = self._frames, self._frames + block.shape[-1]
         cuts = []

@@ -118,9 +118,7 @@ def _bpm_from_beats(beats_s: np.ndarray, bpm: float) -> float:
     return 60.0 / slope if slope > 0 and abs(slope / period - 1.0) < 0.04 else bpm
 
 
-def estimate_tempo(
-    onset: np.ndarray, fps: float, duration_s: float, latency_s: float = 0.0
-) -> TempoEstimate:
+def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float, latency_s: float = 0.0) -> TempoEstimate:
     """Tempo, confidence and beat times (s) from band-wise onset strength (bands, frames) whose
     peaks come `latency_s` before the onsets."""
     if duration_s < MIN_SECONDS:
@@ -139,9 +137,7 @@ def estimate_tempo(
     _, confidence = _peak_near(acf, period)
     confidence = float(np.clip(confidence, 0.0, 1.0))
     if confidence < MIN_CONFIDENCE:
-        return TempoEstimate(
-            None, round(confidence, 3), reason="no steady pulse: onsets are not periodic"
-        )
+        return TempoEstimate(None, round(confidence, 3), reason="no steady pulse: onsets are not periodic")
     bpm = 60.0 * fps / period
     beats_s = _track(envelope, fps, bpm, tightness=100.0) / fps + latency_s
     bpm = _bpm_from_beats(beats_s, bpm)

@@ -167,15 +167,16 @@ def _check_stream(stream: av.AudioStream) -> None:
 
 def _too_many_channels(channels: int, *, unlabelled: bool = False) -> str:
     what = f"{channels} channels in no standard layout" if unlabelled else f"{channels} channels"
-    return (f"The audio has {what}; musicsep reads mono, stereo and the standard surround "
-            f"layouts of up to {MAX_CHANNELS} channels.")
+    return (
+        f"The audio has {what}; musicsep reads mono, stereo and the standard surround "
+        f"layouts of up to {MAX_CHANNELS} channels."
+    )
 
 
 def _check_samplerate(rate: int) -> None:
     if not MIN_SAMPLERATE <= rate <= MAX_SAMPLERATE:
         raise InvalidAudio(
-            f"The audio's sample rate ({rate} Hz) is outside the supported range "
-            f"{MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz."
+            f"The audio's sample rate ({rate} Hz) is outside the supported range {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz."
         )
 
 

@@ -96,8 +96,13 @@ class _InfoFrame:
 
     def build(self, frames: int, total_bytes: int, padding: int, kbps: int) -> bytes:
         header = (
-            (0x7FF << 21) | (_VERSION_BITS[self.version] << 19) | (0b01 << 17) | (1 << 16)
-            | (self.bitrate_index << 12) | (self.samplerate_bits << 10) | ((0b11 if self.mono else 0b01) << 6)
+            (0x7FF << 21)
+            | (_VERSION_BITS[self.version] << 19)
+            | (0b01 << 17)
+            | (1 << 16)
+            | (self.bitrate_index << 12)
+            | (self.samplerate_bits << 10)
+            | ((0b11 if self.mono else 0b01) << 6)
         )
         toc = bytes(i * 256 // 100 for i in range(100))  # CBR: byte position is linear in time
         frame = bytearray(self.size)

@@ -45,9 +45,14 @@ def plan_block(start: int, stop: int, frames: int, *, n_fft: int, hop: int, cont
     """Frames and repetition context for output block `[start, stop)` of a `frames`-long track."""
     first, last = overlapping_frames(start, stop, n_fft, hop)
     track_first, track_last = overlapping_frames(0, frames, n_fft, hop)
-    return BlockFrames(start=start, stop=stop, first=first, last=last,
-                       window_first=max(first - context, track_first),
-                       window_last=min(last + context, track_last))
+    return BlockFrames(
+        start=start,
+        stop=stop,
+        first=first,
+        last=last,
+        window_first=max(first - context, track_first),
+        window_last=min(last + context, track_last),
+    )
 
 
 def block_bounds(frames: int, block: int) -> list[tuple[int, int]]:

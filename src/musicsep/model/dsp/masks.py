@@ -96,8 +96,7 @@ def centre_similarity(spec: np.ndarray) -> np.ndarray:
     return cross / (np.abs(left) ** 2 + np.abs(right) ** 2 + _EPS)
 
 
-def repetition_mask(magnitude: np.ndarray, targets: slice, params: DspParams,
-                    samplerate: int) -> np.ndarray:
+def repetition_mask(magnitude: np.ndarray, targets: slice, params: DspParams, samplerate: int) -> np.ndarray:
     """Soft mask of what does not repeat, for the `targets` frames of `magnitude` `(bins, frames)`.
 
     librosa's own REPET-SIM recipe searches the whole track for neighbours; here each frame looks
@@ -106,8 +105,7 @@ def repetition_mask(magnitude: np.ndarray, targets: slice, params: DspParams,
     neighbour search is the hand-written part: librosa's recurrence_matrix has no maximum distance.
     """
     fps = params.frames_per_second(samplerate)
-    bins = int(np.searchsorted(librosa.fft_frequencies(sr=samplerate, n_fft=params.n_fft),
-                               params.feature_max_hz))
+    bins = int(np.searchsorted(librosa.fft_frequencies(sr=samplerate, n_fft=params.n_fft), params.feature_max_hz))
     features = np.log1p(_FEATURE_GAIN * magnitude[:bins])
     features /= np.linalg.norm(features, axis=0, keepdims=True) + _EPS
     target_idx = np.arange(targets.start, targets.stop, dtype=np.int32)
@@ -141,8 +139,9 @@ def _lowpass_gain(freqs: np.ndarray, cutoff: float, order: int) -> np.ndarray:
     return 1.0 / np.sqrt(1.0 + (freqs / cutoff) ** (2 * order))
 
 
-def stem_masks(spec: np.ndarray, magnitude: np.ndarray | None, own: slice, stems: list[str],
-               params: DspParams, samplerate: int) -> dict[str, np.ndarray]:
+def stem_masks(
+    spec: np.ndarray, magnitude: np.ndarray | None, own: slice, stems: list[str], params: DspParams, samplerate: int
+) -> dict[str, np.ndarray]:
     """Masks `(channels, bins, frames)` for `stems`, for a block's own frames.
 
     `spec` is the complex STFT `(channels, bins, frames + 2 * edge)` of the block's own frames
@@ -153,14 +152,16 @@ def stem_masks(spec: np.ndarray, magnitude: np.ndarray | None, own: slice, stems
     """
     edge = params.edge
     count = spec.shape[-1] - 2 * edge
-    drums = percussive_mask(np.abs(spec), params)[..., edge:edge + count]
+    drums = percussive_mask(np.abs(spec), params)[..., edge : edge + count]
     masks = {"drums": drums}
     if not set(stems) - {"drums"}:
         return masks
     freqs = librosa.fft_frequencies(sr=samplerate, n_fft=params.n_fft)[:, None]
-    vocal = (repetition_mask(magnitude, own, params, samplerate)
-             * centre_similarity(spec[..., edge:edge + count]) ** params.centre_power
-             * (1.0 - _lowpass_gain(freqs, params.vocal_low_hz, params.crossover_order)))
+    vocal = (
+        repetition_mask(magnitude, own, params, samplerate)
+        * centre_similarity(spec[..., edge : edge + count]) ** params.centre_power
+        * (1.0 - _lowpass_gain(freqs, params.vocal_low_hz, params.crossover_order))
+    )
     rest = 1.0 - drums
     masks["vocals"] = rest * vocal
     not_vocal = rest * (1.0 - vocal)

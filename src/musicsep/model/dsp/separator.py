@@ -50,8 +50,9 @@ class DspSeparator:
         """How many times `run` calls `on_chunk`: once per output block."""
         return len(block_bounds(frames, self.block))
 
-    def run(self, reader: FrameReader, frames: int, stems: list[str],
-            on_chunk: Callable[[], None]) -> Iterator[np.ndarray]:
+    def run(
+        self, reader: FrameReader, frames: int, stems: list[str], on_chunk: Callable[[], None]
+    ) -> Iterator[np.ndarray]:
         """Yield `(len(stems), 2, n)` float32 blocks covering `[0, frames)` in order."""
         import librosa
 
@@ -59,8 +60,7 @@ class DspSeparator:
 
         unknown = [stem for stem in stems if stem not in self.sources]
         if unknown:
-            raise InvalidOptions(f"stem '{unknown[0]}' is not produced by dsp; it produces: "
-                                 f"{', '.join(self.sources)}")
+            raise InvalidOptions(f"stem '{unknown[0]}' is not produced by dsp; it produces: {', '.join(self.sources)}")
         p = self.params
         half = p.n_fft // 2
         repetition = bool(set(stems) - {"drums"})  # drums alone need no repetition search
@@ -75,12 +75,12 @@ class DspSeparator:
             own = slice(plan.first - plan.window_first, plan.last - plan.window_first)
             masks = stem_masks(spec, magnitude, own, stems, p, self.samplerate)
             del magnitude
-            spec = spec[..., p.edge:spec.shape[-1] - p.edge]
+            spec = spec[..., p.edge : spec.shape[-1] - p.edge]
             origin = plan.first * p.hop - half
             block = np.empty((len(stems), self.audio_channels, stop - start), np.float32)
             for index, stem in enumerate(stems):
                 wave = librosa.istft(spec * masks.pop(stem), n_fft=p.n_fft, hop_length=p.hop, center=False)
-                block[index] = wave[:, start - origin:stop - origin]
+                block[index] = wave[:, start - origin : stop - origin]
             del spec
             on_chunk()
             yield block
