@@ -146,3 +146,15 @@ def audio_kit() -> SimpleNamespace:
         write=audio_write,
         pyav_write=audio_pyav_write,
     )
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for tests of tiny models: on a small shared CPU two threads mostly
+    wait on each other (a tiny RoFormer forward measured 30x slower with 2 threads than with 1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from model.msst_models import whole_track_demix
 from musicsep.model.errors import ModelUnavailable
 from musicsep.model.mdx23c import TfcTdfNet, hyperparams_from_config, load_mdx23c
 from musicsep.model.msst.config import load_msst_config
@@ -28,47 +29,7 @@ HQ = CONFIGS / "mdx23c_instvoc_hq.yaml"
 UVR_NAME = "MDX23C-8KFFT-InstVoc_HQ.ckpt"  # the file name UVR and audio-separator use
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these forwards are small, and on a shared CPU a spinning pool is 10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def whole_track_demix(model: torch.nn.Module, mix: np.ndarray, chunk: int, num_overlap: int) -> np.ndarray:
-    """MSST's demix over the whole clip at once: `(model outputs, channels, frames)`."""
-    step, fade = chunk // num_overlap, chunk // 10
-    border = chunk - step
-    frames = mix.shape[-1]
-    pad = border if frames > 2 * border and border > 0 else 0
-    track = np.pad(mix, ((0, 0), (pad, pad)), mode="reflect") if pad else mix
-    ramp = np.ones(chunk, np.float32)
-    ramp[-fade:] = np.linspace(1, 0, fade, dtype=np.float32)
-    ramp[:fade] = np.linspace(0, 1, fade, dtype=np.float32)
-    starts = list(range(0, track.shape[-1], step))
-    total = weights = None
-    for n, start in enumerate(starts):
-        part = track[:, start : start + chunk]
-        used = part.shape[-1]
-        if used < chunk:
-            part = np.pad(part, ((0, 0), (0, chunk - used)), mode="reflect" if used > chunk // 2 else "constant")
-        with torch.inference_mode():
-            out = model(torch.from_numpy(np.ascontiguousarray(part))[None])[0].numpy()
-        if total is None:
-            total = np.zeros((out.shape[0], *track.shape), np.float32)
-            weights = np.zeros(track.shape[-1], np.float32)
-        window = ramp.copy()
-        if n == 0:
-            window[:fade] = 1
-        elif n == len(starts) - 1:
-            window[-fade:] = 1
-        total[..., start : start + used] += out[..., :used] * window[:used]
-        weights[start : start + used] += window[:used]
-    with np.errstate(invalid="ignore"):
-        result = np.nan_to_num(total / weights, nan=0.0)
-    return result[..., pad : pad + frames]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save_random_model(folder: Path, config: Path = SMALL, seed: int = 0, name: str = UVR_NAME) -> TfcTdfNet:
@@ -151,33 +112,32 @@ def test_checkpoint_of_another_config_is_refused_naming_what_differs(tmp_path):
     _save_random_model(tmp_path)
     wider = tmp_path / "wider.yaml"
     wider.write_text(SMALL.read_text().replace("num_channels: 8", "num_channels: 16"))
-    _refused(
-        tmp_path, tmp_path / UVR_NAME, wider, r"does not match the MDX23C network of wider\.yaml: .* another shape"
-    )
+    _refused(tmp_path, tmp_path / UVR_NAME, wider, r"does not match its config wider\.yaml: .* other shapes")
     deeper = tmp_path / "deeper.yaml"
     deeper.write_text(SMALL.read_text().replace("num_scales: 2", "num_scales: 3").replace("dim_t: 16", "dim_t: 32"))
-    _refused(tmp_path, tmp_path / UVR_NAME, deeper, "weights missing")
+    _refused(tmp_path, tmp_path / UVR_NAME, deeper, "the config needs are missing")
 
 
 def test_checkpoint_with_a_weight_too_many_or_too_few_is_refused(tmp_path):
     state = _save_random_model(tmp_path).state_dict()
     torch.save(state | {"extra.weight": torch.zeros(3)}, tmp_path / "extra.ckpt")
-    _refused(tmp_path, tmp_path / "extra.ckpt", SMALL, "1 weights it does not know \\(extra.weight\\)")
+    _refused(tmp_path, tmp_path / "extra.ckpt", SMALL, r"1 weight\(s\) the config does not know \(e.g. extra.weight\)")
     del state["final_conv.2.weight"]
     torch.save(state, tmp_path / "short.ckpt")
-    _refused(tmp_path, tmp_path / "short.ckpt", SMALL, "1 weights missing \\(final_conv.2.weight\\)")
+    missing = r"1 weight\(s\) the config needs are missing \(e.g. final_conv.2.weight\)"
+    _refused(tmp_path, tmp_path / "short.ckpt", SMALL, missing)
 
 
 def test_truncated_or_foreign_checkpoint_files_are_refused(tmp_path):
     _save_random_model(tmp_path)
     whole = (tmp_path / UVR_NAME).read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(whole[: len(whole) // 2])
-    _refused(tmp_path, tmp_path / "cut.ckpt", SMALL, "cut.ckpt is not a readable PyTorch checkpoint")
+    _refused(tmp_path, tmp_path / "cut.ckpt", SMALL, "cut.ckpt cannot be read: it is truncated")
     (tmp_path / "text.ckpt").write_text("<html>404</html>")
-    _refused(tmp_path, tmp_path / "text.ckpt", SMALL, "text.ckpt is not a readable PyTorch checkpoint")
+    _refused(tmp_path, tmp_path / "text.ckpt", SMALL, "text.ckpt cannot be read: it is truncated")
     torch.save([torch.zeros(2)], tmp_path / "list.ckpt")
-    _refused(tmp_path, tmp_path / "list.ckpt", SMALL, "holds no state dict")
-    _refused(tmp_path, tmp_path / "absent.ckpt", SMALL, "absent.ckpt cannot be read")
+    _refused(tmp_path, tmp_path / "list.ckpt", SMALL, "holds no model weights")
+    _refused(tmp_path, tmp_path / "absent.ckpt", SMALL, "absent.ckpt is missing")
 
 
 def test_yaml_that_is_not_an_mdx23c_config_is_refused(tmp_path):

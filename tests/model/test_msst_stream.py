@@ -20,15 +20,7 @@ from musicsep.model.msst.config import load_msst_config, musicsep_stem_names, va
 from musicsep.model.msst.stream import build_msst_separator, plan_chunks
 from musicsep.model.spill import ArrayReader
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny models: on a small shared CPU two threads mostly wait on
-    each other (a tiny RoFormer forward measured 30x slower with 2 threads than with 1 here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ChunkSensitive(torch.nn.Module):

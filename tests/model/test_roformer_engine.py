@@ -22,14 +22,7 @@ from musicsep.model.spill import ArrayReader
 UVR_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uvr"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny models: on a small shared CPU two threads mostly wait on
-    each other (a tiny RoFormer forward measured 30x slower with 2 threads than with 1 here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise(frames: int, seed: int = 1) -> np.ndarray:

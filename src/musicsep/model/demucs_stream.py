@@ -15,10 +15,13 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import numpy as np
 import torch
+
+from musicsep.model.frame_queue import take_frames
 
 
 class FrameReader(Protocol):
@@ -213,28 +216,13 @@ class DemucsPass:
         for member in self._members:
             member_out: torch.Tensor | float = 0.0
             for lane in member.lanes:
-                member_out = member_out + _take(pending[id(lane)], count)
+                member_out = member_out + take_frames(pending[id(lane)], count, partial(torch.cat, dim=-1))
             if self._shifts:
                 member_out = member_out / self._shifts
             weights = torch.tensor(member.weights, dtype=torch.float32)[:, None, None]
             estimate = estimate + member_out * weights
         totals = torch.tensor(self._totals, dtype=torch.float32)[:, None, None]
         return estimate / totals
-
-
-def _take(queue: list[torch.Tensor], count: int) -> torch.Tensor:
-    """Pop the first `count` frames from a queue of (S, C, n) tensors."""
-    parts, need = [], count
-    while need:
-        head = queue[0]
-        if head.shape[-1] <= need:
-            parts.append(queue.pop(0))
-            need -= head.shape[-1]
-        else:
-            parts.append(head[..., :need])
-            queue[0] = head[..., need:]
-            need = 0
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
 
 class DemucsSeparator:

@@ -21,11 +21,13 @@ model's non-vocal stems).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import numpy as np
 
 from musicsep.model.ensemble_spec import SpecCombiner
 from musicsep.model.errors import InvalidOptions
+from musicsep.model.frame_queue import take_frames
 from musicsep.protocol import ENSEMBLE_MAX_MODELS as MAX_MEMBERS
 from musicsep.protocol import ENSEMBLE_METHODS as METHODS
 from musicsep.protocol import ENSEMBLE_MIN_MODELS as MIN_MEMBERS
@@ -179,7 +181,8 @@ class EnsemblePass:
             ready = min(have)
             if ready <= aligned:
                 continue
-            estimates = np.stack([_take(queue, ready - aligned) for queue in queues])  # (M, S, C, n)
+            join = partial(np.concatenate, axis=-1)
+            estimates = np.stack([take_frames(queue, ready - aligned, join) for queue in queues])  # (M, S, C, n)
             aligned = ready
             if spec is None:
                 yield self._combine_wave(estimates)
@@ -194,18 +197,3 @@ class EnsemblePass:
         weights = self._separator.weights or [1.0] * len(estimates)
         scale = np.asarray(weights, np.float64) / sum(weights)
         return np.tensordot(scale, estimates, axes=(0, 0)).astype(np.float32)
-
-
-def _take(queue: list[np.ndarray], count: int) -> np.ndarray:
-    """Pop the first `count` frames from a queue of (S, C, n) blocks."""
-    parts, need = [], count
-    while need:
-        head = queue[0]
-        if head.shape[-1] <= need:
-            parts.append(queue.pop(0))
-            need -= head.shape[-1]
-        else:
-            parts.append(head[..., :need])
-            queue[0] = head[..., need:]
-            need = 0
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
