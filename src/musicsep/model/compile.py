@@ -1,7 +1,7 @@
 """Opt-in `torch.compile` of a loaded separator's models (`musicsep separate --compile`).
 
 Why opt-in and never the CPU default: on the 2-core development machine compiling the full-size
-HTDemucs took 773 s for a forward pass only ~25% faster (issue 8), so it pays only for very long
+HTDemucs took 773 s for a forward pass only ~25% faster, so it pays only for very long
 or many tracks in one process. Inductor's FX-graph cache (on by default in torch >= 2.4; folder
 from TORCHINDUCTOR_CACHE_DIR) lets a later process skip most of that cost, and the time each
 start really spent is returned so the caller can print it.
