@@ -38,7 +38,7 @@ lint: setup
 	$(PY) -m mypy
 
 test: setup browser lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
