@@ -101,6 +101,7 @@ def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
     )
 
 
+@storage_full_is_typed()  # a contextmanager is also a decorator: the whole call
 def run_pipeline(
     spec: JobSpec,
     input_path: Path,
@@ -118,20 +119,6 @@ def run_pipeline(
     the job (the download, the decoded track, a stem) is `StorageFull`, so the job fails with
     `storage_full` rather than `internal_error`; the writers have removed their partial files.
     """
-    with storage_full_is_typed():
-        return _run(spec, input_path, stems_dir, loader=loader, options=options, emit=emit, cancel=cancel)
-
-
-def _run(
-    spec: JobSpec,
-    input_path: Path,
-    stems_dir: Path,
-    *,
-    loader: Any,
-    options: EngineOptions,
-    emit: Emit,
-    cancel: threading.Event,
-) -> PipelineOutput:
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
     from musicsep.model.loading import resolve_device
