@@ -20,7 +20,7 @@ import pytest
 from musicsep.clients.aio import AsyncClient
 from server_harness import ResumingWatcher, stream_events
 
-from .scaleout import ScaleOut
+from .scaleout import ScaleOut, cluster_env
 from .test_celery_e2e import submit
 from .test_redis_outage import private_redis  # noqa: F401 (the fixture)
 
@@ -35,18 +35,8 @@ def test_redis_killed_mid_stream_ends_streams_in_band_and_clients_resume_when_it
     private_redis,
     make_clip,  # noqa: F811
 ):
-    env = {
-        "MUSICSEP_QUEUE": "celery",
-        "MUSICSEP_REDIS_URL": f"redis://127.0.0.1:{private_redis.port}/0",
-        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
-        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
-        "MUSICSEP_FALLBACK": "none",
-        "MUSICSEP_OFFLINE": "1",
-        "MUSICSEP_DEVICE": "cpu",
-        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node-0123",
-        "MUSICSEP_SSE_RETRY_MS": "200",
-    }
+    env = cluster_env(tmp_path / "data", tiny_model_repo, f"redis://127.0.0.1:{private_redis.port}/0", "musicsep:")
+    env["MUSICSEP_SSE_RETRY_MS"] = "200"
     (tmp_path / "logs").mkdir()
     cluster = ScaleOut(env, tmp_path / "logs")
     try:

@@ -14,7 +14,7 @@ import subprocess
 import httpx
 import pytest
 
-from .scaleout import ScaleOut, harness, wait_until
+from .scaleout import ScaleOut, cluster_env, harness, wait_until
 from .test_celery_e2e import events_of, submit
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -80,17 +80,7 @@ def test_submissions_and_health_answer_503_while_redis_is_down_and_recover_when_
     tmp_path, tiny_model_repo, private_redis, make_clip
 ):
     url = f"redis://127.0.0.1:{private_redis.port}/0"
-    env = {
-        "MUSICSEP_QUEUE": "celery",
-        "MUSICSEP_REDIS_URL": url,
-        "MUSICSEP_DATA_DIR": str(tmp_path / "data"),
-        "MUSICSEP_MODEL_REPO": str(tiny_model_repo),
-        "MUSICSEP_DEFAULT_MODEL": "tiny_htdemucs",
-        "MUSICSEP_FALLBACK": "none",
-        "MUSICSEP_OFFLINE": "1",
-        "MUSICSEP_DEVICE": "cpu",
-        "MUSICSEP_SIGNING_KEY": "a-shared-signing-key-for-every-node",
-    }
+    env = cluster_env(tmp_path / "data", tiny_model_repo, url, "musicsep:")
     (tmp_path / "logs").mkdir()
     cluster = ScaleOut(env, tmp_path / "logs")
     try:
