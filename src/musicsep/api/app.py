@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from loguru import logger
 
 from musicsep import __version__
@@ -84,11 +85,18 @@ def create_app(settings: Settings, *, build_service: ServiceBuilder) -> FastAPI:
             await service.stop()
             app.state.uploads.close()
 
-    app = FastAPI(
+    # /docs and /redoc as FastAPI serves them, but with Swagger UI's and ReDoc's files served from
+    # /static-offline-docs instead of a CDN, so that they work from a browser without internet.
+    # fastapi-offline (maintained: its 2026-06 release ships Swagger UI 5 and ReDoc 2 bundles) builds
+    # the app with those pages and mounts its copy of the files.
+    app = FastAPIOffline(
         title="musicsep",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI's default sends the schema's URL to validator.swagger.io for a badge: the only
+        # request the page would still make outside the server.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.links = Links(settings.public_url)
