@@ -211,3 +211,19 @@ def test_a_form_becomes_the_engines_request_through_one_model():
     assert (request.model, request.stems, request.format, request.shifts) == ("htdemucs", ["vocals"], "flac", 2)
     assert request.ensemble == ["htdemucs", "htdemucs_ft"] and request.ensemble_weights == [3.0, 1.0]
     assert (request.ensemble_method, request.device, request.batch_size) == ("avg_wave", "cpu", 2)
+
+
+def test_a_title_is_stripped_and_an_empty_one_is_no_title():
+    assert JobParams(title="  Song Title \t").title == "Song Title"
+    assert JobParams(title="   ").title is None
+    assert JobParams(title="Björk – Jóga 👩‍👩‍👧").title == "Björk – Jóga 👩‍👩‍👧"
+
+
+@pytest.mark.parametrize("title", ["two\nlines", "bell\x07", "esc\x1b[31m", "bidi\u202eflip", "tab\tbed"])
+def test_a_title_with_a_control_character_is_refused(title):
+    assert "title must not contain control characters" in _message(title=title)
+
+
+def test_a_title_over_the_limit_is_refused():
+    assert "at most 200 are allowed" in _message(title="x" * 201)
+    assert JobParams(title="x" * 200).title == "x" * 200

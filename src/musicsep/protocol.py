@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -66,6 +67,8 @@ ENSEMBLE_METHODS: tuple[str, ...] = get_args(EnsembleMethod)
 ENSEMBLE_MIN_MODELS, ENSEMBLE_MAX_MODELS = 2, 4
 
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 5, 3
+#: A job's title is a song's name as a person writes it: any printable text up to this length.
+TITLE_MAX = 200
 SHIFTS_MAX = 20
 Payload = Literal["url", "base64"]
 
@@ -116,6 +119,24 @@ def _comma_list(value: Any) -> Any:
         parts = [piece for piece in parts if piece]
         return parts or None
     return value
+
+
+#: Control, format (bidi overrides) and line/paragraph separator characters; the joiners that
+#: emoji sequences and Persian script need stay allowed.
+_NOT_IN_TITLES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_JOINERS = frozenset({"\u200c", "\u200d"})
+
+
+def check_title(value: str) -> str | None:
+    """A title stripped of surrounding spaces (None when nothing is left); ValueError when it is
+    too long or holds a control character (a newline or escape would break lists, logs and the
+    Content-Disposition of downloads named after it)."""
+    value = value.strip()
+    if len(value) > TITLE_MAX:
+        raise ValueError(f"title is {len(value)} characters long; at most {TITLE_MAX} are allowed")
+    if any(unicodedata.category(char) in _NOT_IN_TITLES and char not in _JOINERS for char in value):
+        raise ValueError("title must not contain control characters (newlines, tabs, escapes)")
+    return value or None
 
 
 class JobParams(BaseModel):
@@ -191,6 +212,18 @@ class JobParams(BaseModel):
         description="A repeated key with the same body (options and input) "
         "returns the first job; with another body, 409.",
     )
+
+    title: str | None = Field(
+        default=None,
+        description=f"The song's name as lists and downloads show it (up to {TITLE_MAX} characters); "
+        "the file name without its extension if absent. PATCH /api/v1/jobs/{id} renames a job.",
+        examples=["Song Title"],
+    )
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title_text(cls, value: Any) -> Any:
+        return check_title(value) if isinstance(value, str) else value
 
     @field_validator("stems", "ensemble", "ensemble_weights", mode="before")
     @classmethod
