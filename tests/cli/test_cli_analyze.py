@@ -30,12 +30,13 @@ def test_json_lines_in_the_order_given(tmp_path, capsys):
     long_clip = write_clip(tmp_path / "long.wav", 8.0)
     short_clip = write_clip(tmp_path / "short.wav", 2.0)
     assert main(["analyze", "--json", str(long_clip), str(short_clip)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    results = [AnalysisResult.model_validate(json.loads(line)) for line in lines]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.pop("input") for line in lines] == [str(long_clip), str(short_clip)]
+    results = [AnalysisResult.model_validate(line) for line in lines]
     assert [round(r.duration_s) for r in results] == [8, 2]
     assert abs(results[0].tempo.bpm - 120.0) < 2.4
     assert results[1].tempo.bpm is None and "too short" in results[1].tempo.reason
-    assert json.loads(lines[1])["key"]["label"] is None
+    assert lines[1]["key"]["label"] is None
 
 
 def test_table_for_people(tmp_path, capsys):
@@ -55,3 +56,13 @@ def test_bad_files_are_reported_and_the_rest_analysed(tmp_path, capsys):
     assert len(captured.out.splitlines()) == 1  # the good file still came out
     assert "notes.txt" in captured.err and "missing.wav" in captured.err
     assert str(tmp_path) not in captured.err  # no server paths in messages
+
+
+def test_each_json_line_names_its_input_so_lines_after_a_bad_file_are_not_misread(tmp_path, capsys):
+    first = write_clip(tmp_path / "first.wav", 2.0)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    last = write_clip(tmp_path / "last.wav", 2.0)
+    assert main(["analyze", "--json", str(first), str(broken), str(last)]) == 3
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["input"] for line in lines] == [str(first), str(last)]

@@ -1,13 +1,15 @@
 """`musicsep analyze FILE... [--json]`: tempo, key, loudness and duration of each file.
 
-With `--json`, one JSON line per file on stdout (JSON Lines), in the order given, each the
-pinned `AnalysisResult`; otherwise a readable table. A bad file is reported on stderr and the
+With `--json`, one JSON line per file on stdout (JSON Lines), in the order given: `input` (the
+path as given, so a line says which file it is about even when files failed in between) and
+the pinned `AnalysisResult`'s fields; otherwise a readable table. A bad file is reported on stderr and the
 others are still analysed; the exit status is then that of the first failure (3 for bad input).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ def add_parser(subparsers) -> None:
         description="Analyse audio files: tempo and beats, key, loudness (BS.1770) and duration.",
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    parser.add_argument("--json", action="store_true", help="one JSON line per file on stdout")
+    parser.add_argument("--json", action="store_true", help="one JSON line per file on stdout, its path as `input`")
     parser.set_defaults(func=run)
 
 
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             status = status or exc.exit_code
             continue
         if args.json:
-            print(result.model_dump_json(), flush=True)
+            print(json.dumps({"input": str(path), **json.loads(result.model_dump_json())}), flush=True)
         else:
             rows.append(_row(path.name, result))
     if rows:
