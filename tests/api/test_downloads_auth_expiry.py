@@ -115,7 +115,8 @@ def test_base64_payload_inlines_stems_and_the_cap_fails_clearly(live_server, mak
     stem = events[-1][2]["stems"]["vocals"]
     assert "url" not in stem
     assert len(base64.b64decode(stem["data"])) == stem["bytes"]
-    _, events = _run_job(server.url, make_clip(seconds=8.0), payload="base64")
+    # 3 s of four 16-bit stereo stems is 2.1 MB, twice the cap.
+    _, events = _run_job(server.url, make_clip(seconds=3.0), payload="base64", analyze="false")
     assert "stem" not in [kind for _, kind, _ in events]  # no links to files that are then removed
     assert events[-1][1] == "failed"
     assert events[-1][2]["code"] == "payload_too_large"
