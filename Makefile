@@ -37,8 +37,10 @@ lint: setup
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 
+# One pytest worker per core (pytest-xdist): most tests wait on servers, sockets and child
+# processes, so the cores overlap them; work stealing keeps the long tests from ending on one worker.
 test: setup browser lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --dist worksteal --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
