@@ -9,17 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, ExitStack
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
-from musicsep.clients.errors import ServerError, retry_wait
+from musicsep.clients.common import (
+    absolute,
+    events_path,
+    filename_from,
+    jobs_query,
+    same_origin,
+    stream_lost,
+    submission,
+    unfinished_stream,
+)
+from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
+from musicsep.clients.views import Job, ModelCatalog, job_id
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """aiohttp's errors (refused, unknown host, reset, a broken body) and timeouts → ConnectionFailed."""
+    try:
+        yield
+    except asyncio.TimeoutError as exc:  # aiohttp's own timeouts derive from it too
+        raise connection_failed(url, exc, timed_out=True) from exc
+    except aiohttp.ClientError as exc:
+        raise connection_failed(url, exc, timed_out=False) from exc
 
 
 class AsyncClient:
@@ -34,7 +56,9 @@ class AsyncClient:
         self.base_url = base_url.rstrip("/")
         self.max_reconnects = max_reconnects
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # sock_read longer than the server's 15 s keep-alive; no total cap: streams last as long as jobs.
+        #: Plain calls wait `timeout` to connect and between reads. Streams read longer than the
+        #: server's 15 s keep-alive, with no total cap: they last as long as jobs.
+        self._call_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=max(timeout, 60.0))
         self._session: aiohttp.ClientSession | None = None
 
@@ -65,10 +89,14 @@ class AsyncClient:
             raise ServerError.from_body(response.status, body, response.headers.get("retry-after"))
         return response
 
-    async def _json(self, method: str, path: str) -> dict[str, Any]:
-        async with self.session.request(method, self._url(path)) as response:
-            await self._check(response)
-            return await response.json()
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; its JSON answer (None for an empty one). Error statuses raise ServerError."""
+        url = self._url(path)
+        with reaching(url):
+            async with self.session.request(method, url, timeout=self._call_timeout, **kwargs) as response:
+                await self._check(response)
+                body = await response.read()
+        return json.loads(body) if body else None
 
     @staticmethod
     def _body(
@@ -88,21 +116,35 @@ class AsyncClient:
     async def submit(
         self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
     ) -> dict[str, Any]:
-        """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it)."""
+        """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
+        returns {job_id, status, position, status_url, events_url}."""
         with ExitStack() as stack:
-            body = self._body(stack, audio, audio_url, options)
-            async with self.session.post(self._url("/api/v1/jobs"), **body) as response:
-                await self._check(response)
-                return await response.json()
+            return await self._call("POST", "/api/v1/jobs", **self._body(stack, audio, audio_url, options))
 
-    async def job(self, job_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/api/v1/jobs/{job_id}")
+    async def job(self, job: str | Job) -> Job:
+        return Job.from_json(await self._call("GET", f"/api/v1/jobs/{job_id(job)}"))
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        return await self._json("DELETE", f"/api/v1/jobs/{job_id}")
+    async def jobs(self, status: str | Iterable[str] | None = None, *, limit: int = 100) -> list[Job]:
+        """Recent jobs, newest first; `status` keeps those in that status (or any of several)."""
+        answer = await self._call("GET", "/api/v1/jobs", params=jobs_query(status, limit))
+        return [Job.from_json(entry) for entry in answer["jobs"]]
+
+    async def delete(self, job: str | Job) -> Job | None:
+        """DELETE /api/v1/jobs/{id}: a queued or running job is cancelled (its view comes back,
+        the `cancelled` event follows); a finished one is deleted with its files (None when the
+        server answers without a body)."""
+        answer = await self._call("DELETE", f"/api/v1/jobs/{job_id(job)}")
+        return Job.from_json(answer) if answer is not None else None
+
+    async def rename(self, job: str | Job, title: str) -> Job:
+        """Set the job's title (what downloads are named after)."""
+        return Job.from_json(await self._call("PATCH", f"/api/v1/jobs/{job_id(job)}", json={"title": title}))
+
+    async def models(self) -> ModelCatalog:
+        return ModelCatalog.from_json(await self._call("GET", "/api/v1/models"))
 
     async def health(self) -> dict[str, Any]:
-        return await self._json("GET", "/health")
+        return await self._call("GET", "/health")
 
     async def _read(self, response: aiohttp.ClientResponse, parser: SSEParser) -> AsyncIterator[Event]:
         decoder = codecs.getincrementaldecoder("utf-8")()
@@ -111,29 +153,34 @@ class AsyncClient:
                 yield parse_event(message)
 
     async def events(self, job: str, *, last_event_id: int = 0) -> AsyncIterator[Event]:
-        """Follow a job (id or events_url) to its terminal event, reconnecting with Last-Event-ID."""
+        """Follow a job (id or events_url) to its terminal event, reconnecting with Last-Event-ID.
+
+        A server that cannot be reached at all raises ConnectionFailed at once; once the stream
+        was open, a lost connection is retried up to `max_reconnects` times in a row."""
         url = self._url(events_path(job))
-        last, attempts = last_event_id, 0
+        last, attempts, reached = last_event_id, 0, False
         while True:
             parser, wait_s = SSEParser(), None
             headers = {"Accept": "text/event-stream", **({"Last-Event-ID": str(last)} if last else {})}
             try:
                 async with self.session.get(url, headers=headers) as response:
+                    reached = True
                     if response.status == 204:
                         return
                     await self._check(response)
                     async for event in self._read(response, parser):
-                        last = event.id
+                        last, attempts = event.id, 0
                         yield event
                         if event.terminal:
                             return
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError):
-                pass
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                if not reached:
+                    raise connection_failed(url, exc, timed_out=isinstance(exc, asyncio.TimeoutError)) from exc
             except ServerError as error:
                 wait_s = retry_wait(error)
             attempts += 1
             if attempts > self.max_reconnects:
-                raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
+                raise stream_lost(url, attempts, last)
             await asyncio.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
     async def separate(
@@ -141,39 +188,47 @@ class AsyncClient:
     ) -> AsyncIterator[Event]:
         """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
         early cancels the job."""
-        with ExitStack() as stack:
+        url = self._url("/api/v1/separate")
+        with reaching(url), ExitStack() as stack:
             body = self._body(stack, audio, audio_url, options)
-            async with self.session.post(
-                self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body
-            ) as response:
+            async with self.session.post(url, headers={"Accept": "text/event-stream"}, **body) as response:
                 await self._check(response)
                 async for event in self._read(response, SSEParser()):
                     yield event
                     if event.terminal:
                         return
+                raise ConnectionFailed(url, unfinished_stream(response.headers.get("x-job-id")))
 
     async def wait(self, job: str) -> Event:
+        """The job's terminal event."""
         async for event in self.events(job):
             if event.terminal:
                 return event
-        raise ConnectionError("the event stream ended without a terminal event")
+        raise ConnectionFailed(self._url(events_path(job)), "the event stream ended without a terminal event")
 
     # --- files ------------------------------------------------------------------------------
     async def download(self, url: str, dest: str | Path) -> Path:
+        """Save a stem (or stems.zip) link; `dest` may be an existing folder (the server names
+        the file), else it is the file to write."""
         dest = Path(dest)
         url = self._url(url)
-        async with AsyncExitStack() as stack:
-            session = self.session
-            if not same_origin(self.base_url, url):  # a presigned S3 link: no credentials of ours
-                session = await stack.enter_async_context(aiohttp.ClientSession(timeout=self._timeout))
-            response = await stack.enter_async_context(session.get(url))
-            await self._check(response)
-            if dest.is_dir():
-                dest = dest / filename_from(response.headers.get("content-disposition", ""), url)
-            with dest.open("wb") as out:
-                async for chunk in response.content.iter_chunked(1 << 20):
-                    out.write(chunk)
+        with reaching(url):
+            async with AsyncExitStack() as stack:
+                session = self.session
+                if not same_origin(self.base_url, url):  # a presigned S3 link: no credentials of ours
+                    session = await stack.enter_async_context(aiohttp.ClientSession(timeout=self._timeout))
+                response = await stack.enter_async_context(session.get(url))
+                await self._check(response)
+                if dest.is_dir():
+                    dest = dest / filename_from(response.headers.get("content-disposition", ""), url)
+                with dest.open("wb") as out:
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        out.write(chunk)
         return dest
 
     async def download_all(self, completed: Completed, folder: str | Path) -> dict[str, Path]:
+        """Every stem of a `completed` event into `folder` (created, with its parents, if it
+        does not exist), one file per stem, named by the server."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         return {name: await self.download(info["url"], folder) for name, info in completed.stems.items()}

@@ -5,6 +5,8 @@ server, whose 422 says what is wrong."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from email.message import Message
@@ -12,7 +14,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
+from musicsep.clients.errors import ConnectionFailed
 from musicsep.protocol import OPTION_NAMES
+
+
+def known_fields(kind: type, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a JSON object that are fields of the dataclass `kind` (except `raw`): what
+    the server adds in a later version is left out here, never refused."""
+    names = {f.name for f in dataclasses.fields(kind)} - {"raw"}
+    return {name: value for name, value in raw.items() if name in names}
 
 
 def _check_names(options: dict[str, Any]) -> None:
@@ -88,3 +98,19 @@ def filename_from(disposition: str, url: str) -> str:
     message["content-disposition"] = disposition
     name = message.get_filename() or url.split("?")[0].rsplit("/", 1)[-1]
     return PurePosixPath(name).name
+
+
+def jobs_query(status: str | Iterable[str] | None, limit: int) -> list[tuple[str, str]]:
+    """GET /api/v1/jobs's query: `status` repeated once per status asked for, and `limit`."""
+    statuses = [status] if isinstance(status, str) else list(status or [])
+    return [*(("status", str(name)) for name in statuses), ("limit", str(limit))]
+
+
+def stream_lost(url: str, attempts: int, last_event_id: int) -> ConnectionFailed:
+    """The error of an event stream that could not be reopened `attempts` times in a row."""
+    return ConnectionFailed(url, f"the event stream was lost {attempts} times in a row (last event id {last_event_id})")
+
+
+def unfinished_stream(job_id: str | None) -> str:
+    """Why POST /separate's stream is an error when it ends before the job's terminal event."""
+    return f"the event stream of job {job_id} ended before the job did"

@@ -1,4 +1,8 @@
-"""The one error clients raise for a server's error envelope."""
+"""The errors clients raise: the server's error envelope, or a server that could not be reached.
+
+Both derive from `ClientError`, so one `except ClientError` covers every failure of a call; the
+transport libraries' own exceptions (httpx, aiohttp) never reach the caller.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ import re
 _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,6})?")
 
 
-class ServerError(Exception):
+class ClientError(Exception):
+    """Any failure of a client call."""
+
+
+class ServerError(ClientError):
     """The server answered `{"error": {"code", "message", "request_id"}}` with an error status."""
 
     def __init__(
@@ -29,6 +37,27 @@ class ServerError(Exception):
         # ASCII digits only: str.isdigit() also takes "²", which float() refuses.
         wait = float(retry_after) if retry_after and _SECONDS.fullmatch(retry_after) else None
         return cls(status, code, message, request_id, wait)
+
+
+class ConnectionFailed(ClientError, ConnectionError):
+    """No answer from `url`: refused, a name that does not resolve, a timeout, or a connection
+    lost mid-way. A `ConnectionError` (an `OSError`) too, so code that already catches those for
+    network trouble keeps working."""
+
+    def __init__(self, url: str, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(f"cannot reach {url}: {reason}")
+        self.url, self.reason, self.timed_out = url, reason, timed_out
+
+
+def connection_failed(url: str, exc: BaseException, *, timed_out: bool) -> ConnectionFailed:
+    """A transport exception → ConnectionFailed in words a user can act on (the libraries' own
+    text says which of refused / unknown host / reset it was; timeouts often come without text)."""
+    detail = str(exc).strip()
+    if timed_out:
+        reason = f"timed out ({detail})" if detail and "timed out" not in detail.lower() else detail or "timed out"
+    else:
+        reason = detail or type(exc).__name__
+    return ConnectionFailed(url, reason, timed_out=timed_out)
 
 
 #: Longest a client waits on a Retry-After before reconnecting an event stream.

@@ -1,13 +1,19 @@
 """Typed job events, as the server's event protocol (docs/server.md, musicsep.protocol) defines them.
 
-One dataclass per type of `musicsep.protocol.EVENT_TYPES`; the terminal set is the protocol's."""
+One dataclass per type of `musicsep.protocol.EVENT_TYPES`; the terminal set is the protocol's.
+Each carries the fields its type sends (service/pipeline.py, finishing.py and the queues emit
+them); a field an older server does not send keeps its default, and fields a newer one adds are
+in `raw`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from musicsep.clients.analysis import Key, Loudness, Tempo, TrackAnalysis, sections
+from musicsep.clients.common import known_fields
 from musicsep.clients.sse import SSEMessage
 from musicsep.protocol import TERMINAL_EVENTS
 
@@ -24,15 +30,33 @@ class Event:
     def terminal(self) -> bool:
         return self.type in TERMINAL_EVENTS
 
+    @classmethod
+    def typed_fields(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """This type's fields out of the event's JSON (nested objects typed where the type says)."""
+        fields = known_fields(cls, raw)
+        fields.pop("id", None)
+        fields.pop("type", None)
+        return fields
+
 
 @dataclass(frozen=True)
 class Queued(Event):
+    """`position` 1 is next, 0 took a slot at once; `reason` says why a job was queued again
+    (a server restart)."""
+
     position: int = 0
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Started(Event):
+    """The separation began: `model` is what runs, `requested_model` what the job asked for; when
+    they differ `fallback_reason` says why (no weights on this server, a model it lacks).
+    `duration_s` is the file header's claim."""
+
     model: str = ""
+    requested_model: str | None = None
+    fallback_reason: str | None = None
     device: str = ""
     stems: list[str] = field(default_factory=list)
     duration_s: float | None = None
@@ -50,7 +74,16 @@ class Progress(Event):
 
 @dataclass(frozen=True)
 class Analysis(Event):
-    pass
+    """The track's analysis (musicsep's `AnalysisResult`): duration, tempo and beats, key, loudness."""
+
+    duration_s: float | None = None
+    tempo: Tempo = field(default_factory=Tempo)
+    key: Key = field(default_factory=Key)
+    loudness: Loudness = field(default_factory=Loudness)
+
+    @classmethod
+    def typed_fields(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        return sections(raw)
 
 
 @dataclass(frozen=True)
@@ -63,9 +96,22 @@ class Stem(Event):
 
 @dataclass(frozen=True)
 class Completed(Event):
+    """`stems` maps each stem to `{url, format, bytes}` (`data` instead of `url` with
+    payload=base64); `model` is the model that ran."""
+
     stems: dict[str, dict[str, Any]] = field(default_factory=dict)
-    analysis: dict[str, Any] | None = None
+    analysis: TrackAnalysis | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    model: str | None = None
+    fallback_reason: str | None = None
+
+    @classmethod
+    def typed_fields(cls, raw: Mapping[str, Any]) -> dict[str, Any]:
+        fields = super().typed_fields(raw)
+        analysis = fields.get("analysis")
+        fields["analysis"] = TrackAnalysis.from_json(analysis) if isinstance(analysis, Mapping) else None
+        fields["timings"] = fields.get("timings") or {}
+        return fields
 
 
 @dataclass(frozen=True)
@@ -95,6 +141,4 @@ def parse_event(message: SSEMessage) -> Event:
     """SSE message → typed event; fields the server adds later are kept in `raw`, not refused."""
     raw = json.loads(message.data)
     kind = _TYPES.get(message.event, Event)
-    known = {name for name in kind.__dataclass_fields__ if name not in ("id", "type", "raw")}
-    fields = {name: value for name, value in raw.items() if name in known}
-    return kind(id=int(message.id or 0), type=message.event, raw=raw, **fields)
+    return kind(id=int(message.id or 0), type=message.event, raw=raw, **kind.typed_fields(raw))

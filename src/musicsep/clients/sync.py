@@ -8,17 +8,38 @@ with Client("http://127.0.0.1:8000") as client:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from musicsep.clients.common import absolute, events_path, filename_from, same_origin, submission
-from musicsep.clients.errors import ServerError, retry_wait
+from musicsep.clients.common import (
+    absolute,
+    events_path,
+    filename_from,
+    jobs_query,
+    same_origin,
+    stream_lost,
+    submission,
+    unfinished_stream,
+)
+from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
 from musicsep.clients.sse import SSEParser
+from musicsep.clients.views import Job, ModelCatalog, job_id
+
+
+@contextmanager
+def reaching(url: str) -> Iterator[None]:
+    """httpx's transport errors (refused, unknown host, timeout, reset) → ConnectionFailed."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise connection_failed(url, exc, timed_out=True) from exc
+    except httpx.TransportError as exc:
+        raise connection_failed(url, exc, timed_out=False) from exc
 
 
 class Client:
@@ -33,7 +54,9 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.max_reconnects = max_reconnects
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        # Reads wait longer than the server's 15 s keep-alive, so an idle stream is not cut.
+        #: Plain calls wait `timeout` for each step; streams and downloads read longer than the
+        #: server's 15 s keep-alive, so an idle event stream is not cut.
+        self._call_timeout = httpx.Timeout(timeout)
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, read=max(timeout, 60.0)))
 
     def __enter__(self) -> Client:
@@ -55,6 +78,12 @@ class Client:
             raise ServerError.from_body(response.status_code, response.content, response.headers.get("retry-after"))
         return response
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request with a JSON (or empty) answer; error statuses raise ServerError."""
+        url = self._url(path)
+        with reaching(url):
+            return self._check(self._http.request(method, url, timeout=self._call_timeout, **kwargs))
+
     @staticmethod
     def _body(
         stack: ExitStack, audio: str | Path | None, audio_url: str | None, options: dict[str, Any]
@@ -70,45 +99,64 @@ class Client:
         """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
         returns {job_id, status, position, status_url, events_url}."""
         with ExitStack() as stack:
-            body = self._body(stack, audio, audio_url, options)
-            response = self._http.post(self._url("/api/v1/jobs"), **body)
-        return self._check(response).json()
+            return self._call("POST", "/api/v1/jobs", **self._body(stack, audio, audio_url, options)).json()
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return self._check(self._http.get(self._url(f"/api/v1/jobs/{job_id}"))).json()
+    def job(self, job: str | Job) -> Job:
+        return Job.from_json(self._call("GET", f"/api/v1/jobs/{job_id(job)}").json())
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._check(self._http.delete(self._url(f"/api/v1/jobs/{job_id}"))).json()
+    def jobs(self, status: str | Iterable[str] | None = None, *, limit: int = 100) -> list[Job]:
+        """Recent jobs, newest first; `status` keeps those in that status (or any of several)."""
+        answer = self._call("GET", "/api/v1/jobs", params=jobs_query(status, limit)).json()
+        return [Job.from_json(entry) for entry in answer["jobs"]]
+
+    def delete(self, job: str | Job) -> Job | None:
+        """DELETE /api/v1/jobs/{id}: a queued or running job is cancelled (its view comes back,
+        the `cancelled` event follows); a finished one is deleted with its files (None when the
+        server answers without a body)."""
+        response = self._call("DELETE", f"/api/v1/jobs/{job_id(job)}")
+        return Job.from_json(response.json()) if response.content else None
+
+    def rename(self, job: str | Job, title: str) -> Job:
+        """Set the job's title (what downloads are named after)."""
+        return Job.from_json(self._call("PATCH", f"/api/v1/jobs/{job_id(job)}", json={"title": title}).json())
+
+    def models(self) -> ModelCatalog:
+        return ModelCatalog.from_json(self._call("GET", "/api/v1/models").json())
 
     def health(self) -> dict[str, Any]:
-        return self._check(self._http.get(self._url("/health"))).json()
+        return self._call("GET", "/health").json()
 
     def events(self, job: str, *, last_event_id: int = 0) -> Iterator[Event]:
-        """Follow a job (id or events_url) to its terminal event, reconnecting with Last-Event-ID."""
+        """Follow a job (id or events_url) to its terminal event, reconnecting with Last-Event-ID.
+
+        A server that cannot be reached at all raises ConnectionFailed at once; once the stream
+        was open, a lost connection is retried up to `max_reconnects` times in a row."""
         url = self._url(events_path(job))
-        last, attempts = last_event_id, 0
+        last, attempts, reached = last_event_id, 0, False
         while True:
             parser, wait_s = SSEParser(), None
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last)} if last else {}
             try:
                 with self._http.stream("GET", url, headers=headers) as response:
+                    reached = True
                     if response.status_code == 204:
                         return
                     self._check(response)
                     for text in response.iter_text():
                         for message in parser.feed(text):
                             event = parse_event(message)
-                            last = event.id
+                            last, attempts = event.id, 0
                             yield event
                             if event.terminal:
                                 return
-            except (httpx.TransportError, httpx.RemoteProtocolError):
-                pass
+            except httpx.TransportError as exc:
+                if not reached:
+                    raise connection_failed(url, exc, timed_out=isinstance(exc, httpx.TimeoutException)) from exc
             except ServerError as error:
                 wait_s = retry_wait(error)
             attempts += 1
             if attempts > self.max_reconnects:
-                raise ConnectionError(f"lost the event stream {attempts} times; last event id {last}")
+                raise stream_lost(url, attempts, last)
             time.sleep(wait_s if wait_s is not None else (parser.retry_ms or 1000) / 1000)
 
     def separate(
@@ -117,12 +165,12 @@ class Client:
         """POST /api/v1/separate (a file, or `audio_url`) and yield its events; leaving the loop
         early cancels the job."""
         parser = SSEParser()
+        url = self._url("/api/v1/separate")
         with ExitStack() as stack:
+            stack.enter_context(reaching(url))
             body = self._body(stack, audio, audio_url, options)
             response = stack.enter_context(
-                self._http.stream(
-                    "POST", self._url("/api/v1/separate"), headers={"Accept": "text/event-stream"}, **body
-                )
+                self._http.stream("POST", url, headers={"Accept": "text/event-stream"}, **body)
             )
             self._check(response)
             for text in response.iter_text():
@@ -131,20 +179,23 @@ class Client:
                     yield event
                     if event.terminal:
                         return
+            raise ConnectionFailed(url, unfinished_stream(response.headers.get("x-job-id")))
 
     def wait(self, job: str) -> Event:
         """The job's terminal event."""
         for event in self.events(job):
             if event.terminal:
                 return event
-        raise ConnectionError("the event stream ended without a terminal event")
+        raise ConnectionFailed(self._url(events_path(job)), "the event stream ended without a terminal event")
 
     # --- files ------------------------------------------------------------------------------
     def download(self, url: str, dest: str | Path) -> Path:
-        """Save a stem (or stems.zip) link; `dest` may be a folder (the server names the file)."""
+        """Save a stem (or stems.zip) link; `dest` may be an existing folder (the server names
+        the file), else it is the file to write."""
         dest = Path(dest)
         url = self._url(url)
         with ExitStack() as stack:
+            stack.enter_context(reaching(url))
             http = self._http
             if not same_origin(self.base_url, url):  # a presigned S3 link: no credentials of ours
                 http = stack.enter_context(httpx.Client(timeout=self._http.timeout))
@@ -158,5 +209,8 @@ class Client:
         return dest
 
     def download_all(self, completed: Completed, folder: str | Path) -> dict[str, Path]:
-        """Every stem of a `completed` event into `folder`."""
+        """Every stem of a `completed` event into `folder` (created, with its parents, if it
+        does not exist), one file per stem, named by the server."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         return {name: self.download(info["url"], folder) for name, info in completed.stems.items()}
