@@ -103,15 +103,40 @@ def test_model_unavailable_exits_4_without_fallback(cli_env, make_clip):
     assert "musicsep models pull htdemucs_ft" in out.stderr
 
 
-def test_missing_weights_fall_back_to_dsp_and_say_so(cli_env, make_clip, tmp_path):
+def test_missing_weights_fall_back_to_dsp_say_so_and_write_under_the_model_that_ran(cli_env, make_clip, tmp_path):
     env = {**cli_env, "MUSICSEP_FALLBACK": "htdemucs,dsp"}
-    out = _musicsep("separate", make_clip(seconds=2.0), "-m", "htdemucs_ft", "-o", tmp_path, "--json", env_extra=env)
+    clip = make_clip(seconds=2.0)
+    out = _musicsep("separate", clip, "-m", "htdemucs_ft", "-o", tmp_path / "sep", "--json", env_extra=env)
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout)
     assert line["model"] == "dsp" and line["requested_model"] == "htdemucs_ft"
     assert "used 'dsp' instead" in line["fallback_reason"]
     assert out.stderr.count("musicsep models pull htdemucs_ft") == 1  # said once, plainly
+    assert line["stems"] == {s: str(tmp_path / "sep" / "dsp" / clip.stem / f"{s}.wav") for s in line["stems"]}
     assert set(line["stems"]) == {"drums", "bass", "other", "vocals"}
+    assert sorted(p.name for p in (tmp_path / "sep").iterdir()) == ["dsp"]
+
+
+def test_inputs_of_one_name_in_different_folders_do_not_overwrite_each_other(cli_env, make_clip, tmp_path):
+    inputs = []
+    for folder, seconds in (("a", 1.0), ("b", 1.5)):
+        (tmp_path / folder).mkdir()
+        inputs.append(make_clip(seconds=seconds).rename(tmp_path / folder / "mixture.wav"))
+    out = _musicsep("separate", *inputs, "-m", "tiny_hdemucs", "-o", tmp_path / "sep", "--json", env_extra=cli_env)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    folders = [tmp_path / "sep" / "tiny_hdemucs" / name for name in ("mixture", "mixture (2)")]
+    assert [line["stems"]["vocals"] for line in lines] == [str(folder / "vocals.wav") for folder in folders]
+    for source, folder in zip(inputs, folders, strict=True):
+        assert sf.info(str(folder / "vocals.wav")).frames == sf.info(str(source)).frames
+
+
+def test_without_json_each_file_says_where_its_stems_went(cli_env, make_clip, tmp_path):
+    clip = make_clip(seconds=1.0)
+    out = _musicsep("separate", clip, "-m", "tiny_hdemucs", "-o", tmp_path, "--stems", "vocals", env_extra=cli_env)
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "tiny_hdemucs" / clip.stem
+    assert out.stdout == f"{clip}: vocals in {folder}{os.sep}\n"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ def add_parser(subparsers) -> None:
         "--out",
         type=Path,
         default=Path("separated"),
-        help="output folder; stems go to OUT/<model>/<track>/<stem>.<ext>",
+        help="output folder; stems go to OUT/<model that ran>/<track>/<stem>.<ext> (with a fallback, "
+        "the fallback's name); inputs of one name (a/mix.wav, b/mix.flac) go to <track>, <track> (2), ...",
     )
     stems = parser.add_mutually_exclusive_group()
     stems.add_argument("--stems", default=None, help="comma-separated subset, e.g. vocals,drums")
@@ -85,7 +87,12 @@ def add_parser(subparsers) -> None:
         metavar="W1,W2",
         help="one weight per ensemble model (avg_wave only); equal if absent",
     )
-    parser.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per file on stdout, nothing else there (without it: one line per file "
+        "saying where its stems went)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -147,10 +154,11 @@ def run(args: argparse.Namespace) -> int:
         seconds = compile_separator(separator, request.segment, request.batch_size)
         print(f"musicsep: compiled {separator.name} in {seconds:.1f} s", file=sys.stderr)
     if ensemble is not None:
-        request.model = separator.name  # the output folder: OUT/<A+B>/<track>/
+        request.model = separator.name
     status = EXIT_OK
-    for path in args.files:
-        code = _separate_one(path, args, request, loader, settings.max_duration_s, model_load_s)
+    model_folder = args.out / separator.name  # what runs, e.g. `dsp` after a fallback, or `A+B`
+    for path, track in zip(args.files, track_names(args.files), strict=True):
+        code = _separate_one(path, model_folder / track, args, request, loader, settings.max_duration_s, model_load_s)
         if code == EXIT_USAGE or code == EXIT_MODEL:
             return code
         status = status or code
@@ -163,7 +171,27 @@ def _names(text: str | None) -> list[str] | None:
     return items or None
 
 
-def _separate_one(path: Path, args, request, loader, max_duration_s: float, model_load_s: float) -> int:
+def track_names(paths: list[Path]) -> list[str]:
+    """One output folder name per input: its file name without the extension, and `NAME (2)`,
+    `NAME (3)`... for later inputs of the same name, so that no input's stems overwrite another's.
+
+    Names are compared case-folded, because on macOS and Windows `Mix` and `mix` are one folder.
+    They depend on the inputs only (not on which of them fail), so a script can tell where each went.
+    """
+    taken: set[str] = set()
+    names = []
+    for path in paths:
+        stem = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
+        name, count = stem, 1
+        while name.casefold() in taken:
+            count += 1
+            name = f"{stem} ({count})"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def _separate_one(path: Path, out_dir: Path, args, request, loader, max_duration_s: float, model_load_s: float) -> int:
     from tqdm import tqdm
 
     from musicsep.model.errors import MusicsepError
@@ -173,8 +201,6 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float, mode
         problem = "not a regular file" if path.exists() else "no such file"
         print(f"musicsep: {path}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    track = path.name.rsplit(".", 1)[0] if "." in path.name else path.name
-    out_dir = args.out / request.model / track
     with tqdm(
         total=100.0,
         desc=path.name,
@@ -217,4 +243,6 @@ def _separate_one(path: Path, args, request, loader, max_duration_s: float, mode
             ),
             flush=True,
         )
+    else:
+        print(f"{path}: {', '.join(result.stems)} in {out_dir}{os.sep}", flush=True)
     return EXIT_OK

@@ -6,6 +6,9 @@ Everything here goes through Demucs 4.1's own loading code (`demucs.repo`, `demu
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -167,11 +170,59 @@ def in_caches(name: str) -> bool:
     )
 
 
+#: Longest the reachability check before a download waits for the hub to answer.
+REACH_TIMEOUT_S = 3.0
+
+
+class NoNetwork(ModelUnavailable):
+    """The hub did not answer the one check made before a download: nothing was downloaded."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"no network ({reason}): model '{name}' was not downloaded")
+        self.reason = reason
+
+
+def hub_unreachable(timeout_s: float = REACH_TIMEOUT_S) -> str | None:
+    """Why the Hugging Face hub (`HF_ENDPOINT`, proxies from the environment) cannot be reached
+    from here, or None when it answers anything at all.
+
+    One request and no retries: without it, a machine without a network spends about 24 s in
+    huggingface_hub's and torch.hub's retries before every fallback. The request runs in a daemon
+    thread because httpx's timeout does not bound name resolution, which can hang longer.
+    """
+    import httpx
+    from huggingface_hub import constants
+
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            httpx.head(constants.ENDPOINT, timeout=timeout_s)
+            outcome.append(None)
+        except httpx.HTTPError as exc:
+            outcome.append(f"{constants.ENDPOINT}: {type(exc).__name__}")
+
+    thread = threading.Thread(target=probe, name="musicsep-hub-check", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 1.0)
+    return outcome[0] if outcome else f"{constants.ENDPOINT}: no answer within {timeout_s:.0f} s"
+
+
 def download(name: str):
-    """Demucs's own `get_model`: the Hugging Face hub, then the legacy repository."""
+    """Demucs's own `get_model` (the Hugging Face hub, then the legacy repository) once the hub
+    answers; raises `NoNetwork` at once when it does not.
+
+    torch.hub announces each legacy download on stdout (`Downloading: "URL" to PATH`), which is
+    where the CLI's `--json` objects go: it goes to stderr, with the progress bars. The redirect is
+    process-wide while it lasts; the loader runs one load at a time.
+    """
     from demucs.pretrained import get_model
 
-    return get_model(name)
+    unreachable = hub_unreachable()
+    if unreachable is not None:
+        raise NoNetwork(name, unreachable)
+    with contextlib.redirect_stdout(sys.stderr):
+        return get_model(name)
 
 
 def _missing_package(name: str, exc: ImportError) -> ModelUnavailable:

@@ -24,6 +24,7 @@ from musicsep.model import families
 from musicsep.model.cache import ModelCache, model_bytes
 from musicsep.model.catalog import canonical_name, load_catalog
 from musicsep.model.demucs_loading import (
+    NoNetwork,
     _missing_package,
     download,
     folder_has,
@@ -297,6 +298,12 @@ class ModelLoader:
             )
         try:
             return download(name)
+        except NoNetwork as exc:
+            raise ModelUnavailable(
+                f"model '{name}' is not on this machine and there is no network to download it ({exc.reason}); "
+                "set MUSICSEP_OFFLINE=1 on a machine without internet, then no download is tried; "
+                + HOW_TO_GET_WEIGHTS.format(name=name)
+            ) from exc
         except ImportError as exc:
             raise _missing_package(name, exc) from exc
         except (Exception, SystemExit) as exc:  # network, hub and repo errors all mean the same here
