@@ -297,3 +297,8 @@ class JobParams(BaseModel):
 
 #: The option names a client may send with a job (the form fields beside `file`).
 OPTION_NAMES: tuple[str, ...] = tuple(JobParams.model_fields)
+#: The options that shape a job's separation and result (a job view's `options`): all but its
+#: name and the delivery bookkeeping (webhook, idempotency key).
+SEPARATION_OPTION_NAMES: tuple[str, ...] = tuple(
+    name for name in OPTION_NAMES if name not in ("title", "webhook_url", "idempotency_key")
+)

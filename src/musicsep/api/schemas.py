@@ -5,18 +5,27 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from musicsep.protocol import JobParams
+from musicsep.api.openapi_examples import empty_optional_fields, error_responses
+from musicsep.protocol import TITLE_MAX, JobParams, check_title
 from musicsep.service.jobs import JobSpec, JobStatus
 
 
 class SeparationForm(JobParams):
     """The options of a separation (musicsep.protocol's JobParams), sent as multipart form fields
     beside `file`; lists as comma-separated text. Fields it does not know are ignored, as the
-    form also carries `file`."""
+    form also carries `file`; an empty field is the same as an absent one (a form sends its
+    unfilled fields as empty text), so its default applies."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=empty_optional_fields)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            return {key: value for key, value in values.items() if value != ""}
+        return values
 
     def to_spec(self, default_model: str) -> JobSpec:
         return JobSpec.model_validate({**self.model_dump(), "model": self.model or default_model})
@@ -86,12 +95,33 @@ class StemLink(BaseModel):
     bytes: int
 
 
+class FallbackPublic(BaseModel):
+    """Another model ran than the one asked for (or the run recovered from a device failure)."""
+
+    from_: str = Field(alias="from", description="The model asked for.")
+    to: str = Field(description="The model that ran.")
+    reason: str = Field(description="Why, in plain words (missing weights, stems the job gets instead).")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
 class JobPublic(BaseModel):
     """A job as clients see it."""
 
     id: str
     status: JobStatus
-    model: str
+    title: str | None = Field(
+        default=None, description="The song's name (PATCH renames it); the file name without its extension by default."
+    )
+    source_name: str | None = Field(
+        default=None, description="The upload's file name, or the audio_url's last path segment, percent-decoded."
+    )
+    requested_model: str = Field(description="The model asked for (the server default filled in).")
+    model: str = Field(description="The model that ran once the job started; the requested one before.")
+    fallback: FallbackPublic | None = Field(
+        default=None, description="Set when another model ran than the one asked for, with the reason."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="The separation options of the job.")
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -110,7 +140,16 @@ class JobPublic(BaseModel):
                 {
                     "id": "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f",
                     "status": "completed",
-                    "model": "htdemucs",
+                    "title": "Song Title",
+                    "source_name": "Song Title.mp3",
+                    "requested_model": "htdemucs_ft",
+                    "model": "dsp",
+                    "fallback": {
+                        "from": "htdemucs_ft",
+                        "to": "dsp",
+                        "reason": "the weights of 'htdemucs_ft' are not on this server — used 'dsp' instead",
+                    },
+                    "options": {"model": "htdemucs_ft", "format": "wav16", "shifts": 0, "overlap": 0.25},
                     "created_at": 1767225600.0,
                     "started_at": 1767225600.5,
                     "finished_at": 1767225630.2,
@@ -130,6 +169,21 @@ class JobPublic(BaseModel):
             ]
         }
     )
+
+
+class JobRename(BaseModel):
+    """Body of PATCH /api/v1/jobs/{id}: the job's new title (null or empty: its default again)."""
+
+    title: str | None = Field(
+        description=f"At most {TITLE_MAX} characters, no control characters; surrounding spaces are dropped.",
+    )
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"title": "Song Title (live)"}]})
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title_text(cls, value: Any) -> Any:
+        return check_title(value) if isinstance(value, str) else value
 
 
 class JobList(BaseModel):
@@ -214,20 +268,5 @@ class ErrorEnvelope(BaseModel):
     )
 
 
-#: `responses=` for routes: every error answer has the envelope's shape.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorEnvelope, "description": text}
-    for status, text in {
-        400: "Malformed request: a body or header that cannot be parsed",
-        401: "Missing or wrong credentials",
-        404: "Unknown job, stem or model",
-        410: "The job's results expired",
-        413: "Upload too large",
-        409: "Conflict: an idempotency_key reused with another body (`job_id` names its job), "
-        "or a POST /separate whose job was cancelled",
-        415: "Not an audio format the server decodes",
-        422: "Invalid options or audio",
-        429: "Too many concurrent streams or requests from this caller (see Retry-After)",
-        503: "Busy: queue full or no free slot (see Retry-After)",
-    }.items()
-}
+#: `responses=` for routes: every error answer has the envelope's shape and its own example.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(ErrorEnvelope)

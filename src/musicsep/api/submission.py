@@ -8,9 +8,6 @@ job skips the admission and model checks: the service answers it with that job (
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from urllib.parse import urlsplit
-
 import anyio.to_thread
 from fastapi import Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +21,7 @@ from musicsep.config import Settings
 from musicsep.service.idempotency import has_first_job
 from musicsep.service.job_service import Created, JobService
 from musicsep.service.jobs import JobSpec
+from musicsep.service.song_names import source_name_of_upload, source_name_of_url
 from musicsep.service.validation import check_model
 
 
@@ -62,10 +60,11 @@ async def submit(
         body = await _url_body(request)
         spec = body.to_spec(settings.default_model)
         await _check(spec, service, wait)
-        name = PurePosixPath(urlsplit(body.audio_url).path).name or None
+        name = source_name_of_url(body.audio_url)
         return service.create(spec, None, filename=name, request_id=current_request_id(), wait=wait)
     spec = params.to_spec(settings.default_model)
     await _check(spec, service, wait)
     upload = await store_upload(file, request.app.state.uploads.path, settings.max_duration_s)
     spec = spec.model_copy(update={"input_sha256": upload.sha256})
-    return service.create(spec, upload.path, filename=file.filename, request_id=current_request_id(), wait=wait)
+    name = source_name_of_upload(file.filename)
+    return service.create(spec, upload.path, filename=name, request_id=current_request_id(), wait=wait)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from musicsep.api.schemas import JobAccepted, JobPublic, StemLink
+from typing import Any
+
+from musicsep.api.schemas import FallbackPublic, JobAccepted, JobPublic, StemLink
+from musicsep.protocol import SEPARATION_OPTION_NAMES
+from musicsep.service.fallbacks import fallback_view, model_ran, requested_model
 from musicsep.service.job_service import JobService
-from musicsep.service.jobs import Job
+from musicsep.service.jobs import Job, JobSpec
 from musicsep.service.links import Links
 
 
@@ -14,7 +18,12 @@ def job_public(service: JobService, job: Job) -> JobPublic:
     return JobPublic(
         id=job.id,
         status=job.status,
-        model=job.spec.model,
+        title=job.title,
+        source_name=job.filename,
+        requested_model=requested_model(job.spec),
+        model=model_ran(job),
+        fallback=FallbackPublic.model_validate(fallback) if (fallback := fallback_view(job)) else None,
+        options=separation_options(job.spec),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -27,6 +36,11 @@ def job_public(service: JobService, job: Job) -> JobPublic:
         timings=result.get("timings"),
         error=job.error,
     )
+
+
+def separation_options(spec: JobSpec) -> dict[str, Any]:
+    """The options that shape the separation and its result, as the job was given them."""
+    return spec.model_dump(mode="json", include=set(SEPARATION_OPTION_NAMES))
 
 
 def job_accepted(service: JobService, job: Job, links: Links, auth_enabled: bool, token_ttl_s: float) -> JobAccepted:

@@ -7,6 +7,8 @@ API node can be listed, watched and cancelled through another. Layout under one 
 - `jobs`           sorted set id -> seq (listing newest first, `next_seq`)
 - `status:<s>`     set of ids per status (`count_by_status`, filtered listing)
 - `expiry`         sorted set id -> expires_at (the TTL cleaner)
+- `titles`         hash id -> title: the one field a user edits, kept out of the record so that a
+                   worker rewriting the record it holds never undoes a rename made meanwhile
 - `idem:<key>`     idempotency key -> job id, claimed in the job's own write (WATCH/MULTI), so two
                    nodes cannot both win and a key never names a job that was not written
 
@@ -52,7 +54,7 @@ def reachable(method):
 
 
 def job_to_json(job: Job) -> str:
-    """The record as JSON; also what a Celery task carries, so the worker reads the same fields."""
+    """The record as JSON, without the title (kept in `titles`)."""
     record = {
         "id": job.id,
         "spec": job.spec.model_dump(mode="json"),
@@ -67,14 +69,18 @@ def job_to_json(job: Job) -> str:
         "filename": job.filename,
         "result": job.result,
         "error": job.error,
+        "model_used": job.model_used,
+        "fallback_reason": job.fallback_reason,
     }
     return json.dumps(record, separators=(",", ":"))
 
 
-def job_from_json(text: str | bytes) -> Job:
+def job_from_json(text: str | bytes, title: bytes | None = None) -> Job:
+    """The record read back, with its title from `titles` (b"" is a job without one)."""
     record: dict[str, Any] = json.loads(text)
     record["spec"] = JobSpec.model_validate(record["spec"])
     record["status"] = JobStatus(record["status"])
+    record["title"] = (title.decode() or None) if title is not None else None
     return Job(**record)
 
 
@@ -116,6 +122,7 @@ class RedisStore:
                     if idem is not None:
                         pipe.set(idem, job.id)
                     pipe.set(self._key("job", job.id), job_to_json(job))
+                    pipe.hset(self._key("titles"), job.id, job.title or "")
                     pipe.zadd(self._key("jobs"), {job.id: job.seq})
                     self._index(pipe, job)
                     pipe.execute()
@@ -147,7 +154,7 @@ class RedisStore:
                     text = pipe.get(key)
                     if text is None:
                         return None
-                    job = job_from_json(text)
+                    job = job_from_json(text, self._r.hget(self._key("titles"), job_id))
                     if not change(job):
                         return None
                     pipe.multi()
@@ -157,6 +164,38 @@ class RedisStore:
                     return job
                 except redis.WatchError:
                     continue
+
+    @reachable
+    def rename_job(self, job_id: str, title: str | None) -> bool:
+        """Set the job's title (its record untouched); False when there is no such job."""
+        with self._r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(self._key("job", job_id))
+                    if not pipe.exists(self._key("job", job_id)):
+                        return False
+                    pipe.multi()
+                    pipe.hset(self._key("titles"), job_id, title or "")
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
+    @reachable
+    def delete_job(self, job_id: str) -> None:
+        """Remove the record, its title, its indexes and its idempotency key (when it names this job)."""
+        job = self.get_job(job_id)
+        if job is None:
+            return
+        key = job.spec.idempotency_key
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(self._key("job", job_id))
+        pipe.hdel(self._key("titles"), job_id)
+        pipe.zrem(self._key("jobs"), job_id)
+        pipe.execute()
+        self._unindex(job_id)
+        if key is not None and self._r.get(self._key("idem", key)) == job_id.encode():
+            self._r.delete(self._key("idem", key))
 
     @reachable
     def unbind_idempotency_key(self, job_id: str) -> None:
@@ -198,8 +237,11 @@ class RedisStore:
 
     @reachable
     def get_job(self, job_id: str) -> Job | None:
-        text = self._r.get(self._key("job", job_id))
-        return None if text is None else job_from_json(text)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.get(self._key("job", job_id))
+        pipe.hget(self._key("titles"), job_id)
+        text, title = pipe.execute()
+        return None if text is None else job_from_json(text, title)
 
     @reachable
     def find_by_idempotency_key(self, key: str) -> str | None:
@@ -220,7 +262,8 @@ class RedisStore:
         if not ids:
             return []
         texts = self._r.mget([self._key("job", i) for i in ids])
-        return [job_from_json(text) for text in texts if text is not None]
+        titles = self._r.hmget(self._key("titles"), ids)
+        return [job_from_json(text, title) for text, title in zip(texts, titles, strict=True) if text is not None]
 
     @reachable
     def count_by_status(self) -> dict[str, int]:

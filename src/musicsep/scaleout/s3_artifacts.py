@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from loguru import logger
 
+from musicsep.protocol import STEM_FILES
 from musicsep.scaleout.s3_store import S3Bucket
 from musicsep.service.artifacts import (
     JobFolders,
@@ -32,6 +33,7 @@ from musicsep.service.artifacts import (
 )
 from musicsep.service.jobs import Job
 from musicsep.service.signing import Signer
+from musicsep.service.song_names import content_disposition, download_name
 
 
 class S3ArtifactStore:
@@ -78,11 +80,17 @@ class S3ArtifactStore:
         left = int((job.expires_at or 0) - time.time())
         return max(1, min(self._url_ttl_s, left))
 
+    def _url(self, job: Job, name: str, info: dict[str, Any], ttl: int) -> str:
+        """The stem's presigned URL, its download named after the song as the API's own is."""
+        extension = STEM_FILES[info["format"]].extension
+        disposition = content_disposition(download_name(job.title, job.id, name, extension))
+        return self.bucket.stem_url(job.id, info["file"], ttl, disposition)
+
     def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
         ttl = self._ttl(job)
         return {
             name: {
-                "url": self.bucket.stem_url(job.id, info["file"], ttl),
+                "url": self._url(job, name, info, ttl),
                 "format": info["format"],
                 "bytes": info["bytes"],
             }
@@ -94,7 +102,7 @@ class S3ArtifactStore:
 
     def stem_download(self, job: Job, name: str) -> StemDownload:
         info = stems_of(job)[name]
-        return StemDownload(info["format"], url=self.bucket.stem_url(job.id, info["file"], self._ttl(job)))
+        return StemDownload(info["format"], url=self._url(job, name, info, self._ttl(job)))
 
     def stem_openers(self, job: Job) -> dict[str, StemOpener]:
         return {info["file"]: self.bucket.stem_opener(job.id, info["file"]) for info in stems_of(job).values()}

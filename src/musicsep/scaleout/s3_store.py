@@ -82,17 +82,15 @@ class S3Bucket:
         return path.stat().st_size
 
     # --- reading ----------------------------------------------------------------------------
-    def stem_url(self, job_id: str, filename: str, expires_s: int) -> str:
-        """A presigned GET URL for one stem, valid `expires_s` seconds (at most 7 days)."""
+    def stem_url(self, job_id: str, filename: str, expires_s: int, disposition: str | None = None) -> str:
+        """A presigned GET URL for one stem, valid `expires_s` seconds (at most 7 days); with
+        `disposition`, the bucket answers with that Content-Disposition (the download's name)."""
         if not 0 < expires_s <= MAX_PRESIGN_S:
             raise ValueError(f"presigned URLs live 1 s to 7 days, not {expires_s} s")
-        return str(
-            self._s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self.stem_key(job_id, filename)},
-                ExpiresIn=expires_s,
-            )
-        )
+        params = {"Bucket": self.bucket, "Key": self.stem_key(job_id, filename)}
+        if disposition is not None:
+            params["ResponseContentDisposition"] = disposition
+        return str(self._s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))
 
     def stem_opener(self, job_id: str, filename: str) -> Callable[[], BinaryIO]:
         """Opens the stem's object later (`open_stem`); its presence is checked now with a HEAD

@@ -21,6 +21,7 @@ from musicsep.service.idempotency import replay_of
 from musicsep.service.interfaces import JobQueue
 from musicsep.service.job_parts import JobParts
 from musicsep.service.jobs import Job, JobSpec, JobStatus, new_job_id
+from musicsep.service.song_names import default_title
 from musicsep.service.sqlite_store import DuplicateIdempotencyKey
 
 
@@ -49,7 +50,8 @@ class JobCreation:
     ) -> Created:
         """Admit a job for `upload` (moved into the job's input) or raise QueueFull / NoFreeSlot /
         ServiceUnavailable, with the upload removed. `upload` is None for an `audio_url` job: the
-        pipeline fetches its input when it runs."""
+        pipeline fetches its input when it runs. `filename` is the song's file name (song_names.py);
+        the job's title is the spec's, else that name without its extension."""
         try:
             created = self._create(spec, upload, filename=filename, request_id=request_id, wait=wait)
         except BaseException:
@@ -66,7 +68,8 @@ class JobCreation:
         if spec.idempotency_key and (first := store.find_by_idempotency_key(spec.idempotency_key)):
             return self._replay(first, spec)
         self._queue.check(wait=wait)
-        job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename)
+        title = spec.title or default_title(filename)
+        job = Job(id=new_job_id(), spec=spec, seq=self._seq, request_id=request_id, filename=filename, title=title)
         self._seq += 1
         if upload is not None:
             artifacts.accept_input(job.id, upload)

@@ -46,16 +46,33 @@ class JobExecution:
         if cancel.is_set():
             raise Cancelled("cancelled before it started")
         folders = self.artifacts.folders
+
+        def recording(type_: str, payload: dict[str, Any]) -> None:
+            if type_ == "started":
+                self._record_start(job, payload)
+            emit(type_, payload)
+
         output = self.pipeline(
             job.spec,
             folders.input_path(job.id),
             folders.stems_dir(job.id),
             loader=self.loader,
             options=self.options,
-            emit=emit,
+            emit=recording,
             cancel=cancel,
         )
         return self.finisher.prepare(job, output)
+
+    def _record_start(self, job: Job, started: dict[str, Any]) -> None:
+        """The model that runs and why it is not the one asked, stored before the `started`
+        event is appended: a reader that sees the event reads the same in the job view."""
+        job.model_used, job.fallback_reason = started.get("model"), started.get("fallback_reason")
+
+        def record(current: Job) -> bool:
+            current.model_used, current.fallback_reason = job.model_used, job.fallback_reason
+            return not current.status.terminal
+
+        self.finisher.store.update_if(job.id, record)
 
     def settle(self, job: Job, outcome: Prepared | Exception, *, cancel_reason: str, log: Any) -> None:
         """The end of an attempt: `completed`, `cancelled` or `failed`, exactly one of them."""

@@ -44,6 +44,13 @@ class JobStore(Protocol):
     def unbind_idempotency_key(self, job_id: str) -> None:
         """Free the job's idempotency key (a job that could not be queued must not answer its repeats)."""
 
+    def rename_job(self, job_id: str, title: str | None) -> bool:
+        """Set the title alone; False when there is no such job. `update_job` and `update_if`
+        never write the title, so a worker holding an older copy of the job keeps a rename."""
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove the job and its idempotency key; a missing job is no error."""
+
     def get_job(self, job_id: str) -> Job | None: ...
     def find_by_idempotency_key(self, key: str) -> str | None: ...
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None, limit: int = 100) -> list[Job]: ...

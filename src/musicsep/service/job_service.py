@@ -31,6 +31,7 @@ from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.metrics import ServiceMetrics
 from musicsep.service.pipeline import run_pipeline
 from musicsep.service.signing import Signer
+from musicsep.service.song_names import default_title
 from musicsep.service.webhooks import webhook_notifier
 
 __all__ = ["Created", "JobExpired", "JobNotFound", "JobService", "QueueFactory"]
@@ -118,6 +119,29 @@ class JobService:
             self.parts.finisher.finish(current, JobStatus.CANCELLED, {"reason": reason})
             self.artifacts.remove(job_id)
             return current
+        return job
+
+    def delete(self, job_id: str) -> bool:
+        """A finished job (completed, failed, cancelled, expired) is removed with its files and
+        events: True, and the id is then unknown. A queued or running job is cancelled instead
+        (as `cancel`): False, and it stays, ending `cancelled`."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if not job.status.terminal:
+            self.cancel(job_id, "cancelled by request")
+            return False
+        self.artifacts.remove(job_id)
+        self.events.forget(job_id)
+        self.store.delete_job(job_id)
+        return True
+
+    def rename(self, job_id: str, title: str | None) -> Job:
+        """Give the job a new title; None gives back its default (the file name's stem)."""
+        job = self.get(job_id)
+        job.title = title or default_title(job.filename)
+        if not self.store.rename_job(job_id, job.title):
+            raise JobNotFound(job_id)
         return job
 
     # --- reading ----------------------------------------------------------------------------

@@ -92,7 +92,15 @@ class Job:
     #: How many times a worker took it; a restart re-runs a `running` job while below the cap.
     attempts: int = 0
     request_id: str | None = None
+    #: The song's file name as the caller had it: the upload's, or the audio_url's last segment.
     filename: str | None = None
+    #: The name lists and downloads show; the caller's `title`, else the file name's stem.
+    #: Renamed by PATCH only: the stores never overwrite it with a worker's copy of the job.
+    title: str | None = None
+    #: The model that runs (recorded with the `started` event); None until then.
+    model_used: str | None = None
+    #: Why `model_used` is not the requested model (or what recovery happened), in plain words.
+    fallback_reason: str | None = None
     #: `completed` payload without URLs (stem names, formats, bytes, analysis, timings).
     result: dict[str, Any] | None = None
     #: `failed` / `cancelled` payload.

@@ -17,6 +17,7 @@ from typing import Any
 
 from musicsep.config import Settings
 from musicsep.model.errors import storage_full_is_typed
+from musicsep.service.fallbacks import with_stems_note
 from musicsep.service.fetch import FetchLimits
 from musicsep.service.inputs import fetch_input, fetch_limits
 from musicsep.service.jobs import JobSpec
@@ -137,12 +138,14 @@ def run_pipeline(
         stems = [spec.two_stems, f"no_{spec.two_stems}"]
     else:
         stems = list(spec.stems or separator.sources)
+    requested = separator.name if spec.ensemble else spec.model
+    started_reason = with_stems_note(fallback_reason, requested, separator.name, list(separator.sources))
     emit(
         "started",
         {
             "model": separator.name,
-            "requested_model": separator.name if spec.ensemble else spec.model,
-            "fallback_reason": fallback_reason,
+            "requested_model": requested,
+            "fallback_reason": started_reason,
             "device": str(getattr(separator, "device", resolve_device(options.device))),
             "stems": stems,
             # The header's claim, for display only; the decoder enforces the real limit.
@@ -178,5 +181,13 @@ def run_pipeline(
         stems=dict(result.stems),
         analysis=analysis,
         timings=timings,
-        fallback_reason=result.fallback_reason,
+        fallback_reason=_with_started_reason(result.fallback_reason, fallback_reason, started_reason),
     )
+
+
+def _with_started_reason(engine_reason: str | None, fallback_reason: str | None, started: str | None) -> str | None:
+    """The engine's notes (the fallback, then any recovery) with the fallback in the words the
+    `started` event used, so that both events and the job view say the same."""
+    if engine_reason is None or not fallback_reason or started is None:
+        return engine_reason
+    return engine_reason.replace(fallback_reason, started, 1)

@@ -36,7 +36,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     filename TEXT,
     idempotency_key TEXT UNIQUE,
     result TEXT,
-    error TEXT
+    error TEXT,
+    title TEXT,
+    model_used TEXT,
+    fallback_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE TABLE IF NOT EXISTS events (
@@ -59,7 +62,16 @@ CREATE INDEX IF NOT EXISTS event_parts_event ON event_parts (job_id, event_id);
 
 _JOB_COLUMNS = (
     "id, status, spec, seq, priority, created_at, started_at, finished_at, expires_at, attempts, "
-    "request_id, filename, result, error"
+    "request_id, filename, result, error, title, model_used, fallback_reason"
+)
+#: Columns added since the first release, with their types: a database written by an earlier
+#: release gets them (empty) when it is opened.
+_ADDED_COLUMNS = {"title": "TEXT", "model_used": "TEXT", "fallback_reason": "TEXT"}
+#: What a job's run changes (the UPDATE of update_job and update_if); the title is not among
+#: them, so that a worker's copy of the job never undoes a rename made while it ran.
+_MUTABLE = (
+    "status=?, started_at=?, finished_at=?, expires_at=?, attempts=?, result=?, error=?, model_used=?, "
+    "fallback_reason=?"
 )
 
 
@@ -114,9 +126,16 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
         except sqlite3.DatabaseError:
             self._db.close()
             raise not_a_database(path) from None
+
+    def _add_columns(self) -> None:
+        present = {str(row[1]) for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     def durability(self) -> tuple[str, str]:
         """(journal mode, synchronous level) of this connection, as SQLite reports them."""
@@ -139,7 +158,7 @@ class SqliteStore:
         try:
             with self._lock:
                 self._db.execute(
-                    f"INSERT INTO jobs ({_JOB_COLUMNS}, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}, idempotency_key) VALUES ({','.join('?' * 18)})",
                     (*self._row(job), job.spec.idempotency_key),
                 )
         except sqlite3.IntegrityError:
@@ -150,11 +169,7 @@ class SqliteStore:
 
     def update_job(self, job: Job) -> None:
         with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET status=?, started_at=?, finished_at=?, expires_at=?, attempts=?, "
-                "result=?, error=? WHERE id=?",
-                self._changes(job),
-            )
+            self._db.execute(f"UPDATE jobs SET {_MUTABLE} WHERE id=?", self._changes(job))
 
     @staticmethod
     def _changes(job: Job) -> tuple[Any, ...]:
@@ -167,6 +182,8 @@ class SqliteStore:
             job.attempts,
             _dump(job.result),
             _dump(job.error),
+            job.model_used,
+            job.fallback_reason,
             job.id,
         )
 
@@ -184,17 +201,23 @@ class SqliteStore:
                 if job is None or not change(job):
                     self._db.execute("ROLLBACK")
                     return None
-                self._db.execute(
-                    "UPDATE jobs SET status=?, started_at=?, finished_at=?, expires_at=?, attempts=?, "
-                    "result=?, error=? WHERE id=?",
-                    self._changes(job),
-                )
+                self._db.execute(f"UPDATE jobs SET {_MUTABLE} WHERE id=?", self._changes(job))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
         return job
+
+    def rename_job(self, job_id: str, title: str | None) -> bool:
+        """Set the job's title (its other columns untouched); False when there is no such job."""
+        with self._lock:
+            return self._db.execute("UPDATE jobs SET title=? WHERE id=?", (title, job_id)).rowcount > 0
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove the job's row, its idempotency key with it (its events: `delete_events`)."""
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
 
     def unbind_idempotency_key(self, job_id: str) -> None:
         """Free the job's idempotency key, so that a repeat of its request creates a new job
@@ -329,11 +352,17 @@ class SqliteStore:
             job.filename,
             _dump(job.result),
             _dump(job.error),
+            job.title,
+            job.model_used,
+            job.fallback_reason,
         )
 
     @staticmethod
     def _job(row: tuple[Any, ...]) -> Job:
-        (id_, status, spec, seq, _prio, created, started, finished, expires, attempts, rid, fname, result, error) = row
+        (id_, status, spec, seq, _prio, created, started, finished, expires, attempts, rid, fname, result, error) = row[
+            :14
+        ]
+        title, model_used, fallback_reason = row[14:]
         return Job(
             id=id_,
             spec=JobSpec.model_validate_json(spec),
@@ -348,6 +377,9 @@ class SqliteStore:
             filename=fname,
             result=None if result is None else json.loads(result),
             error=None if error is None else json.loads(error),
+            title=title,
+            model_used=model_used,
+            fallback_reason=fallback_reason,
         )
 
 

@@ -1,5 +1,8 @@
 """Stem downloads: signed links (or credentials), Range requests, Content-Disposition, a streamed zip.
 
+Files are named after the song (`Song Title - vocals.wav`, `Song Title - stems.zip`: the job's
+title at the time of the download), in UTF-8 with an ASCII fallback (service/song_names.py).
+
 The signature (or the credentials) is checked before the job is looked up: a caller without
 either gets the same 403 whether the id exists, has finished, or has a stem of that name. A file
 is found from the job's own result by an allow-listed stem name, never from a path in the
@@ -24,6 +27,7 @@ from musicsep.protocol import STEM_FILES
 from musicsep.service.artifacts import iter_zip
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import JobStatus
+from musicsep.service.song_names import content_disposition, download_name
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["downloads"], responses=ERROR_RESPONSES)
 
@@ -68,7 +72,7 @@ async def download_zip(
     """Local files or S3 objects alike, one chunk in memory at a time. Every stem is checked
     before the 200: once the zip has started, a missing one could only cut it short."""
     _authorise(request, service, job_id, "stems.zip", expires, sig)
-    _completed(service, job_id)
+    job = _completed(service, job_id)
     try:
         files = await anyio.to_thread.run_sync(service.stem_files, job_id)  # S3: one HEAD per stem
     except KeyError:
@@ -76,7 +80,7 @@ async def download_zip(
     return StreamingResponse(
         iter_zip(files),
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{job_id[:12]}-stems.zip"'},
+        headers={"Content-Disposition": content_disposition(download_name(job.title, job.id, "stems", "zip"))},
     )
 
 
@@ -89,7 +93,7 @@ async def download_stem(
     job_id: str, stem: str, request: Request, service: ServiceDep, expires: Expires = None, sig: Signature = None
 ) -> Response:
     _authorise(request, service, job_id, stem, expires, sig)
-    _completed(service, job_id)
+    job = _completed(service, job_id)
     try:
         where = service.stem_download(job_id, stem)
     except KeyError:
@@ -98,9 +102,7 @@ async def download_stem(
         return RedirectResponse(where.url, status_code=307)
     assert where.path is not None
     stem_file = STEM_FILES[where.format]
+    name = download_name(job.title, job.id, stem, stem_file.extension)
     return EnvelopedFileResponse(
-        where.path,
-        media_type=stem_file.media_type,
-        filename=f"{job_id[:12]}-{stem}.{stem_file.extension}",
-        content_disposition_type="attachment",
+        where.path, media_type=stem_file.media_type, headers={"Content-Disposition": content_disposition(name)}
     )

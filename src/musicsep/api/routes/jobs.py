@@ -1,4 +1,4 @@
-"""Jobs: create (202), list, read, follow over SSE, cancel."""
+"""Jobs: create (202), list, read, rename, follow over SSE, cancel or delete."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from musicsep.api.schemas import (
     JobAccepted,
     JobList,
     JobPublic,
+    JobRename,
     SeparationForm,
 )
 from musicsep.api.stream_slots import caller_of
@@ -64,16 +65,28 @@ async def get_job(job_id: str, service: ServiceDep) -> JobPublic:
     return job_public(service, service.get(job_id))
 
 
+@router.patch("/{job_id}", response_model=JobPublic, dependencies=[Authenticated], summary="Rename a job")
+async def rename_job(job_id: str, body: JobRename, service: ServiceDep) -> JobPublic:
+    """The title lists show and downloads are named after; null or "" gives back the default."""
+    return job_public(service, service.rename(job_id, body.title))
+
+
 @router.delete(
     "/{job_id}",
     status_code=202,
     response_model=JobPublic,
     dependencies=[Authenticated],
-    summary="Cancel a job (queued: at once; running: within one chunk)",
+    summary="Cancel a queued or running job; delete a finished one with its files",
+    responses={
+        202: {"description": "The job was queued or running: it is cancelled (running: within one chunk)"},
+        204: {"description": "The job had finished: it is deleted with its files; the id is then a 404"},
+    },
 )
-async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
-    job = service.cancel(job_id, "cancelled by request")
-    return job_public(service, service.get(job.id))
+async def delete_job(job_id: str, service: ServiceDep) -> Response:
+    if service.delete(job_id):
+        return Response(status_code=204)
+    job = job_public(service, service.get(job_id))
+    return Response(job.model_dump_json(), status_code=202, media_type="application/json")
 
 
 @router.get(
