@@ -136,8 +136,9 @@ class AsyncClient:
         answer = await self._call("DELETE", f"/api/v1/jobs/{job_id(job)}")
         return Job.from_json(answer) if answer is not None else None
 
-    async def rename(self, job: str | Job, title: str) -> Job:
-        """Set the job's title (what downloads are named after)."""
+    async def rename(self, job: str | Job, title: str | None) -> Job:
+        """Set the job's title (what lists show and downloads are named after); None or ""
+        gives back the default (the file name without its extension)."""
         return Job.from_json(await self._call("PATCH", f"/api/v1/jobs/{job_id(job)}", json={"title": title}))
 
     async def models(self) -> ModelCatalog:

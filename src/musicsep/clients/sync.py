@@ -116,8 +116,9 @@ class Client:
         response = self._call("DELETE", f"/api/v1/jobs/{job_id(job)}")
         return Job.from_json(response.json()) if response.content else None
 
-    def rename(self, job: str | Job, title: str) -> Job:
-        """Set the job's title (what downloads are named after)."""
+    def rename(self, job: str | Job, title: str | None) -> Job:
+        """Set the job's title (what lists show and downloads are named after); None or ""
+        gives back the default (the file name without its extension)."""
         return Job.from_json(self._call("PATCH", f"/api/v1/jobs/{job_id(job)}", json={"title": title}).json())
 
     def models(self) -> ModelCatalog:
