@@ -55,6 +55,17 @@ def test_catalog_entries_have_what_the_loader_and_the_page_need():
             assert set(info.stems) == {"vocals", "instrumental"} and info.primary in info.stems
 
 
+def test_catalog_roformers_chunk_as_audio_separator_and_mdx23c_as_msst():
+    catalog = load_catalog()
+    roformers = [info for info in catalog.values() if info.arch in ("bs_roformer", "mel_band_roformer")]
+    assert len(roformers) == 4
+    for info in roformers:
+        assert (info.chunking, info.chunk_size) == ("uvr", 352800), info.name
+        assert info.num_overlap in (2, 4), info.name
+    assert catalog["mdx23c_instvoc_hq"].chunking == "msst"
+    assert catalog["htdemucs"].chunking is None and catalog["UVR-MDX-NET-Inst_HQ_4"].chunking is None
+
+
 def test_availability_is_answered_from_file_names(uvr_folder, tmp_path):
     loader = ModelLoader(repo=uvr_folder, offline=True)
     for name in (
@@ -84,8 +95,10 @@ def test_models_load_by_uvr_names_with_the_catalog_chunking(uvr_folder):
     kim = loader.get("mel_band_roformer_kim", device="cpu")
     assert set(kim.sources) == {"vocals", "instrumental"}
     assert (kim.chunk_size, kim.num_overlap) == (352800, 2)  # the catalog's, not UVR's YAML's overlap 1
+    assert kim.chunking == "uvr"
     unknown = loader.get("my_roformer", device="cpu")
     assert set(unknown.sources) == {"vocals", "instrumental"}
+    assert (unknown.chunking, unknown.chunk_size, unknown.num_overlap) == ("uvr", 6400, 4)  # from its YAML
     assert loader.cache_bytes() >= sum(p.stat().st_size for p in uvr_folder.glob("*.onnx"))
 
 

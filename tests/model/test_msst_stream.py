@@ -1,4 +1,5 @@
-"""MSST chunked streaming (model/msst/stream.py) against a whole-track reference of the tests' own.
+"""MSST chunked streaming (model/msst/stream.py, with the `msst` rule of model/msst/chunking.py)
+against a whole-track reference of the tests' own.
 
 `whole_track_demix` (tests/model/msst_models.py) is a direct reading of MSST's `demix` arithmetic
 (generic mode, batch size 1): the whole track in memory, padded, chunked, windowed, summed and
@@ -16,8 +17,9 @@ import torch
 
 from model.msst_models import whole_track_demix
 from musicsep.model.errors import Cancelled, InvalidOptions, ModelUnavailable
+from musicsep.model.msst.chunking import plan_chunks
 from musicsep.model.msst.config import load_msst_config, musicsep_stem_names, validate_msst_config
-from musicsep.model.msst.stream import build_msst_separator, plan_chunks
+from musicsep.model.msst.stream import build_msst_separator
 from musicsep.model.spill import ArrayReader
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -99,7 +101,7 @@ def test_streamed_equals_whole_track_reference(frames, num_overlap, batch_size):
     reference = whole_track_demix(model, mix, 4410, num_overlap)
     assert streamed.shape == reference.shape == (2, 2, frames)
     assert np.abs(streamed - reference).max() < 1e-6
-    assert run.chunks == len(plan_chunks(frames, 4410, num_overlap).offsets)
+    assert run.chunks == len(plan_chunks("msst", frames, 4410, num_overlap).offsets)
     assert reader.widest <= 4410  # never more than one chunk of the track read at once
     assert max(block.shape[-1] for block in blocks) <= 4410 * batch_size
 

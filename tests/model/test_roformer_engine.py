@@ -1,6 +1,7 @@
 """RoFormer engines (model/roformer/loader.py): random-initialised checkpoints saved as users have
-them (UVR's file names, plain or wrapped state dicts), loaded with strict keys, streamed exactly
-like MSST's whole-track `demix`, and every bad file a clear `ModelUnavailable`."""
+them (UVR's file names, plain or wrapped state dicts), loaded with strict keys, streamed with MSST's
+chunk rule exactly like MSST's whole-track `demix` (the default, audio-separator's rule, is
+test_roformer_uvr_chunking.py's), and every bad file a clear `ModelUnavailable`."""
 
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ def separate(separator, mix: np.ndarray, stems, on_chunk=lambda: None) -> np.nda
 
 
 @pytest.mark.parametrize("model", ["viperx_1297", "kim_vocals"])
-def test_streamed_output_equals_whole_track_demix(tmp_path, model):
+def test_streamed_output_with_the_msst_rule_equals_whole_track_demix(tmp_path, model):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path, model, size="tiny", seed=3)
-    separator = load_roformer(ckpt, yaml_path, name=model)
+    separator = load_roformer(ckpt, yaml_path, name=model, chunking="msst")
     assert separator.sources == ["vocals", "instrumental"]
     config = load_msst_config(yaml_path)
     step = config.chunk_size // config.num_overlap

@@ -21,6 +21,12 @@ import yaml
 ARCHES = ("demucs", "mdx", "bs_roformer", "mel_band_roformer", "mdx23c", "dsp", "ensemble")
 #: Families whose weights are a PyTorch checkpoint beside an MSST-format YAML config.
 CHECKPOINT_ARCHES = ("bs_roformer", "mel_band_roformer", "mdx23c")
+#: Chunk rules of the checkpoint families (model/msst/chunking.py): `uvr` chunks as
+#: python-audio-separator and UVR do, `msst` as MSST's reference `demix`.
+CHUNKINGS = ("uvr", "msst")
+#: The rule of an entry (or a model the catalog does not know) that names none: RoFormers as most
+#: people run them (audio-separator / UVR); MDX23C as MSST, until audio-separator's MDX23C rule is built.
+DEFAULT_CHUNKING = {"bs_roformer": "uvr", "mel_band_roformer": "uvr", "mdx23c": "msst"}
 
 #: Where `base:` names in the catalog's `download` entries point (`musicsep models pull`).
 DOWNLOAD_BASES = {
@@ -63,6 +69,8 @@ class ModelInfo:
     chunk_size: int | None = None
     #: Chunks overlapping each sample for the MSST families (step = chunk // num_overlap; None: the config's).
     num_overlap: int | None = None
+    #: Chunk rule of the MSST families (one of CHUNKINGS; None for the other families).
+    chunking: str | None = None
     quality: Quality | None = None
     #: file name -> URL (`musicsep models pull`), and file name -> published sha256.
     downloads: dict[str, str] = field(default_factory=dict)
@@ -106,13 +114,14 @@ def _downloads(entry: dict) -> dict[str, str]:
 def _info(name: str, entry: dict) -> ModelInfo:
     quality = entry.get("quality")
     weights = entry.get("weights")
+    arch = str(entry.get("arch", "demucs"))
     return ModelInfo(
         name=name,
         stems=tuple(entry["stems"]),
         bag=int(entry.get("bag", 1)),
         description=entry["description"],
         requires=tuple(entry.get("requires", ())),
-        arch=str(entry.get("arch", "demucs")),
+        arch=arch,
         samplerate=int(entry.get("samplerate", 44100)),
         weights=tuple(entry.get("weights", ())),
         config=tuple(entry.get("config", ())),
@@ -120,6 +129,7 @@ def _info(name: str, entry: dict) -> ModelInfo:
         mdx=dict(entry["mdx"]) if entry.get("mdx") else None,
         chunk_size=int(entry["chunk_size"]) if entry.get("chunk_size") else None,
         num_overlap=int(entry["num_overlap"]) if entry.get("num_overlap") else None,
+        chunking=str(entry.get("chunking") or DEFAULT_CHUNKING[arch]) if arch in DEFAULT_CHUNKING else None,
         quality=Quality({k: float(v) for k, v in quality["sdr"].items()}, str(quality["basis"]), str(quality["source"]))
         if quality
         else None,
@@ -138,6 +148,9 @@ def load_catalog() -> dict[str, ModelInfo]:
     unknown = [info.name for info in catalog.values() if info.arch not in ARCHES]
     if unknown:
         raise ValueError(f"configs/models.yaml: unknown arch for {', '.join(unknown)}")
+    wrong = [info.name for info in catalog.values() if info.chunking is not None and info.chunking not in CHUNKINGS]
+    if wrong:
+        raise ValueError(f"configs/models.yaml: chunking must be one of {', '.join(CHUNKINGS)} ({', '.join(wrong)})")
     return catalog
 
 

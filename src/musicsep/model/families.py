@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicsep.model.catalog import CHECKPOINT_ARCHES, ModelInfo, load_catalog
+from musicsep.model.catalog import CHECKPOINT_ARCHES, DEFAULT_CHUNKING, ModelInfo, load_catalog
 from musicsep.model.errors import ModelUnavailable
 from musicsep.model.folder import HOW_TO_GET_WEIGHTS, Listing
 
@@ -89,7 +89,11 @@ def load_family(name: str, files: FamilyFiles, listing: Listing, device: str, pr
         assert files.config is not None
         arch = files.arch if files.arch != "msst" else msst_arch(files.config)
         # Tools disagree on the chunking of the same checkpoint: the catalog fixes it per model.
-        chunking = {"chunk_size": info.chunk_size if info else None, "num_overlap": info.num_overlap if info else None}
+        chunking = {
+            "chunk_size": info.chunk_size if info else None,
+            "num_overlap": info.num_overlap if info else None,
+            "chunking": info.chunking if info and info.chunking else DEFAULT_CHUNKING[arch],
+        }
         if arch == "mdx23c":
             from musicsep.model.mdx23c import load_mdx23c
 

@@ -27,17 +27,26 @@ def load_mdx23c(
     precision: str = "fp32",
     chunk_size: int | None = None,
     num_overlap: int | None = None,
+    chunking: str = "msst",
 ) -> MsstSeparator:
-    """The streaming separator of an MDX23C checkpoint and its YAML (chunking: musicsep.model.msst.stream).
+    """The streaming separator of an MDX23C checkpoint and its YAML, chunked by the `chunking` rule
+    (musicsep.model.msst.chunking).
 
     `chunk_size` / `num_overlap` override the config's (the catalog's per-model chunk length).
     """
     msst = load_msst_config(config)
     params = hyperparams_from_config(msst.raw)
-    params.check_chunk(int(chunk_size or msst.chunk_size))
+    params.check_chunk(int(chunk_size or (msst.uvr_chunk_size if chunking == "uvr" else msst.chunk_size)))
     state = read_state_dict(checkpoint)
     module = TfcTdfNet(params)
     load_strictly(module, state, Path(checkpoint).name, msst.name)
     return build_msst_separator(
-        module, msst, name=name, device=device, precision=precision, chunk_size=chunk_size, num_overlap=num_overlap
+        module,
+        msst,
+        name=name,
+        device=device,
+        precision=precision,
+        chunk_size=chunk_size,
+        num_overlap=num_overlap,
+        chunking=chunking,
     )

@@ -68,6 +68,24 @@ class MsstConfig:
         return int(inference["chunk_size"] if "chunk_size" in inference else self.raw["audio"]["chunk_size"])
 
     @property
+    def uvr_chunk_size(self) -> int:
+        """Samples per chunk as python-audio-separator and UVR compute it: the STFT hop
+        (`model.stft_hop_length`, else `audio.hop_length`) x (`inference.dim_t` - 1); `chunk_size`
+        for a config without those keys (MSST's own configs often lack `inference.dim_t`)."""
+        hop = self.raw["model"].get("stft_hop_length", self.raw["audio"].get("hop_length"))
+        dim_t = self.raw["inference"].get("dim_t")
+        if _positive_int(hop) and _positive_int(dim_t) and dim_t > 1:
+            return int(hop) * (int(dim_t) - 1)
+        return self.chunk_size
+
+    @property
+    def stft_size(self) -> int:
+        """The network's STFT size (`model.stft_n_fft`, else `audio.n_fft`; 0 when neither is given):
+        its input must be at least this long."""
+        size = self.raw["model"].get("stft_n_fft", self.raw["audio"].get("n_fft"))
+        return int(size) if _positive_int(size) else 0
+
+    @property
     def num_overlap(self) -> int:
         return int(self.raw["inference"]["num_overlap"])
 

@@ -1,116 +1,34 @@
-"""Streaming MSST separation: the reference `demix` chunking, with finished samples leaving early.
+"""Streaming separation for MSST-format models (RoFormer, MDX23C), with finished samples leaving early.
 
-Followed: ZFTurbo/Music-Source-Separation-Training at commit
-ccc011abf7f89dd7922bb2888d48493b575c0289, `utils/model_utils.py` (`demix` in its "generic" mode,
-`_getWindowingArray`). Its arithmetic, which this module reproduces:
+The chunking is one of the plans in chunking.py (`msst`: MSST's reference `demix`; `uvr`:
+python-audio-separator's and UVR's RoFormer rule), chosen per model; this module runs a plan's
+chunks through the network, in batches, and adds up their weighted outputs.
 
-- chunk = `inference.chunk_size` (else `audio.chunk_size`), step = chunk // `num_overlap`,
-  border = chunk - step, fade = chunk // 10.
-- The whole track is reflect-padded by `border` at both ends (reflection without repeating the
-  edge sample), but only when it is longer than `2 * border` and `border > 0`.
-- Chunks start at 0, step, 2 step, ... while the start is inside the padded track; none is
-  end-aligned. A chunk cut short by the end is padded up to `chunk` by reflecting itself when it
-  holds more than chunk // 2 samples, with zeros otherwise; only its first `seg_len` output
-  samples are used.
-- Each chunk's output is weighted by a window of ones with a linear fade-in
-  (`linspace(0, 1, fade)`) and fade-out (`linspace(1, 0, fade)`); the first chunk has no fade-in,
-  the last no fade-out (a chunk that is both keeps its fade-out, as the reference's `if/elif`).
-- The weighted sum is divided by the summed weights; 0/0 (a sample only zero weights touch, as
-  with `num_overlap: 1` at chunk joins) becomes 0 (`nan_to_num`). The padding is cut off.
-
-One departure, on purpose: the reference picks the first/last-chunk windows per *batch* of
-chunks, so with `inference.batch_size > 1` its output depends on the batch size. Here each chunk
-gets the window the reference gives it with batch size 1, whatever the batch size; the batch
-size changes speed only.
-
-Streaming: the accumulator covers one chunk. Once chunk `k` is added, no later chunk touches
-padded positions before chunk `k + 1`'s start, so they are divided and handed out; memory is
-O(chunk), never O(track).
+Streaming: the accumulator covers a batch of chunks. A plan's chunk starts never decrease, so once
+the chunks up to `k` are added, no later chunk touches positions before chunk `k + 1`'s start:
+they are divided and handed out; memory is O(chunk x batch), never O(track). Every chunk is
+weighted and added on its own, so the batch size changes speed only, never the output.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from musicsep.model.errors import InvalidOptions, ModelUnavailable
+from musicsep.model.msst.chunking import CHUNKING_RULES, FrameReader, plan_chunks
 from musicsep.model.msst.config import MsstConfig, musicsep_stem_name
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
-class FrameReader(Protocol):
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames `[start, stop)` as float32 `(channels, stop - start)`, zeros outside the track."""
-
-
-@dataclass(frozen=True)
-class ChunkPlan:
-    """Where the reference puts its chunks for a track of `frames` samples (padded coordinates)."""
-
-    frames: int
-    chunk: int
-    step: int
-    fade: int
-    pad: int  # reflect padding at each end of the track (0 when the reference does not pad)
-
-    @property
-    def padded(self) -> int:
-        return self.frames + 2 * self.pad
-
-    @property
-    def offsets(self) -> range:
-        return range(0, self.padded, self.step)
-
-    def window(self, index: int) -> torch.Tensor:
-        """The weights of chunk `index`, edge fades removed at the track's first and last chunk."""
-        window = torch.ones(self.chunk)
-        if self.fade:
-            window[-self.fade :] = torch.linspace(1, 0, self.fade)
-            window[: self.fade] = torch.linspace(0, 1, self.fade)
-            if index == 0:
-                window[: self.fade] = 1
-            elif index == len(self.offsets) - 1:
-                window[-self.fade :] = 1
-        return window
-
-
-def plan_chunks(frames: int, chunk: int, num_overlap: int) -> ChunkPlan:
-    step = chunk // num_overlap
-    border = chunk - step
-    pad = border if frames > 2 * border and border > 0 else 0
-    return ChunkPlan(frames, chunk, step, chunk // 10, pad)
-
-
-def read_chunk(reader: FrameReader, plan: ChunkPlan, offset: int) -> tuple[np.ndarray, int]:
-    """The model input for the chunk at padded `offset` (length `plan.chunk`) and how many of its
-    samples are real track (or border padding) rather than the chunk's own end padding."""
-    seg_len = min(plan.chunk, plan.padded - offset)
-    index = np.arange(offset - plan.pad, offset - plan.pad + seg_len)
-    if plan.pad:  # the border's reflection, read back from the track itself
-        index = np.where(index < 0, -index, index)
-        index = np.where(index >= plan.frames, 2 * (plan.frames - 1) - index, index)
-    low = int(index.min())
-    part = reader.read(low, int(index.max()) + 1)[:, index - low]
-    if seg_len < plan.chunk:
-        mode = "reflect" if seg_len > plan.chunk // 2 else "constant"
-        part = np.pad(part, ((0, 0), (0, plan.chunk - seg_len)), mode=mode)
-    return np.ascontiguousarray(part, dtype=np.float32), seg_len
-
-
-@dataclass(frozen=True)
-class MsstPassOptions:
-    batch_size: int = 1
-
-
 class MsstSeparator:
     """A torch module that maps `(batch, channels, samples)` to `(batch, stems, channels, samples)`
-    (or `(batch, channels, samples)` for one stem), run over tracks as MSST's `demix` does.
+    (or `(batch, channels, samples)` for one stem), run over tracks chunked by the `chunking` rule
+    (chunking.py).
 
     `sources` are musicsep's stem names (config.py); for a single-target model the second source
     is the mix minus the target, as MSST's `--extract_instrumental` and UVR compute it.
@@ -126,9 +44,13 @@ class MsstSeparator:
         precision: str = "fp32",
         chunk_size: int | None = None,
         num_overlap: int | None = None,
+        chunking: str = "msst",
     ) -> None:
         if precision not in PRECISIONS:
             raise InvalidOptions(f"precision must be one of {', '.join(PRECISIONS)}")
+        if chunking not in CHUNKING_RULES:
+            raise InvalidOptions(f"chunking must be one of {', '.join(CHUNKING_RULES)}")
+        self.chunking = chunking
         self.name = name
         self.model = module
         self.config = config
@@ -137,7 +59,7 @@ class MsstSeparator:
         self.samplerate = config.samplerate
         self.audio_channels = config.num_channels
         self.normalize = config.normalize
-        self.chunk_size = int(chunk_size or config.chunk_size)
+        self.chunk_size = int(chunk_size or (config.uvr_chunk_size if chunking == "uvr" else config.chunk_size))
         self.num_overlap = int(num_overlap or config.num_overlap)
         if not 10 <= self.chunk_size or not 1 <= self.num_overlap <= self.chunk_size:
             raise InvalidOptions("chunk size must be at least 10 samples and num_overlap between 1 and it")
@@ -164,9 +86,10 @@ class MsstSeparator:
         batch_size = int(getattr(options, "batch_size", 1) or 1)
         return MsstPass(self, frames, list(stems), batch_size)
 
-    def forward(self, batch: np.ndarray) -> torch.Tensor:
+    def forward(self, batch: np.ndarray, exact: bool = True) -> torch.Tensor:
         """One forward pass over `(batch, channels, chunk)`; `(batch, outputs, channels, chunk)`
-        float32 on the CPU out."""
+        float32 on the CPU out, or fewer samples than `chunk` where the network returns fewer
+        (an STFT without `length` ends at the last whole hop) and `exact` is off."""
         x = torch.from_numpy(batch).to(self.device)
         with torch.inference_mode(), _autocast(self.device, self.precision):
             out = self.model(x)
@@ -178,7 +101,7 @@ class MsstSeparator:
                 f"{self.name} returns stems of shape {tuple(out.shape[1:-1])}, but its "
                 f"config names {len(self._outputs)} stem(s) of {batch.shape[1]} channel(s)"
             )
-        if out.shape[-1] < batch.shape[-1]:
+        if exact and out.shape[-1] < batch.shape[-1]:
             raise ModelUnavailable(
                 f"{self.name} returned {out.shape[-1]} samples for a chunk of "
                 f"{batch.shape[-1]}: the chunk size does not suit the model's STFT hop"
@@ -193,7 +116,9 @@ class MsstPass:
         self._separator = separator
         self._stems = stems
         self._batch_size = max(1, batch_size)
-        self.plan = plan_chunks(frames, separator.chunk_size, separator.num_overlap)
+        self.plan = plan_chunks(
+            separator.chunking, frames, separator.chunk_size, separator.num_overlap, separator.config.stft_size
+        )
         outputs = separator._outputs
         needed = [stem for stem in stems if stem in outputs]
         if separator._complement in stems and outputs[0] not in needed:
@@ -211,23 +136,24 @@ class MsstPass:
         base = 0  # padded position of acc[..., 0]
         for first in range(0, len(offsets), self._batch_size):
             indices = range(first, min(first + self._batch_size, len(offsets)))
-            parts = [read_chunk(reader, plan, offsets[k]) for k in indices]
-            out = self._separator.forward(np.stack([part for part, _ in parts]))[:, self._model_index]
+            parts = [plan.read(reader, k) for k in indices]
+            batch = np.stack([part for part, _ in parts])
+            out = self._separator.forward(batch, exact=plan.exact_output)[:, self._model_index]
             for row, (k, (_, seg_len)) in enumerate(zip(indices, parts, strict=True)):
                 start = offsets[k] - base
-                end = start + seg_len
-                if end > weight.shape[0]:
-                    grow = end - weight.shape[0]
+                if start + seg_len > weight.shape[0]:
+                    grow = start + seg_len - weight.shape[0]
                     acc = torch.cat([acc, acc.new_zeros(*acc.shape[:-1], grow)], dim=-1)
                     weight = torch.cat([weight, weight.new_zeros(grow)])
-                window = plan.window(k)[:seg_len]
-                acc[..., start:end] += out[row, ..., :seg_len] * window
-                weight[start:end] += window
+                counted = min(seg_len, out.shape[-1])  # samples the network did not return weigh 0
+                window = plan.window(k)[:counted]
+                acc[..., start : start + counted] += out[row, ..., :counted] * window
+                weight[start : start + counted] += window
                 on_chunk()
             del out
             final = offsets[indices[-1] + 1] if indices[-1] + 1 < len(offsets) else plan.padded
             count = final - base
-            done = torch.nan_to_num(acc[..., :count] / weight[:count], nan=0.0)
+            done = plan.divide(acc[..., :count], weight[:count])
             acc, weight = acc[..., count:].clone(), weight[count:].clone()
             lo, hi = max(base, plan.pad), min(final, plan.pad + plan.frames)  # the track, not its border
             if hi > lo:
@@ -256,16 +182,25 @@ def build_msst_separator(
     precision: str = "fp32",
     chunk_size: int | None = None,
     num_overlap: int | None = None,
+    chunking: str = "msst",
 ) -> MsstSeparator:
     """A streaming separator for any MSST-format model (RoFormer, MDX23C) on `device`.
 
-    `chunk_size` / `num_overlap` override the config's (the catalog keeps a chunk length per model,
-    since tools disagree on it).
+    `chunking` is the rule (chunking.py); `chunk_size` / `num_overlap` override the config's (the
+    catalog keeps them per model, since tools disagree on them). Without `chunk_size`, the `uvr`
+    rule's chunk is the config's STFT hop x (`inference.dim_t` - 1), as audio-separator computes it.
     """
     device = torch.device(device)
     module = module.to(device).eval()
     return MsstSeparator(
-        module, config, name=name, device=device, precision=precision, chunk_size=chunk_size, num_overlap=num_overlap
+        module,
+        config,
+        name=name,
+        device=device,
+        precision=precision,
+        chunk_size=chunk_size,
+        num_overlap=num_overlap,
+        chunking=chunking,
     )
 
 

@@ -115,9 +115,12 @@ def load_roformer(
     arch: str | None = None,
     chunk_size: int | None = None,
     num_overlap: int | None = None,
+    chunking: str = "uvr",
 ) -> MsstSeparator:
     """A streaming separator for a RoFormer `.ckpt` and its MSST YAML, loaded with strict keys.
 
+    `chunking` is the chunk rule (musicsep.model.msst.chunking): python-audio-separator's and UVR's
+    unless asked otherwise, since that is how most people run these checkpoints; `msst` is MSST's.
     Every failure a user's files can cause (a YAML that is not a model config, a key 0.3.10 lacks,
     a checkpoint that is truncated or belongs to another config) is `ModelUnavailable`.
     """
@@ -134,4 +137,5 @@ def load_roformer(
         precision=precision,
         chunk_size=chunk_size,
         num_overlap=num_overlap,
+        chunking=chunking,
     )
