@@ -9,8 +9,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from email.message import Message
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -90,14 +89,6 @@ def same_origin(base_url: str, url: str) -> bool:
 def events_path(job_or_url: str) -> str:
     """A job id or an `events_url` (which may carry a stream token) → the URL to open."""
     return job_or_url if "/" in job_or_url else f"/api/v1/jobs/{job_or_url}/events"
-
-
-def filename_from(disposition: str, url: str) -> str:
-    """The file name a download should get: Content-Disposition's, else the URL's last part."""
-    message = Message()
-    message["content-disposition"] = disposition
-    name = message.get_filename() or url.split("?")[0].rsplit("/", 1)[-1]
-    return PurePosixPath(name).name
 
 
 def jobs_query(status: str | Iterable[str] | None, limit: int) -> list[tuple[str, str]]:

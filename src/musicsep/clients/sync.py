@@ -18,7 +18,6 @@ import httpx
 from musicsep.clients.common import (
     absolute,
     events_path,
-    filename_from,
     jobs_query,
     same_origin,
     stream_lost,
@@ -27,6 +26,7 @@ from musicsep.clients.common import (
 )
 from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
+from musicsep.clients.filenames import filename_from
 from musicsep.clients.sse import SSEParser
 from musicsep.clients.views import Job, ModelCatalog, job_id
 
