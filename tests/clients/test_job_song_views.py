@@ -1,5 +1,6 @@
-"""Deleting a finished job and renaming a job, from both clients (the routes the job-song work
-added: DELETE of a finished job removes it with its files; PATCH sets its title)."""
+"""What the clients show of a job's song: its title (renamed, and naming the downloads), the model
+that really ran and why (typed in `started`, `completed` and the job view), and deleting a
+finished job with its files."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 
 import pytest
 
-from musicsep.clients import AsyncClient, Client, Job, ServerError
+from musicsep.clients import AsyncClient, Client, Completed, Fallback, Job, ServerError, Started
 from service.fake_pipeline import SteppedPipeline  # tests/service, on the path through pytest's pythonpath
 
 
@@ -67,3 +68,20 @@ def test_download_all_names_the_files_after_the_jobs_title(live_server, make_cli
         "vocals": "Été indien - vocals.wav",
         "drums": "Été indien - drums.wav",
     }
+
+
+def test_a_fallback_is_typed_in_the_events_and_in_the_job_view(live_server, make_clip):
+    server = live_server(fallback="htdemucs,dsp")
+    with Client(server.url) as client:
+        accepted = client.submit(make_clip(seconds=1.0), model="htdemucs_ft", analyze=False)
+        events = list(client.events(accepted["job_id"]))
+        job = client.job(accepted["job_id"])
+    started = next(e for e in events if isinstance(e, Started))
+    assert (started.model, started.requested_model) == ("dsp", "htdemucs_ft")
+    assert "used 'dsp' instead" in started.fallback_reason
+    completed = events[-1]
+    assert isinstance(completed, Completed) and completed.model == "dsp"
+    assert completed.fallback_reason == started.fallback_reason
+    assert (job.model, job.requested_model) == ("dsp", "htdemucs_ft")
+    assert job.fallback == Fallback(from_="htdemucs_ft", to="dsp", reason=job.fallback.reason)
+    assert "used 'dsp' instead" in job.fallback.reason
