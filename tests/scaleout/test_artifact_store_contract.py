@@ -220,3 +220,20 @@ def test_clear_stems_empties_the_local_stems_of_an_attempt(nodes, tmp_path):
     nodes.worker.clear_stems(job_id)
     assert not stems_dir.exists()
     assert nodes.worker.fetch_input(job_id), "the input is kept for the re-run"
+
+
+def test_a_stem_served_by_the_store_downloads_under_the_songs_name(nodes, tmp_path):
+    """A presigned link asks the bucket to answer with the Content-Disposition the API's own route
+    sends (`Song Title - vocals.wav`, S3's `response-content-disposition`, which S3, R2 and MinIO
+    apply; the moto server of this machine ignores it, so the link is read, and fetched whole).
+    A local stem is served, and named, by the API route."""
+    job = completed(nodes, tmp_path)
+    job.title = "Jóga"
+    where = nodes.api.stem_download(job, "vocals")
+    if where.url is None:
+        assert where.path is not None and where.path.is_file()
+        return
+    expected = "attachment; filename=\"Joga - vocals.wav\"; filename*=UTF-8''J%C3%B3ga%20-%20vocals.wav"
+    for url in (where.url, nodes.api.stem_links(job)["vocals"]["url"]):
+        assert parse_qs(urlsplit(url).query)["response-content-disposition"] == [expected]
+        assert nodes.fetch(nodes.api, job, "vocals", url) == STEMS["vocals"]

@@ -215,3 +215,73 @@ def test_an_unbound_idempotency_key_creates_a_new_job(open_store):
     assert open_store().find_by_idempotency_key("retry-me") == retry.id
     store.unbind_idempotency_key(failed.id)  # the key names another job now: left alone
     assert store.find_by_idempotency_key("retry-me") == retry.id
+
+
+def test_a_rename_stays_when_a_worker_writes_its_older_copy_of_the_job(open_store):
+    store = open_store()
+    job = make_job(1)
+    job.title = "take 3"
+    store.insert_job(job)
+    worker_copy = store.get_job(job.id)
+    assert worker_copy.title == "take 3"
+    assert store.rename_job(job.id, "Final Mix")
+    worker_copy.status, worker_copy.started_at = JobStatus.RUNNING, 5.0
+    store.update_job(worker_copy)
+
+    def finish(current: Job) -> bool:
+        current.status = JobStatus.COMPLETED
+        return True
+
+    store.update_if(job.id, finish)
+    reopened = open_store()
+    assert reopened.get_job(job.id).title == "Final Mix"
+    assert reopened.get_job(job.id).status is JobStatus.COMPLETED
+    assert [listed.title for listed in reopened.list_jobs()] == ["Final Mix"]
+    assert reopened.rename_job(job.id, None)
+    assert reopened.get_job(job.id).title is None
+
+
+def test_a_rename_of_an_unknown_job_changes_nothing(open_store):
+    store = open_store()
+    assert not store.rename_job("f" * 32, "x")
+    assert store.get_job("f" * 32) is None
+    assert store.list_jobs() == []
+
+
+def test_the_model_that_ran_and_why_are_stored_with_the_job(open_store):
+    store = open_store()
+    job = make_job(1)
+    store.insert_job(job)
+
+    def started(current: Job) -> bool:
+        current.model_used, current.fallback_reason = "dsp", "no weights — used 'dsp' instead"
+        return True
+
+    store.update_if(job.id, started)
+    stored = open_store().get_job(job.id)
+    assert (stored.model_used, stored.fallback_reason) == ("dsp", "no weights — used 'dsp' instead")
+    stored.status = JobStatus.COMPLETED
+    store.update_job(stored)
+    assert open_store().get_job(job.id).model_used == "dsp"
+
+
+def test_a_deleted_job_is_gone_everywhere_and_frees_its_idempotency_key(open_store):
+    store = open_store()
+    gone, kept = make_job(1, idempotency_key="once"), make_job(2)
+    gone.status, gone.expires_at = JobStatus.COMPLETED, 10.0
+    for job in (gone, kept):
+        store.insert_job(job)
+    store.update_job(gone)
+    store.delete_job(gone.id)
+    reopened = open_store()
+    assert reopened.get_job(gone.id) is None
+    assert [job.id for job in reopened.list_jobs()] == [kept.id]
+    assert reopened.list_jobs([JobStatus.COMPLETED]) == []
+    assert reopened.count_by_status() == {"queued": 1}
+    assert reopened.expired_before(100.0) == []
+    assert reopened.find_by_idempotency_key("once") is None
+    assert not reopened.rename_job(gone.id, "x")
+    again = make_job(3, idempotency_key="once")
+    reopened.insert_job(again)
+    assert reopened.find_by_idempotency_key("once") == again.id
+    reopened.delete_job(gone.id)  # already gone: no error

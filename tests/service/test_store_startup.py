@@ -105,3 +105,29 @@ def test_musicsep_serve_exits_2_in_words_instead_of_starting_empty(tmp_path, dat
     assert process.returncode == 2, err
     assert "musicsep serve: the job database" in err and "backup" in err
     assert "Traceback" not in err
+
+
+def test_a_database_of_an_earlier_release_opens_with_its_jobs_untitled(tmp_path):
+    """The jobs table as releases before job titles wrote it: its jobs read back, and can be renamed."""
+    path = tmp_path / "old.sqlite3"
+    spec = JobSpec(model="tiny_htdemucs").model_dump_json()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, spec TEXT NOT NULL, seq INTEGER NOT NULL, "
+            "priority INTEGER NOT NULL, created_at REAL NOT NULL, started_at REAL, finished_at REAL, expires_at REAL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, request_id TEXT, filename TEXT, idempotency_key TEXT UNIQUE, "
+            "result TEXT, error TEXT)"
+        )
+        db.execute(
+            "INSERT INTO jobs (id, status, spec, seq, priority, created_at, filename) VALUES (?,?,?,?,?,?,?)",
+            (JOB_ID, "completed", spec, 1, 3, 1.0, "old song.wav"),
+        )
+    store = SqliteStore(path)
+    try:
+        job = store.get_job(JOB_ID)
+        assert job is not None
+        assert (job.filename, job.title, job.model_used, job.fallback_reason) == ("old song.wav", None, None, None)
+        assert store.rename_job(JOB_ID, "Old Song")
+        assert store.get_job(JOB_ID).title == "Old Song"
+    finally:
+        store.close()

@@ -78,7 +78,7 @@ def empty_optional_fields(schema: dict[str, Any]) -> None:
     example (`""`, or `[]` for a list) in place of its illustrative ones."""
     required = set(schema.get("required", ()))
     for name, field in schema.get("properties", {}).items():
-        if name in required or "default" in field:
+        if name in required or field.get("default") is not None:
             continue
         types = {part.get("type") for part in field.get("anyOf", [field])}
         field["examples"] = [[]] if "array" in types else [""]
