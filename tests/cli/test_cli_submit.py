@@ -1,0 +1,119 @@
+"""`musicsep submit` as a user runs it (a subprocess) against a real server on 127.0.0.1: failures are
+one line and a documented exit status; Ctrl-C cancels the job it created, and asks before
+cancelling one it did not (an idempotency key's replay of someone's earlier request)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from musicsep.clients import Cancelled, Client
+from server_harness import free_port
+from service.fake_pipeline import SteppedPipeline  # tests/service, on the path through pytest's pythonpath
+
+EXIT_BAD_INPUT, EXIT_MODEL, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 3, 4, 6, 130
+
+
+def _submit(*args, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "musicsep.cli", "submit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _start_submit(*args, stdin=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "musicsep.cli", "submit", *map(str, args)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stderr_until(process: subprocess.Popen, text: str, timeout_s: float = 30.0) -> str:
+    """What the process wrote on stderr up to and including `text` (bounded; fails on timeout)."""
+    seen = b""
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while text.encode() not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(timeout=left):
+                raise AssertionError(f"no {text!r} on stderr within {timeout_s} s; got {seen.decode()!r}")
+            chunk = os.read(process.stderr.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"stderr closed before {text!r}; got {seen.decode()!r}")
+            seen += chunk
+    return seen.decode()
+
+
+def _interrupt(process: subprocess.Popen) -> tuple[int, str]:
+    """Ctrl-C: SIGINT, then the exit status and the rest of stderr."""
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    return process.returncode, rest.decode()
+
+
+def test_submit_to_a_server_that_is_down_is_one_line_and_exit_6(make_clip):
+    server = f"http://127.0.0.1:{free_port()}"
+    out = _submit(make_clip(seconds=1.0), "--server", server)
+    assert out.returncode == EXIT_UNREACHABLE
+    [line] = out.stderr.splitlines()
+    assert line.startswith("musicsep submit: cannot reach") and server in line
+
+
+@pytest.mark.parametrize(
+    "args,status",
+    [
+        (["--model", "no_such_model"], EXIT_MODEL),
+        (["--stems", "vocals", "--two-stems", "vocals"], 2),
+    ],
+)
+def test_submit_refusals_map_to_their_exit_codes(live_server, make_clip, args, status):
+    server = live_server()
+    out = _submit(make_clip(seconds=1.0), "--server", server.url, *args)
+    assert out.returncode == status, out.stderr
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_submit_of_a_file_that_is_not_audio_exits_3(live_server, tmp_path):
+    server = live_server()
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio at all\n" * 20)
+    out = _submit(text, "--server", server.url)
+    assert out.returncode == EXIT_BAD_INPUT, out.stderr
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
+    missing = _submit(tmp_path / "missing.wav", "--server", server.url)
+    assert missing.returncode == EXIT_BAD_INPUT and "no such file" in missing.stderr
+
+
+@pytest.fixture
+def stepped_server(live_server):
+    fake = SteppedPipeline(timeout_s=30)
+    try:
+        yield fake, live_server(pipeline=fake)
+    finally:
+        fake.release()
+
+
+def test_ctrl_c_cancels_the_job_this_command_created(stepped_server, make_clip, tmp_path):
+    fake, server = stepped_server
+    process = _start_submit(make_clip(seconds=1.0), "--server", server.url, "--out", tmp_path / "stems")
+    job_id = _stderr_until(process, "\n").split()[1]
+    fake.block_until_started(1)
+    status, stderr = _interrupt(process)
+    assert status == EXIT_INTERRUPTED
+    assert f"cancelled job {job_id} on the server" in stderr and "Traceback" not in stderr
+    assert fake.call_of(job_id).cancel.is_set()
+    fake.release()
+    with Client(server.url) as client:
+        assert isinstance(client.wait(job_id), Cancelled)
