@@ -4,7 +4,8 @@ UVR / MSST families through model/families.py, ensembles of either (model/ensemb
 A model name is a name (model/names.py), looked up in two places only: the local folder
 (`MUSICSEP_MODEL_REPO`: Demucs's `.th` + `.yaml` bag files, or `.safetensors` + `.yaml` as on the
 Hugging Face hub; model/folder.py) and the catalog. A catalog name not in the folder comes from
-the Hugging Face cache, Demucs's legacy torch-hub cache, then a download (unless offline).
+the Hugging Face cache, Demucs's legacy torch-hub cache, then a download (unless offline; a hub
+that does not answer one quick request is a `ModelUnavailable` at once, not half a minute of retries).
 The UVR / MSST families come from the folder only (their files by UVR's and audio-separator's
 names; `musicsep models pull` puts them there). An alias (a file's name or stem, e.g.
 `UVR-MDX-NET-Inst_HQ_4.onnx`) answers for its catalog name.
