@@ -12,6 +12,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from conftest import synth_music
 from model.mdx_graphs import INST_HQ_4, build_mdx_onnx
@@ -19,6 +20,8 @@ from model.msst_models import CONFIGS, build_roformer_checkpoint
 from musicsep.model.catalog import load_catalog
 from musicsep.model.errors import ModelUnavailable
 from musicsep.model.loading import ModelLoader
+from musicsep.model.mdx23c import TfcTdfNet, hyperparams_from_config
+from musicsep.model.msst.config import load_msst_config
 from musicsep.model.separate import SeparationRequest, separate_file
 
 
@@ -55,15 +58,27 @@ def test_catalog_entries_have_what_the_loader_and_the_page_need():
             assert set(info.stems) == {"vocals", "instrumental"} and info.primary in info.stems
 
 
-def test_catalog_roformers_chunk_as_audio_separator_and_mdx23c_as_msst():
+def test_catalog_checkpoint_models_chunk_as_audio_separator():
     catalog = load_catalog()
     roformers = [info for info in catalog.values() if info.arch in ("bs_roformer", "mel_band_roformer")]
     assert len(roformers) == 4
     for info in roformers:
         assert (info.chunking, info.chunk_size) == ("uvr", 352800), info.name
         assert info.num_overlap in (2, 4), info.name
-    assert catalog["mdx23c_instvoc_hq"].chunking == "msst"
+    mdx23c = catalog["mdx23c_instvoc_hq"]
+    assert (mdx23c.chunking, mdx23c.chunk_size, mdx23c.num_overlap) == ("uvr", 261120, 8)
     assert catalog["htdemucs"].chunking is None and catalog["UVR-MDX-NET-Inst_HQ_4"].chunking is None
+
+
+def test_mdx23c_loads_by_uvr_names_with_audio_separators_mdx23c_rule(tmp_path):
+    config = tmp_path / "model_2_stem_full_band_8k.yaml"  # the small network, with InstVoc's hop
+    config.write_text((CONFIGS / "mdx23c_small.yaml").read_text().replace("hop_length: 256", "hop_length: 1024"))
+    torch.manual_seed(2)
+    model = TfcTdfNet(hyperparams_from_config(load_msst_config(config).raw))
+    torch.save(model.state_dict(), tmp_path / "MDX23C-8KFFT-InstVoc_HQ.ckpt")
+    separator = ModelLoader(repo=tmp_path, offline=True).get("MDX23C-8KFFT-InstVoc_HQ", device="cpu")
+    assert (separator.chunking, separator.family) == ("uvr", "mdx23c")
+    assert (separator.chunk_size, separator.num_overlap) == (261120, 8)
 
 
 def test_availability_is_answered_from_file_names(uvr_folder, tmp_path):

@@ -1,7 +1,7 @@
 """RoFormer engines (model/roformer/loader.py): random-initialised checkpoints saved as users have
 them (UVR's file names, plain or wrapped state dicts), loaded with strict keys, streamed with MSST's
-chunk rule exactly like MSST's whole-track `demix` (the default, audio-separator's rule, is
-test_roformer_uvr_chunking.py's), and every bad file a clear `ModelUnavailable`."""
+chunk rule (the loader's default) exactly like MSST's whole-track `demix` (audio-separator's rule,
+the catalog's, is test_roformer_uvr_chunking.py's), and every bad file a clear `ModelUnavailable`."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def separate(separator, mix: np.ndarray, stems, on_chunk=lambda: None) -> np.nda
 @pytest.mark.parametrize("model", ["viperx_1297", "kim_vocals"])
 def test_streamed_output_with_the_msst_rule_equals_whole_track_demix(tmp_path, model):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path, model, size="tiny", seed=3)
-    separator = load_roformer(ckpt, yaml_path, name=model, chunking="msst")
+    separator = load_roformer(ckpt, yaml_path, name=model)
     assert separator.sources == ["vocals", "instrumental"]
     config = load_msst_config(yaml_path)
     step = config.chunk_size // config.num_overlap

@@ -81,7 +81,7 @@ def separate(separator, mix: np.ndarray, stems, batch_size: int = 1):
 @pytest.fixture(scope="module")
 def viperx(tmp_path_factory):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path_factory.mktemp("viperx"), "viperx_1297", seed=3)
-    return load_roformer(ckpt, yaml_path, name="viperx")
+    return load_roformer(ckpt, yaml_path, name="viperx", chunking="uvr")
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -110,7 +110,7 @@ def test_streamed_equals_audio_separator_whole_track(viperx, frames, starts, bat
 
 def test_a_long_track_streams_in_pieces_with_memory_of_one_chunk(tmp_path):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path, "kim_vocals", seed=4)
-    separator = load_roformer(ckpt, yaml_path, name="kim")
+    separator = load_roformer(ckpt, yaml_path, name="kim", chunking="uvr")
     mix = noise(12 * CHUNK + 123)
     run, reader, blocks = separate(separator, mix, ["vocals"])
     reference = audio_separator_demix(separator.model, mix, CHUNK, 2)[0]
@@ -125,7 +125,7 @@ def test_the_chunk_is_the_stft_hop_times_dim_t_minus_one(tmp_path):
     config.write_text(
         (CONFIGS / "bs_roformer_tiny.yaml").read_text().replace("inference:\n", "inference:\n  dim_t: 51\n")
     )
-    separator = load_roformer(ckpt, config, name="m")
+    separator = load_roformer(ckpt, config, name="m", chunking="uvr")
     assert load_msst_config(config).uvr_chunk_size == separator.chunk_size == 64 * 50
     mix = noise(9000)
     out = np.concatenate(separate(separator, mix, ["vocals"])[2], axis=-1)[0]
@@ -142,7 +142,7 @@ def test_a_track_shorter_than_the_stft_still_separates(viperx):
 def test_the_msst_rule_stays_available(tmp_path):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path, "viperx_1297", seed=3)
     msst = load_roformer(ckpt, yaml_path, name="m", chunking="msst")
-    uvr = load_roformer(ckpt, yaml_path, name="m")
+    uvr = load_roformer(ckpt, yaml_path, name="m", chunking="uvr")
     mix = noise(12_000)
     # MSST pads 4800 reflected samples at each end and starts a chunk every step inside; the uvr
     # rule starts at 0, 1600, 3200, 4800 and end-aligns the last chunk at 5600.

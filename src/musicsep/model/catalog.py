@@ -24,9 +24,9 @@ CHECKPOINT_ARCHES = ("bs_roformer", "mel_band_roformer", "mdx23c")
 #: Chunk rules of the checkpoint families (model/msst/chunking.py): `uvr` chunks as
 #: python-audio-separator and UVR do, `msst` as MSST's reference `demix`.
 CHUNKINGS = ("uvr", "msst")
-#: The rule of an entry (or a model the catalog does not know) that names none: RoFormers as most
-#: people run them (audio-separator / UVR); MDX23C as MSST, until audio-separator's MDX23C rule is built.
-DEFAULT_CHUNKING = {"bs_roformer": "uvr", "mel_band_roformer": "uvr", "mdx23c": "msst"}
+#: The rule of a checkpoint entry that names none, and of a checkpoint the catalog does not know:
+#: as most people run these models (audio-separator, UVR).
+DEFAULT_CHUNKING = "uvr"
 
 #: Where `base:` names in the catalog's `download` entries point (`musicsep models pull`).
 DOWNLOAD_BASES = {
@@ -129,7 +129,7 @@ def _info(name: str, entry: dict) -> ModelInfo:
         mdx=dict(entry["mdx"]) if entry.get("mdx") else None,
         chunk_size=int(entry["chunk_size"]) if entry.get("chunk_size") else None,
         num_overlap=int(entry["num_overlap"]) if entry.get("num_overlap") else None,
-        chunking=str(entry.get("chunking") or DEFAULT_CHUNKING[arch]) if arch in DEFAULT_CHUNKING else None,
+        chunking=str(entry.get("chunking") or DEFAULT_CHUNKING) if arch in CHECKPOINT_ARCHES else None,
         quality=Quality({k: float(v) for k, v in quality["sdr"].items()}, str(quality["basis"]), str(quality["source"]))
         if quality
         else None,

@@ -92,7 +92,7 @@ def load_family(name: str, files: FamilyFiles, listing: Listing, device: str, pr
         chunking = {
             "chunk_size": info.chunk_size if info else None,
             "num_overlap": info.num_overlap if info else None,
-            "chunking": info.chunking if info and info.chunking else DEFAULT_CHUNKING[arch],
+            "chunking": info.chunking if info and info.chunking else DEFAULT_CHUNKING,
         }
         if arch == "mdx23c":
             from musicsep.model.mdx23c import load_mdx23c

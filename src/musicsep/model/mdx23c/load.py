@@ -30,7 +30,8 @@ def load_mdx23c(
     chunking: str = "msst",
 ) -> MsstSeparator:
     """The streaming separator of an MDX23C checkpoint and its YAML, chunked by the `chunking` rule
-    (musicsep.model.msst.chunking).
+    (musicsep.model.msst.chunking): MSST's unless asked; the catalog asks for audio-separator's
+    (`uvr`) through model/families.py.
 
     `chunk_size` / `num_overlap` override the config's (the catalog's per-model chunk length).
     """
@@ -49,4 +50,5 @@ def load_mdx23c(
         chunk_size=chunk_size,
         num_overlap=num_overlap,
         chunking=chunking,
+        family="mdx23c",
     )

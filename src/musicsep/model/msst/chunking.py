@@ -34,8 +34,20 @@ is what UVR does for RoFormers too:
   the previous one. A track shorter than one chunk is one chunk of its own length.
 - Each chunk's output is weighted by a symmetric Hamming window of `chunk` samples (its first
   `len` samples for a shorter chunk), and the sum is divided by the summed weights (at least 1e-10).
+  The networks return whole STFT hops only (no `length` to their inverse STFT), so a chunk not a
+  multiple of the hop leaves its last samples unweighted, which come out 0 as in audio-separator.
 
-Streaming (stream.py) relies on what both plans share: chunk starts never decrease, so once a
+`uvr` for MDX23C: the same file's other branch of `demix` (audio-separator and UVR run MDX23C
+differently from RoFormers):
+
+- chunk = `audio.hop_length` x (`inference.dim_t` - 1), step = chunk // overlap.
+- The track is zero-padded by chunk - step in front and by pad + chunk - step behind, where
+  pad = step - (frames - chunk) mod step (a whole step when the remainder is 0).
+- Chunks start every step from 0 while a whole chunk fits in the padded track (`unfold`).
+- No window: the outputs are summed and divided by `overlap`, whatever the number of chunks over
+  a sample; the padding is cut off.
+
+Streaming (stream.py) relies on what every plan shares: chunk starts never decrease, so once a
 chunk is added, every sample before the next chunk's start is final.
 """
 
@@ -51,8 +63,9 @@ import numpy as np
 import torch
 from scipy.signal import windows
 
-#: The rules a model can be run with (the catalog's `chunking`).
+#: The rules a model can be run with (the catalog's `chunking`), and the families they know.
 CHUNKING_RULES = ("uvr", "msst")
+FAMILIES = ("roformer", "mdx23c")
 
 
 class FrameReader(Protocol):
@@ -186,10 +199,49 @@ class UvrChunkPlan(ChunkPlan):
         return weighted / weight.clamp(min=1e-10)
 
 
-def plan_chunks(rule: str, frames: int, chunk: int, num_overlap: int, min_input: int = 0) -> ChunkPlan:
-    """The plan of `rule` (one of CHUNKING_RULES) for a track of `frames` samples; `min_input` is
-    the shortest input the network takes (the `uvr` rule pads a shorter track up to it)."""
+@dataclass(frozen=True)
+class UvrMdx23cChunkPlan(ChunkPlan):
+    """python-audio-separator's and UVR's MDX23C chunking (the module's docstring)."""
+
+    overlap: int
+
+    @property
+    def pad(self) -> int:
+        return self.chunk - self.step
+
+    @property
+    def padded(self) -> int:
+        tail = self.step - (self.frames - self.chunk) % self.step
+        return self.frames + tail + 2 * self.pad
+
+    @property
+    def offsets(self) -> range:
+        return range(0, self.padded - self.chunk + 1, self.step)
+
+    @cached_property
+    def _ones(self) -> torch.Tensor:
+        return torch.ones(self.chunk)
+
+    def window(self, index: int) -> torch.Tensor:
+        return self._ones
+
+    def read(self, reader: FrameReader, index: int) -> tuple[np.ndarray, int]:
+        start = self.offsets[index] - self.pad  # the reader gives zeros outside the track: the padding
+        return np.ascontiguousarray(reader.read(start, start + self.chunk), dtype=np.float32), self.chunk
+
+    def divide(self, weighted: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return weighted / self.overlap
+
+
+def plan_chunks(
+    rule: str, frames: int, chunk: int, num_overlap: int, *, family: str = "roformer", min_input: int = 0
+) -> ChunkPlan:
+    """The plan of `rule` (one of CHUNKING_RULES) for a track of `frames` samples. `family`
+    (`roformer` or `mdx23c`) picks which of audio-separator's rules `uvr` is; `min_input` is the
+    shortest input the network takes (the RoFormer `uvr` rule pads a shorter track up to it)."""
     step = chunk // num_overlap
+    if rule == "uvr" and family == "mdx23c":
+        return UvrMdx23cChunkPlan(frames, chunk, step, num_overlap)
     if rule == "uvr":
         return UvrChunkPlan(frames, chunk, step, min(min_input, chunk))
     if rule == "msst":

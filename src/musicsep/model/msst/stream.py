@@ -1,8 +1,9 @@
 """Streaming separation for MSST-format models (RoFormer, MDX23C), with finished samples leaving early.
 
 The chunking is one of the plans in chunking.py (`msst`: MSST's reference `demix`; `uvr`:
-python-audio-separator's and UVR's RoFormer rule), chosen per model; this module runs a plan's
-chunks through the network, in batches, and adds up their weighted outputs.
+python-audio-separator's and UVR's rules, one for RoFormers and one for MDX23C), chosen per
+model; this module runs a plan's chunks through the network, in batches, and adds up their
+weighted outputs.
 
 Streaming: the accumulator covers a batch of chunks. A plan's chunk starts never decrease, so once
 the chunks up to `k` are added, no later chunk touches positions before chunk `k + 1`'s start:
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from musicsep.model.errors import InvalidOptions, ModelUnavailable
-from musicsep.model.msst.chunking import CHUNKING_RULES, FrameReader, plan_chunks
+from musicsep.model.msst.chunking import CHUNKING_RULES, FAMILIES, FrameReader, plan_chunks
 from musicsep.model.msst.config import MsstConfig, musicsep_stem_name
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -45,12 +46,16 @@ class MsstSeparator:
         chunk_size: int | None = None,
         num_overlap: int | None = None,
         chunking: str = "msst",
+        family: str = "roformer",
     ) -> None:
         if precision not in PRECISIONS:
             raise InvalidOptions(f"precision must be one of {', '.join(PRECISIONS)}")
-        if chunking not in CHUNKING_RULES:
-            raise InvalidOptions(f"chunking must be one of {', '.join(CHUNKING_RULES)}")
+        if chunking not in CHUNKING_RULES or family not in FAMILIES:
+            raise InvalidOptions(
+                f"chunking must be one of {', '.join(CHUNKING_RULES)}, for a family of {', '.join(FAMILIES)}"
+            )
         self.chunking = chunking
+        self.family = family
         self.name = name
         self.model = module
         self.config = config
@@ -117,7 +122,12 @@ class MsstPass:
         self._stems = stems
         self._batch_size = max(1, batch_size)
         self.plan = plan_chunks(
-            separator.chunking, frames, separator.chunk_size, separator.num_overlap, separator.config.stft_size
+            separator.chunking,
+            frames,
+            separator.chunk_size,
+            separator.num_overlap,
+            family=separator.family,
+            min_input=separator.config.stft_size,
         )
         outputs = separator._outputs
         needed = [stem for stem in stems if stem in outputs]
@@ -183,10 +193,12 @@ def build_msst_separator(
     chunk_size: int | None = None,
     num_overlap: int | None = None,
     chunking: str = "msst",
+    family: str = "roformer",
 ) -> MsstSeparator:
     """A streaming separator for any MSST-format model (RoFormer, MDX23C) on `device`.
 
-    `chunking` is the rule (chunking.py); `chunk_size` / `num_overlap` override the config's (the
+    `chunking` is the rule (chunking.py), and `family` (`roformer`, `mdx23c`) which of
+    audio-separator's rules `uvr` is. `chunk_size` / `num_overlap` override the config's (the
     catalog keeps them per model, since tools disagree on them). Without `chunk_size`, the `uvr`
     rule's chunk is the config's STFT hop x (`inference.dim_t` - 1), as audio-separator computes it.
     """
@@ -201,6 +213,7 @@ def build_msst_separator(
         chunk_size=chunk_size,
         num_overlap=num_overlap,
         chunking=chunking,
+        family=family,
     )
 
 

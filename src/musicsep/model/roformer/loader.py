@@ -115,12 +115,12 @@ def load_roformer(
     arch: str | None = None,
     chunk_size: int | None = None,
     num_overlap: int | None = None,
-    chunking: str = "uvr",
+    chunking: str = "msst",
 ) -> MsstSeparator:
     """A streaming separator for a RoFormer `.ckpt` and its MSST YAML, loaded with strict keys.
 
-    `chunking` is the chunk rule (musicsep.model.msst.chunking): python-audio-separator's and UVR's
-    unless asked otherwise, since that is how most people run these checkpoints; `msst` is MSST's.
+    `chunking` is the chunk rule (musicsep.model.msst.chunking): MSST's unless asked; the catalog
+    asks for python-audio-separator's and UVR's (`uvr`) through model/families.py.
     Every failure a user's files can cause (a YAML that is not a model config, a key 0.3.10 lacks,
     a checkpoint that is truncated or belongs to another config) is `ModelUnavailable`.
     """
