@@ -80,7 +80,11 @@ def main() -> int:
     parser.add_argument("--stems", help="e.g. vocals,drums")
     parser.add_argument("--out", type=Path, default=Path("stems"))
     args = parser.parse_args()
-    return asyncio.run(separate(args.song, args.server, args.out, args.api_key, args.stems))
+    try:
+        return asyncio.run(separate(args.song, args.server, args.out, args.api_key, args.stems))
+    except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as error:
+        print(f"cannot reach {args.server}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

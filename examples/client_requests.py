@@ -44,7 +44,15 @@ def main() -> int:
     parser.add_argument("--stems", help="e.g. vocals,drums")
     parser.add_argument("--out", type=Path, default=Path("stems"))
     args = parser.parse_args()
+    try:
+        return separate(args)
+    except (requests.ConnectionError, requests.Timeout) as error:
+        print(f"cannot reach {args.server}: {error}", file=sys.stderr)
+        return 1
 
+
+def separate(args: argparse.Namespace) -> int:
+    """Upload, follow the events, download the stems; the exit status."""
     session = requests.Session()
     if args.api_key:
         session.headers["Authorization"] = f"Bearer {args.api_key}"
