@@ -5,7 +5,11 @@ architecture of KUIELab's MDX-Net, which UVR's `.onnx` models are exports of) wi
 and save it exactly as UVR's files look from outside: one float32 input named `input` and one
 output named `output`, both `[batch, 4, dim_f, dim_t]` with a symbolic batch. Written here from
 the paper's description (time-frequency convolutions, a bottlenecked fully connected layer along
-frequency, a U-Net of strided convolutions with multiplicative skips); no code is copied.
+frequency, a U-Net of strided convolutions with skips); no code is copied. The paper's skips
+multiply; these add (the same cost, one elementwise operator): with random weights a product of
+skips raises an out-of-calibration spectrogram bin to a high power (one chunk of a synthetic song
+gave stems of 127 with products, below 1 with sums), and a stem past +-1 compares clipping, not
+arithmetic, when two tools' outputs are compared.
 
 Two sizes:
 - `tiny`: one level, a few channels: milliseconds per chunk, for the fast suite.
@@ -25,11 +29,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from torch import nn
 
 from musicsep.model.mdx import MdxParams
+from musicsep.model.mdx.separator import ZEROED_BINS
+from musicsep.model.mdx.stft import stft
 
 #: UVR's Inst HQ 4 (musicsep's catalog; MODELS.md): the geometry the full-size graph is built for.
 INST_HQ_4 = MdxParams(n_fft=5120, dim_f=2560, dim_t=256, compensate=1.019, primary="instrumental")
@@ -39,6 +46,9 @@ INST_HQ_4_FILE = "UVR-MDX-NET-Inst_HQ_4.onnx"
 #: frequency bottleneck factor of the fully connected layer.
 #: Frames of the spectrogram the graph is traced and calibrated on (a multiple of 2 ** levels).
 _TRACE_FRAMES = 32
+
+#: Music-like spectrograms the normalisations are calibrated on (a batch: more kinds of tails).
+CALIBRATION_SONGS = 4
 
 SIZES = {
     "tiny": {"blocks": 3, "layers": 1, "growth": 4, "bottleneck": 64},
@@ -110,15 +120,41 @@ class TfcTdfUNet(nn.Module):
             h = down(h)
         h = self.middle(h)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips), strict=True):
-            h = decoder(up(h) * skip)
+            h = decoder(up(h) + skip)
         # A residual path keeps the output on the input's scale whatever the random weights do.
         return x + self.last(h.transpose(-1, -2))
 
 
-def _initialise(model: TfcTdfUNet, dim_f: int, seed: int) -> None:
-    """Random weights, then BatchNorm statistics measured on one random spectrogram, as training
-    would leave them: every normalisation then gives unit-scale activations, so the values stay
-    finite through the U-Net's multiplicative skips (raw random weights overflow or sink into
+def music_like_spectrogram(params: MdxParams, seed: int, frames: int = _TRACE_FRAMES) -> torch.Tensor:
+    """The model input of `frames` frames of a music-like stereo signal at peak 0.5: harmonic
+    notes with 1/k partials over decaying noise hits, through the separator's own STFT and bin cut.
+
+    Real spectrograms are heavy-tailed (a partial's bin is 100 times the median one): a network
+    calibrated on Gaussian noise sees values far outside what its normalisations were set for."""
+    rng = np.random.default_rng(seed)
+    n = params.hop * (frames - 1)
+    t = np.arange(n) / 44100
+    audio = np.zeros((2, n))
+    for _ in range(3):
+        pitch = 55.0 * 2 ** rng.uniform(0, 4)
+        pan = rng.uniform(0.2, 0.8)
+        note = sum(np.sin(2 * np.pi * pitch * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 13))
+        audio += np.array([[pan], [1 - pan]]) * note
+    for start in rng.integers(0, n, 4):
+        hit = np.zeros(n)
+        hit[start:] = rng.standard_normal(n - start) * np.exp(-(t[: n - start]) * 30)
+        audio += hit
+    audio = (0.5 * audio / np.abs(audio).max()).astype(np.float32)
+    spec = stft(audio, params.n_fft, params.hop)[:, : params.dim_f]
+    x = np.stack([spec.real, spec.imag], axis=1).reshape(1, 4, params.dim_f, spec.shape[-1])
+    x[:, :, :ZEROED_BINS] = 0
+    return torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _initialise(model: TfcTdfUNet, params: MdxParams, seed: int) -> None:
+    """Random weights, then BatchNorm statistics measured on one music-like spectrogram, as training
+    would leave them: every normalisation then gives unit-scale activations on music, so the values
+    stay finite through the U-Net (raw random weights overflow or sink into
     denormals, which would distort the timing the full size is for)."""
     generator = torch.Generator().manual_seed(seed)
     norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
@@ -131,12 +167,17 @@ def _initialise(model: TfcTdfUNet, dim_f: int, seed: int) -> None:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average: the one batch's own statistics
         model.train()
-        example = torch.randn(1, 4, dim_f, _TRACE_FRAMES, generator=generator)
+        example = torch.cat(
+            [music_like_spectrogram(params, seed * CALIBRATION_SONGS + k) for k in range(CALIBRATION_SONGS)]
+        )
         # In training mode the normalisations use this batch's statistics, which they now also
         # hold: the output is (to the unbiased-variance factor) what eval mode will give.
         correction = model(example) - example
-        # The learned part made a small correction to the residual: a tenth of the input's scale.
-        scale = 0.1 * example.std() / correction.std()
+        # The learned part makes a small correction to the residual, a hundredth of the input's
+        # scale: its peaks (clicks where the random map is nearly constant over frequency) are
+        # then below 0.2, and a stem of a mix at peak 0.5 stays below 0.9 (audio-separator
+        # rescales louder stems on writing, musicsep clamps at 1).
+        scale = 0.01 * example.std() / correction.std()
         model.last.weight.mul_(scale)
         model.last.bias.mul_(scale)
     model.eval()
@@ -157,7 +198,7 @@ def _one_torch_thread() -> Iterator[None]:
 def mdx_unet(params: MdxParams, size: str = "full", seed: int = 0) -> TfcTdfUNet:
     """The random-weight network in eval mode (BatchNorm is then an affine map, as in an export)."""
     model = TfcTdfUNet(params.dim_f, **SIZES[size])
-    _initialise(model, params.dim_f, seed)
+    _initialise(model, params, seed)
     return model
 
 
