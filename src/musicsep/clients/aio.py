@@ -26,9 +26,9 @@ from musicsep.clients.common import (
     submission,
     unfinished_stream,
 )
+from musicsep.clients.downloads import filename_from, whole_file
 from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
-from musicsep.clients.filenames import filename_from
 from musicsep.clients.sse import SSEParser
 from musicsep.clients.views import Job, ModelCatalog, job_id
 
@@ -222,7 +222,7 @@ class AsyncClient:
                 await self._check(response)
                 if dest.is_dir():
                     dest = dest / filename_from(response.headers.get("content-disposition", ""), url)
-                with dest.open("wb") as out:
+                with whole_file(dest) as out:
                     async for chunk in response.content.iter_chunked(1 << 20):
                         out.write(chunk)
         return dest
