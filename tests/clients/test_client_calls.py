@@ -107,3 +107,24 @@ def test_jobs_lists_newest_first_and_delete_cancels_queued_and_running_jobs(live
             assert client.job(running).finished
     finally:
         fake.release()
+
+
+def test_submit_says_when_an_idempotency_key_gave_back_an_earlier_job(live_server, make_clip):
+    fake = SteppedPipeline(timeout_s=30)
+    server = live_server(pipeline=fake)
+    clip = make_clip(seconds=1.0)
+    try:
+        with Client(server.url) as client:
+            first = client.submit(clip, idempotency_key="song-1")
+            again = client.submit(clip, idempotency_key="song-1")
+
+        async def from_async() -> dict:
+            async with AsyncClient(server.url) as client:
+                return await client.submit(clip, idempotency_key="song-1")
+
+        third = asyncio.run(from_async())
+        assert first["replayed"] is False
+        assert again["replayed"] is True and third["replayed"] is True
+        assert first["job_id"] == again["job_id"] == third["job_id"]
+    finally:
+        fake.release()

@@ -114,3 +114,11 @@ def test_a_server_that_never_answers_is_a_timed_out_connection_failed_after_the_
     assert time.monotonic() - started < 5
     for error in (sync_failed.value, async_failed.value):
         assert error.timed_out and "timed out" in str(error) and silent in str(error)
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "http://127.0.0.1:80000", "ftp://gpu-box", "http://"])
+def test_a_server_url_that_is_no_http_address_is_refused_when_the_client_is_made(url):
+    for kind in (Client, AsyncClient):
+        with pytest.raises(ValueError, match="a server URL is like http://127.0.0.1:8000") as refused:
+            kind(url)
+        assert repr(url) in str(refused.value)

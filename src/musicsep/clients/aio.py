@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ import aiohttp
 
 from musicsep.clients.common import (
     absolute,
+    accepted,
     events_path,
     jobs_query,
     same_origin,
+    server_url,
     stream_lost,
     submission,
     unfinished_stream,
@@ -53,7 +55,7 @@ class AsyncClient:
         timeout: float = 30.0,
         max_reconnects: int = 20,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = server_url(base_url)
         self.max_reconnects = max_reconnects
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         #: Plain calls wait `timeout` to connect and between reads. Streams read longer than the
@@ -89,14 +91,18 @@ class AsyncClient:
             raise ServerError.from_body(response.status, body, response.headers.get("retry-after"))
         return response
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One request; its JSON answer (None for an empty one). Error statuses raise ServerError."""
+    async def _exchange(self, method: str, path: str, **kwargs: Any) -> tuple[Any, Mapping[str, str]]:
+        """One request; its JSON answer (None for an empty one) and headers. Error statuses raise
+        ServerError."""
         url = self._url(path)
         with reaching(url):
             async with self.session.request(method, url, timeout=self._call_timeout, **kwargs) as response:
                 await self._check(response)
                 body = await response.read()
-        return json.loads(body) if body else None
+        return (json.loads(body) if body else None), response.headers
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._exchange(method, path, **kwargs))[0]
 
     @staticmethod
     def _body(
@@ -117,9 +123,12 @@ class AsyncClient:
         self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
     ) -> dict[str, Any]:
         """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
-        returns {job_id, status, position, status_url, events_url}."""
+        returns {job_id, status, position, status_url, events_url, replayed}: `replayed` is true
+        when an `idempotency_key` seen before gave back the earlier request's job, not a new one."""
         with ExitStack() as stack:
-            return await self._call("POST", "/api/v1/jobs", **self._body(stack, audio, audio_url, options))
+            body = self._body(stack, audio, audio_url, options)
+            answer, headers = await self._exchange("POST", "/api/v1/jobs", **body)
+        return accepted(answer, headers)
 
     async def job(self, job: str | Job) -> Job:
         return Job.from_json(await self._call("GET", f"/api/v1/jobs/{job_id(job)}"))

@@ -73,6 +73,20 @@ def form_fields(options: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
+def server_url(base_url: str) -> str:
+    """The server's base URL without a trailing slash; ValueError, saying what a base URL looks
+    like, when it is not an http(s) address with a host (a typo is then caught at construction,
+    not at the first call as a confusing connection error)."""
+    parts = urlsplit(base_url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"a server URL is like http://127.0.0.1:8000 (http or https, a host, a port): {base_url!r}")
+    return base_url.rstrip("/")
+
+
 def absolute(base_url: str, url: str) -> str:
     """Links in events are relative to the server unless it runs with a public URL."""
     return urljoin(base_url.rstrip("/") + "/", url)
@@ -89,6 +103,13 @@ def same_origin(base_url: str, url: str) -> bool:
 def events_path(job_or_url: str) -> str:
     """A job id or an `events_url` (which may carry a stream token) → the URL to open."""
     return job_or_url if "/" in job_or_url else f"/api/v1/jobs/{job_or_url}/events"
+
+
+def accepted(answer: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """POST /jobs's answer with `replayed`: whether the server gave back the job of an earlier
+    request with the same idempotency key (its `Idempotent-Replayed: true`), which this caller
+    did not create and may not want to cancel."""
+    return {**answer, "replayed": headers.get("idempotent-replayed", "").lower() == "true"}
 
 
 def jobs_query(status: str | Iterable[str] | None, limit: int) -> list[tuple[str, str]]:

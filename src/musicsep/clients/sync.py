@@ -17,9 +17,11 @@ import httpx
 
 from musicsep.clients.common import (
     absolute,
+    accepted,
     events_path,
     jobs_query,
     same_origin,
+    server_url,
     stream_lost,
     submission,
     unfinished_stream,
@@ -51,7 +53,7 @@ class Client:
         timeout: float = 30.0,
         max_reconnects: int = 20,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = server_url(base_url)
         self.max_reconnects = max_reconnects
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         #: Plain calls wait `timeout` for each step; streams and downloads read longer than the
@@ -97,9 +99,11 @@ class Client:
         self, audio: str | Path | None = None, *, audio_url: str | None = None, **options: Any
     ) -> dict[str, Any]:
         """POST /api/v1/jobs with a file, or with `audio_url` (the server downloads it);
-        returns {job_id, status, position, status_url, events_url}."""
+        returns {job_id, status, position, status_url, events_url, replayed}: `replayed` is true
+        when an `idempotency_key` seen before gave back the earlier request's job, not a new one."""
         with ExitStack() as stack:
-            return self._call("POST", "/api/v1/jobs", **self._body(stack, audio, audio_url, options)).json()
+            response = self._call("POST", "/api/v1/jobs", **self._body(stack, audio, audio_url, options))
+        return accepted(response.json(), response.headers)
 
     def job(self, job: str | Job) -> Job:
         return Job.from_json(self._call("GET", f"/api/v1/jobs/{job_id(job)}").json())
