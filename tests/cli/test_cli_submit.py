@@ -5,6 +5,7 @@ cancelling one it did not (an idempotency key's replay of someone's earlier requ
 from __future__ import annotations
 
 import os
+import pty
 import selectors
 import signal
 import subprocess
@@ -117,3 +118,44 @@ def test_ctrl_c_cancels_the_job_this_command_created(stepped_server, make_clip, 
     fake.release()
     with Client(server.url) as client:
         assert isinstance(client.wait(job_id), Cancelled)
+
+
+def _someone_elses_job(server, fake, clip) -> str:
+    with Client(server.url) as client:
+        job_id = client.submit(clip, idempotency_key="their-key")["job_id"]
+    fake.block_until_started(1)
+    return job_id
+
+
+def test_ctrl_c_leaves_a_replayed_job_running_when_stdin_is_not_a_terminal(stepped_server, make_clip):
+    fake, server = stepped_server
+    clip = make_clip(seconds=1.0)
+    job_id = _someone_elses_job(server, fake, clip)
+    process = _start_submit(clip, "--server", server.url, "--idempotency-key", "their-key")
+    assert "not created by this command" in _stderr_until(process, f"job {job_id}")
+    status, stderr = _interrupt(process)
+    assert status == EXIT_INTERRUPTED
+    assert f"left job {job_id} running" in stderr and "Traceback" not in stderr
+    assert not fake.call_of(job_id).cancel.is_set()
+    with Client(server.url) as client:
+        assert client.job(job_id).status == "running"
+
+
+def test_ctrl_c_on_a_replayed_job_asks_at_a_terminal_and_cancels_on_yes(stepped_server, make_clip):
+    fake, server = stepped_server
+    clip = make_clip(seconds=1.0)
+    job_id = _someone_elses_job(server, fake, clip)
+    terminal, other_end = pty.openpty()
+    try:
+        process = _start_submit(clip, "--server", server.url, "--idempotency-key", "their-key", stdin=other_end)
+        _stderr_until(process, f"job {job_id}")
+        process.send_signal(signal.SIGINT)
+        _stderr_until(process, "cancel it anyway? [y/N]")
+        os.write(terminal, b"y\n")
+        _, rest = process.communicate(timeout=30)
+    finally:
+        os.close(terminal)
+        os.close(other_end)
+    assert process.returncode == EXIT_INTERRUPTED
+    assert f"cancelled job {job_id} on the server" in rest.decode()
+    assert fake.call_of(job_id).cancel.is_set()
