@@ -1,6 +1,7 @@
 """`musicsep separate`: the Demucs CLI's job, streamed. Pinned interface: other tools drive it.
 
-Exit codes: 0 ok, 2 usage error, 3 bad input (any file), 4 model unavailable.
+Exit codes (`EXIT_CODES`, also in --help): 0 ok, 2 usage error, 3 bad input (any file), 4 model
+unavailable, 5 disk full.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from typing import get_args
 from musicsep.protocol import ENSEMBLE_METHODS, OUTPUT_FORMATS, ClipMode, OtherMethod
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3, 4
+EXIT_CODES = (
+    "Exit status: 0 ok; 2 usage error; 3 bad input (any file: the others still run); 4 model unavailable "
+    "(after the fallback chain, MUSICSEP_FALLBACK); 5 disk full."
+)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "separate", help="separate audio files into stems", description="Separate audio files into stems."
+        "separate",
+        help="separate audio files into stems",
+        description="Separate audio files into stems.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("-m", "--model", default=None, help="model name (default: htdemucs)")
