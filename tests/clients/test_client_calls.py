@@ -21,11 +21,18 @@ from service.fake_pipeline import SteppedPipeline  # tests/service, on the path 
 
 
 def test_download_all_creates_a_missing_folder_and_writes_one_file_per_stem(live_server, make_clip, tmp_path):
-    server = live_server()
-    with Client(server.url) as client:
-        completed = list(client.separate(make_clip(seconds=2.0), stems=["vocals", "drums"]))[-1]
-        assert isinstance(completed, Completed)
-        saved = client.download_all(completed, tmp_path / "new" / "stems")
+    fake = SteppedPipeline(timeout_s=30)
+    server = live_server(pipeline=fake)
+    try:
+        with Client(server.url) as client:
+            job_id = client.submit(make_clip(seconds=1.0), stems=["vocals", "drums"])["job_id"]
+            fake.block_until_started(1)
+            asyncio.run(fake.finish(job_id))  # the step hand-over is thread-safe: any loop may await it
+            completed = client.wait(job_id)
+            assert isinstance(completed, Completed)
+            saved = client.download_all(completed, tmp_path / "new" / "stems")
+    finally:
+        fake.release()
 
     async def again() -> dict:
         async with AsyncClient(server.url) as client:
