@@ -4,7 +4,11 @@ raw httpx or aiohttp exception, and at once, not after the event stream's reconn
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -122,3 +126,44 @@ def test_a_server_url_that_is_no_http_address_is_refused_when_the_client_is_made
         with pytest.raises(ValueError, match="a server URL is like http://127.0.0.1:8000") as refused:
             kind(url)
         assert repr(url) in str(refused.value)
+
+
+#: Run inside a network namespace with only loopback: both clients call a host name that does
+#: not resolve and print what they raised.
+_UNRESOLVED = """
+import asyncio, json, sys
+from musicsep.clients import AsyncClient, Client, ConnectionFailed
+
+async def call_async(url):
+    async with AsyncClient(url) as client:
+        await client.health()
+
+url, seen = sys.argv[1], []
+for call in (lambda: Client(url).health(), lambda: asyncio.run(call_async(url))):
+    try:
+        call()
+    except ConnectionFailed as error:
+        seen.append(str(error))
+print(json.dumps(seen))
+"""
+
+
+def test_a_host_name_that_does_not_resolve_is_connection_failed_naming_the_url():
+    """In a namespace with only loopback (`unshare -n`, root) no query leaves the machine: the
+    name fails to resolve at once, as a typo'd or unregistered `*.localhost` name does."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs `unshare -n` (root) and iproute2 to keep the name lookup off the network")
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs `unshare -n` (root) to keep the name lookup off the network")
+    url = "http://musicsep-box.localhost:8000"
+    command = 'ip link set lo up && exec "$0" -c "$1" "$2"'
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command, sys.executable, _UNRESOLVED, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout)
+    assert len(seen) == 2 and all(message.startswith(f"cannot reach {url}/health: ") for message in seen), seen
+    assert all("name resolution" in message or "not known" in message for message in seen), seen
