@@ -1,4 +1,5 @@
-"""What both clients share besides the SSE parser: options as the server takes them, and URL handling.
+"""What both clients share besides the SSE parser and the typed views: options as the server takes
+them, URL handling, and the requests and answers that are the same over httpx and aiohttp.
 
 The option names are the protocol's (musicsep.protocol.JobParams); their values are checked by the
 server, whose 422 says what is wrong."""
