@@ -151,7 +151,7 @@ def test_musicsep_submit_separates_a_file_from_a_clients_only_install(server, cl
     argv = [str(clients_venv / "bin" / "musicsep"), "submit", str(clip), *options]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
-    saved = [Path(line) for line in result.stdout.split()]
+    saved = [Path(line) for line in result.stdout.splitlines()]
     assert saved and all(path.parent == out and path.suffix == ".flac" and path.stat().st_size > 0 for path in saved)
 
 
