@@ -72,6 +72,13 @@ def test_submit_to_a_server_that_is_down_is_one_line_and_exit_6(make_clip):
     assert line.startswith("musicsep submit: cannot reach") and server in line
 
 
+def test_submit_to_a_server_url_without_a_scheme_is_one_line_and_exit_2(make_clip):
+    out = _submit(make_clip(seconds=1.0), "--server", "localhost:8000")
+    assert out.returncode == 2
+    [line] = out.stderr.splitlines()
+    assert "localhost:8000" in line and "http://" in line
+
+
 @pytest.mark.parametrize(
     "args,status",
     [

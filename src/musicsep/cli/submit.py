@@ -111,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
         problem = "not a regular file" if Path(args.file).exists() else "no such file"
         return _say(f"{args.file}: {problem}", EXIT_BAD_INPUT)
     job = _Job()
-    with Client(args.server, api_key=args.api_key) as client:
+    try:
+        client = Client(args.server, api_key=args.api_key)
+    except ValueError as exc:  # a server URL without a scheme or host, e.g. `localhost:8000`
+        return _say(f"--server {args.server}: {exc}", EXIT_USAGE)
+    with client:
         try:
             return _submit_and_follow(client, args, remote, job)
         except KeyboardInterrupt:
