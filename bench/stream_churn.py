@@ -171,9 +171,7 @@ def main() -> int:
             after = server.snapshot()
             job_status = httpx.get(f"{server.url}/api/v1/jobs/{reply.json()['job_id']}", timeout=10).json()["status"]
         finally:
-            # The job still waits on the silent URL and a graceful stop would wait for its read
-            # timeout; how the server stops is not what this bench measures.
-            server.stop(timeout_s=1)
+            server.stop()
             silent.close()
             if args.redis_url:
                 _delete_keys(args.redis_url, prefix)

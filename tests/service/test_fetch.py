@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from http_target import http_target
+from musicsep.model.errors import Cancelled
 from musicsep.service.addresses import address_allowed
 from musicsep.service.fetch import FetchLimits, UrlFetchFailed, UrlRefused, fetch_to_file
 
@@ -130,6 +134,22 @@ def test_error_statuses_and_dead_ports_fail_clearly(tmp_path):
         dead = target.url
     with pytest.raises(UrlFetchFailed, match="connection failed"):
         fetch_to_file(f"{dead}/audio", tmp_path / "in", LOOPBACK_OK)
+
+
+def test_a_cancel_ends_a_download_from_a_silent_server_at_once_and_leaves_no_file(tmp_path):
+    """A server that accepts the connection and never answers: the cancel does not wait for the
+    URL's timeout (60 s here), and nothing is left at the destination."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/song.wav"
+        cancel = threading.Event()
+        threading.Timer(0.3, cancel.set).start()
+        started = time.monotonic()
+        with pytest.raises(Cancelled):
+            fetch_to_file(url, tmp_path / "in", FetchLimits(timeout_s=60, allow_loopback=True), cancelled=cancel.is_set)
+        assert time.monotonic() - started < 3
+    assert not (tmp_path / "in").exists()
 
 
 #: Run inside `unshare -n` (only `lo` up): a real server, real jobs, the real fetch path. Even if

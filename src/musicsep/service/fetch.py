@@ -21,11 +21,14 @@ and does not support httpx, hence this module.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +43,8 @@ from musicsep.service.addresses import refusal
 Resolver = Callable[[str, int], list[str]]
 
 _CHUNK = 1 << 16
+#: How soon a cancel is seen while the download waits on the network.
+_CANCEL_POLL_S = 0.2
 #: DNS names only: letter/digit/hyphen (and underscore) labels, as IDNA-encoded by httpx.
 _HOST_NAME = re.compile(
     r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
@@ -165,8 +170,32 @@ def fetch_to_file(
     cancelled: Callable[[], bool] = lambda: False,
 ) -> int:
     """Download `url` into `dest`; returns the byte count. Raises UrlRefused / UrlFetchFailed,
-    or `Cancelled` when `cancelled()` turns true during the download."""
-    limits = limits or FetchLimits()
+    or `Cancelled` within `_CANCEL_POLL_S` of `cancelled()` turning true.
+
+    The download runs on a thread of its own because a socket read blocked on a silent server
+    cannot be interrupted, and a cancel (or a server stopping) must not wait for the URL's
+    timeout. Once cancelled, the abandoned thread still ends by that timeout at the latest, and
+    its first chunk after the cancel removes whatever it wrote.
+    """
+    outcome: Future[int] = Future()
+    context = contextvars.copy_context()  # the job's log bindings follow the download
+
+    def download() -> None:
+        try:
+            outcome.set_result(context.run(_download, url, dest, limits or FetchLimits(), resolve, cancelled))
+        except BaseException as exc:  # handed to the waiting thread, which re-raises it
+            outcome.set_exception(exc)
+
+    threading.Thread(target=download, name="audio-url-download", daemon=True).start()
+    while True:
+        try:
+            return outcome.result(timeout=_CANCEL_POLL_S)
+        except TimeoutError:
+            if cancelled():
+                raise Cancelled("cancelled while the audio_url was downloading") from None
+
+
+def _download(url: str, dest: Path, limits: FetchLimits, resolve: Resolver, cancelled: Callable[[], bool]) -> int:
     deadline = time.monotonic() + limits.timeout_s
     with open_client(limits.timeout_s) as client:
         for hop in range(limits.max_redirects + 1):
