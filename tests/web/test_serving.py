@@ -11,7 +11,18 @@ def test_page_and_modules_are_served_and_the_api_paths_still_answer(live_server)
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert '<script type="module" src="/static/js/app.js">' in page.text
-        for module in ("app", "api", "events", "mixer", "result", "recent", "waveform"):
+        for module in (
+            "app",
+            "api",
+            "events",
+            "player",
+            "result",
+            "library",
+            "waveform",
+            "transport",
+            "progress",
+            "musickey",
+        ):
             served = client.get(f"/static/js/{module}.js")
             assert served.status_code == 200 and "javascript" in served.headers["content-type"]
         assert client.get("/static/style.css").status_code == 200

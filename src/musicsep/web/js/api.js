@@ -95,11 +95,37 @@ export async function getJson(path) {
 }
 
 export const listModels = () => getJson("/api/v1/models");
-export const listJobs = (limit = 10) => getJson(`/api/v1/jobs?limit=${limit}`);
+export const listJobs = (limit = 100) => getJson(`/api/v1/jobs?limit=${limit}`);
 export const getJob = (id) => getJson(`/api/v1/jobs/${encodeURIComponent(id)}`);
 
-export async function cancelJob(id) {
-  return (await request(`/api/v1/jobs/${encodeURIComponent(id)}`, { method: "DELETE" })).json();
+const jobPath = (id) => `/api/v1/jobs/${encodeURIComponent(id)}`;
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+/** PATCH the title (an empty one goes back to the song's file name); answers the job view. */
+export async function renameJob(id, title) {
+  const body = JSON.stringify({ title: title || null });
+  return (await request(jobPath(id), { method: "PATCH", headers: JSON_HEADERS, body })).json();
+}
+
+/** DELETE: a queued or running job is cancelled (its view comes back), a finished one is removed
+ * with its files (204, nothing comes back: null). */
+export async function deleteJob(id) {
+  const response = await request(jobPath(id), { method: "DELETE" });
+  return response.status === 204 ? null : response.json();
+}
+
+function fileName(disposition, fallback) {
+  const encoded = /filename\*=UTF-8''([^;]+)/i.exec(disposition || "");
+  if (encoded) return decodeURIComponent(encoded[1]);
+  const plain = /filename="([^"]+)"/i.exec(disposition || "");
+  return plain ? plain[1] : fallback;
+}
+
+/** The server renders the mix of `gains` (stem -> 0..2) as one file, named after the song. */
+export async function exportMix(id, gains, format) {
+  const body = JSON.stringify({ gains, format });
+  const response = await request(`${jobPath(id)}/mix`, { method: "POST", headers: JSON_HEADERS, body });
+  return { blob: await response.blob(), filename: fileName(response.headers.get("Content-Disposition"), "mix.wav") };
 }
 
 /** POST /api/v1/jobs: `file` is a File or Blob, `options` the form fields (absent ones left out). */

@@ -1,17 +1,18 @@
-// The page: choose a song and options, follow the job live, then hand over to the mixer.
-// The job being shown is kept in the address (#job=<id>) so a reload reopens it.
+// The page: choose one song or several and the options, follow a job live, then hand over to
+// the player. The job being shown is kept in the address (#job=<id>) so a reload reopens it.
 
-import { apiKey, cancelJob, createJob, fetchLinkedAudio, getJob, listModels, setApiKey } from "./api.js";
+import { apiKey, createJob, deleteJob, fetchLinkedAudio, getJob, listModels, setApiKey } from "./api.js";
 import { followJob } from "./events.js";
-import { refreshRecent } from "./recent.js";
-import { renderResult } from "./result.js";
+import { jobTitle, refreshLibrary, startLibrary } from "./library.js";
+import { JobProgress } from "./progress.js";
+import { modelLine, renderResult } from "./result.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
 const TOKENS = "musicsep.eventUrls"; // job id -> events_url (it carries the stream token when auth is on)
 
-const state = { jobId: null, follower: null, mixer: null, percent: 0, models: new Map() };
-window.musicsep = { state, get mixer() { return state.mixer; } };
+const state = { jobId: null, follower: null, player: null, progress: new JobProgress(), models: new Map() };
+window.musicsep = { state, get player() { return state.player; } };
 
 function showError(element, problem) {
   element.textContent = problem ? problem.message || String(problem) : "";
@@ -39,7 +40,8 @@ const ARCH_LABELS = {
 
 function modelOption(model, fallback) {
   const family = ARCH_LABELS[model.arch] ? ` · ${ARCH_LABELS[model.arch]}` : "";
-  const label = `${model.name}${family}${model.name === fallback ? " (server default)" : ""}`;
+  const missing = model.installed === false ? " (not installed)" : "";
+  const label = `${model.name}${family}${model.name === fallback ? " (server default)" : ""}${missing}`;
   const option = new Option(label, model.name);
   option.selected = model.name === fallback;
   return option;
@@ -68,8 +70,24 @@ async function loadModels() {
 
 function qualityText(quality) {
   if (!quality) return "";
+  if (typeof quality === "string") return ` ${quality}`;
+  const note = quality.note ? ` ${quality.note}` : "";
+  if (!quality.sdr) return note;
   const figures = Object.entries(quality.sdr).map(([stem, value]) => `${stem} ${value.toFixed(2)} dB`).join(", ");
-  return ` Published SDR: ${figures} (${quality.basis}; ${quality.source}).`;
+  return ` Published SDR: ${figures} (${quality.basis}; ${quality.source}).${note}`;
+}
+
+// What this server can say about a model: whether its weights are here, how fast it has run.
+function hereText(model) {
+  const parts = [];
+  if (model.installed === true) parts.push("Installed here.");
+  if (model.installed === false) parts.push("Not installed here: its weights are downloaded on first use.");
+  const factor = model.speed?.realtime_factor;
+  if (typeof factor === "number") {
+    const jobs = model.speed.jobs ? ` (${model.speed.jobs} job${model.speed.jobs === 1 ? "" : "s"})` : "";
+    parts.push(`On this server: ${factor.toFixed(1)}× real time${jobs}.`);
+  }
+  return parts.length ? ` ${parts.join(" ")}` : "";
 }
 
 function describeModel() {
@@ -77,15 +95,19 @@ function describeModel() {
   const stems = model?.stems || [];
   const members = model?.members?.length ? ` Combines: ${model.members.join(", ")}.` : "";
   $("model-stems").textContent = stems.length
-    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality)}` : "";
+    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality_note ?? model.quality)}` +
+      hereText(model) : "";
   const karaoke = document.querySelector('input[name="mode"][value="karaoke"]');
   karaoke.disabled = stems.length > 0 && !stems.includes("vocals");
   if (karaoke.disabled && karaoke.checked) document.querySelector('input[name="mode"][value="all"]').checked = true;
 }
 
 function chosenFileLabel() {
-  const file = $("file").files[0];
-  $("drop-text").textContent = file ? `Chosen: ${file.name}` : "Drop a song here, or choose a file";
+  const files = [...$("file").files];
+  $("drop-text").textContent = files.length === 1 ? `Chosen: ${files[0].name}`
+    : files.length ? `Chosen: ${files.length} songs (${files.map((file) => file.name).join(", ")})`
+      : "Drop songs here, or choose files";
+  $("title").disabled = files.length > 1; // several songs: each is titled after its file
 }
 
 function bindDropZone() {
@@ -104,33 +126,42 @@ function bindDropZone() {
   $("file").addEventListener("change", chosenFileLabel);
 }
 
+function formOptions() {
+  return {
+    model: $("model").value,
+    format: $("format").value,
+    shifts: $("shifts").value,
+    two_stems: $("job-form").elements.mode.value === "karaoke" ? "vocals" : null,
+  };
+}
+
 async function submit(event) {
   event.preventDefault();
-  const form = $("job-form");
   showError($("form-error"), null);
-  const file = $("file").files[0];
+  const files = [...$("file").files];
   const link = $("url").value.trim();
-  if (!file && !link) {
+  if (!files.length && !link) {
     showError($("form-error"), new Error("Choose a song file, drop one on the box, or paste a link first."));
     return;
   }
   $("submit").disabled = true;
+  const accepted = [];
   try {
-    const source = file ? { blob: file, name: file.name } : await fetchLinkedAudio(link);
-    const options = {
-      model: $("model").value,
-      format: $("format").value,
-      shifts: $("shifts").value,
-      two_stems: form.elements.mode.value === "karaoke" ? "vocals" : null,
-    };
-    const accepted = await createJob(source.blob, source.name, options);
-    rememberEventsUrl(accepted.job_id, accepted.events_url);
-    openJob(accepted.job_id, accepted);
-    refreshRecent(openJob);
+    const sources = files.length ? files.map((file) => ({ blob: file, name: file.name }))
+      : [await fetchLinkedAudio(link)];
+    const title = sources.length === 1 ? $("title").value.trim() : "";
+    // One at a time: each upload is a job of its own, queued in the order chosen.
+    for (const source of sources) {
+      const job = await createJob(source.blob, source.name, { ...formOptions(), title });
+      rememberEventsUrl(job.job_id, job.events_url);
+      accepted.push(job);
+    }
   } catch (problem) {
     showError($("form-error"), problem);
   } finally {
     $("submit").disabled = false;
+    if (accepted.length) openJob(accepted[0].job_id, accepted[0]);
+    refreshLibrary();
   }
 }
 
@@ -146,20 +177,15 @@ function logEvent(type, data, id) {
   $("event-log").append(item);
 }
 
-function setProgress(percent) {
-  // The server never sends a smaller percent within a run; holding the maximum keeps the bar
-  // from stepping back even if an event were ever replayed out of order.
-  state.percent = Math.max(state.percent, Math.min(100, percent));
-  $("progress").value = state.percent;
-  $("progress").setAttribute("aria-valuetext", `${Math.round(state.percent)} percent`);
-  $("progress-text").textContent = `${Math.floor(state.percent)}%`;
-}
-
-function describeProgress(data) {
-  const parts = [`Stage: ${data.stage}`];
-  if (data.chunks) parts.push(`chunk ${data.chunk} of ${data.chunks}`);
-  if (data.eta_s !== null && data.eta_s !== undefined) parts.push(`about ${Math.ceil(data.eta_s)} s left`);
-  $("progress-detail").textContent = parts.join(" · ");
+function showProgress() {
+  // JobProgress never gives a smaller percent within a run, so the bar never steps back even if
+  // an event were ever replayed out of order.
+  const { percent, detail, stage } = state.progress;
+  $("progress").value = percent;
+  $("progress").setAttribute("aria-valuetext", `${Math.round(percent)} percent`);
+  $("progress-text").textContent = `${Math.floor(percent)}%`;
+  $("progress-detail").textContent = detail;
+  $("job").dataset.stage = stage;
 }
 
 function setStatus(text, running) {
@@ -170,13 +196,14 @@ function setStatus(text, running) {
 
 async function finish(job) {
   $("cancel").hidden = true;
+  $("job-title").textContent = jobTitle(job);
   if (job.status === "completed") {
-    setProgress(100);
-    $("progress-detail").textContent = "";
-    setStatus("Done.", false);
+    state.progress.completed();
+    showProgress();
+    setStatus(`Done. ${modelLine(job)}`, false);
     document.body.dataset.phase = "done";
     try {
-      state.mixer = await renderResult(job, state.mixer);
+      state.player = await renderResult(job, state.player);
     } catch (problem) {
       showError($("job-error"), problem);
     }
@@ -188,7 +215,7 @@ async function finish(job) {
   } else if (job.status === "expired") {
     setStatus("Expired: the results were removed.", false);
   }
-  refreshRecent(openJob);
+  refreshLibrary();
 }
 
 function onEvent(type, data, id) {
@@ -196,13 +223,16 @@ function onEvent(type, data, id) {
   if (type === "queued") {
     setStatus(data.position > 0 ? `Waiting: number ${data.position} in the queue.` : "Starting…", true);
   } else if (type === "started") {
-    state.percent = 0;
-    setProgress(0);
+    state.progress.reset();
+    showProgress();
     const instead = data.fallback_reason ? ` (instead of ${data.requested_model}: ${data.fallback_reason})` : "";
     setStatus(`Separating with ${data.model} on ${data.device}${instead}…`, true);
   } else if (type === "progress") {
-    setProgress(data.percent);
-    describeProgress(data);
+    state.progress.progress(data);
+    showProgress();
+  } else if (type === "analysis") {
+    state.progress.analysed();
+    showProgress();
   } else if (type === "completed" || type === "failed" || type === "cancelled") {
     // The job record carries fresh signed links and the analysis in one answer.
     getJob(state.jobId).then(finish, (problem) => showError($("job-error"), problem));
@@ -217,30 +247,39 @@ function onConnection(status, reconnects) {
     : status === "live" && reconnects > 0 ? "Reconnected." : "";
 }
 
+function hideJob() {
+  if (state.follower) state.follower.stop();
+  if (state.player) state.player.close();
+  state.player = null;
+  state.follower = null;
+  state.jobId = null;
+  $("job").hidden = true;
+  $("result").hidden = true;
+  history.replaceState(null, "", location.pathname);
+}
+
 /** Show job `jobId`: the record decides whether to follow its events or show its result. */
 export async function openJob(jobId, accepted = null) {
-  if (state.follower) state.follower.stop();
-  if (state.mixer) state.mixer.close();
-  state.mixer = null;
+  hideJob();
   state.jobId = jobId;
-  state.percent = 0;
+  state.progress.reset();
   history.replaceState(null, "", `#job=${encodeURIComponent(jobId)}`);
   $("job").hidden = false;
-  $("result").hidden = true;
   $("event-log").replaceChildren();
   $("stems").replaceChildren();
   delete $("stems").dataset.ready;
   showError($("job-error"), null);
   $("job-title").textContent = `Job ${jobId.slice(0, 8)}`;
-  setProgress(0);
-  $("progress-detail").textContent = "";
+  showProgress();
   try {
-    const job = accepted ? { status: accepted.status } : await getJob(jobId);
+    const job = await getJob(jobId);
+    $("job-title").textContent = jobTitle(job);
     if (TERMINAL_STATUSES.includes(job.status)) {
-      await finish(accepted ? await getJob(jobId) : job);
+      await finish(job);
       return;
     }
     setStatus("Queued.", true);
+    $("job").scrollIntoView({ block: "start" });
     state.follower = followJob(accepted ? accepted.events_url : eventsUrl(jobId), {
       onEvent,
       onConnection,
@@ -267,7 +306,7 @@ export async function openJob(jobId, accepted = null) {
 async function cancel() {
   $("cancel").disabled = true;
   try {
-    await cancelJob(state.jobId);
+    await deleteJob(state.jobId);
     $("job-status").textContent = "Cancelling…";
   } catch (problem) {
     showError($("job-error"), problem);
@@ -283,7 +322,7 @@ function start() {
   $("api-key").addEventListener("change", () => {
     setApiKey($("api-key").value.trim());
     loadModels();
-    refreshRecent(openJob);
+    refreshLibrary();
   });
   $("model").addEventListener("change", describeModel);
   $("job-form").addEventListener("submit", submit);
@@ -291,7 +330,7 @@ function start() {
   bindDropZone();
   document.body.dataset.phase = "idle";
   loadModels();
-  refreshRecent(openJob);
+  startLibrary(openJob, (jobId) => { if (jobId === state.jobId) hideJob(); });
   const match = /^#job=([\w-]+)$/.exec(location.hash);
   if (match) openJob(decodeURIComponent(match[1]));
 }

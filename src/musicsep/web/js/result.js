@@ -1,19 +1,20 @@
-// The done state: the analysis card, one row per stem (waveform, volume, mute, solo, download),
-// the shared transport and "download all".
+// The done state: what ran, the analysis, one row per stem (waveform lane, volume, mute, solo,
+// download), the practice player's controls, "download all" and the export of the current mix.
 
-import { request } from "./api.js";
-import { Mixer } from "./mixer.js";
-import { drawWaveform } from "./waveform.js";
+import { exportMix } from "./api.js";
+import { keyText, tempoText } from "./musickey.js";
+import { Player } from "./player.js";
+import { bindTransport, formatTime } from "./transport.js";
+import { drawPeaks, loadPeaks, makeLane, sharedScale } from "./waveform.js";
 
 const COLORS = { vocals: "#d9480f", drums: "#1971c2", bass: "#2f9e44", other: "#7048e8",
   no_vocals: "#5c7cfa", guitar: "#e67700", piano: "#0c8599" };
+// Without the server's peaks, a waveform needs the whole stem: it waits until playback has
+// started (or this long after the player is ready) so that it does not compete with the first
+// seconds of every stem for the connection.
+const FULL_FILE_PEAKS_DELAY_MS = 1500;
 
 const $ = (id) => document.getElementById(id);
-
-export function formatTime(seconds) {
-  const whole = Math.max(0, Math.floor(seconds || 0));
-  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
-}
 
 function analysisRows(analysis) {
   const { tempo = {}, key = {}, loudness = {} } = analysis;
@@ -21,14 +22,14 @@ function analysisRows(analysis) {
     ? (loudness.reason || "not measured")
     : `${loudness.lufs.toFixed(1)} LUFS (peak ${loudness.peak_dbfs?.toFixed(1)} dBFS)`;
   return [
-    ["Tempo", tempo.bpm ? `${Math.round(tempo.bpm)} BPM` : (tempo.reason || "no steady beat"), "bpm"],
-    ["Key", key.label || key.reason || "unclear", "key"],
+    ["Tempo", tempoText(tempo), "bpm"],
+    ["Key", keyText(key), "key"],
     ["Duration", formatTime(analysis.duration_s), "duration"],
     ["Loudness", loud, "loudness"],
   ];
 }
 
-export function renderAnalysis(analysis) {
+function renderAnalysis(analysis) {
   const list = $("analysis");
   list.replaceChildren();
   if (!analysis) return;
@@ -40,6 +41,12 @@ export function renderAnalysis(analysis) {
     dd.dataset.field = name;
     list.append(dt, dd);
   }
+}
+
+/** "Separated with X" and, after a fallback, which model was asked for and why it did not run. */
+export function modelLine(job) {
+  const ran = `Separated with ${job.model}.`;
+  return job.fallback ? `${ran} ${job.fallback.from} was asked for: ${job.fallback.reason}` : ran;
 }
 
 function toggle(label, stem, onChange) {
@@ -57,25 +64,18 @@ function toggle(label, stem, onChange) {
   return button;
 }
 
-function stemRow(name, link, mixer) {
+function stemRow(name, link, player) {
   const row = document.createElement("li");
   row.className = "stem";
   row.dataset.stem = name;
   const title = document.createElement("span");
   title.className = "stem-name";
   title.textContent = name.replace("_", " ");
-  const canvas = document.createElement("canvas");
-  canvas.className = "waveform";
-  canvas.setAttribute("role", "img");
-  canvas.setAttribute("aria-label", `Waveform of ${name}`);
+  const { lane, canvas } = makeLane(name);
   const volume = document.createElement("input");
-  volume.type = "range";
-  volume.min = "0";
-  volume.max = "1";
-  volume.step = "0.01";
-  volume.value = "1";
+  Object.assign(volume, { type: "range", min: "0", max: "1", step: "0.01", value: "1" });
   volume.setAttribute("aria-label", `Volume ${name}`);
-  volume.addEventListener("input", () => mixer.setVolume(name, Number(volume.value)));
+  volume.addEventListener("input", () => player.setVolume(name, Number(volume.value)));
   const download = document.createElement("a");
   download.className = "button download";
   download.href = link.url;
@@ -84,63 +84,79 @@ function stemRow(name, link, mixer) {
   download.setAttribute("aria-label", `Download ${name}`);
   const controls = document.createElement("div");
   controls.className = "stem-controls";
-  controls.append(volume, toggle("Mute", name, (on) => mixer.setMuted(name, on)),
-    toggle("Solo", name, (on) => mixer.setSoloed(name, on)), download);
-  row.append(title, canvas, controls);
-  return { row, canvas };
+  controls.append(volume, toggle("Mute", name, (on) => player.setMuted(name, on)),
+    toggle("Solo", name, (on) => player.setSoloed(name, on)), download);
+  row.append(title, controls, lane);
+  return { row, lane, canvas };
 }
 
-/** Shows a completed job; returns its Mixer (window.musicsep.mixer points at it too). */
+async function drawWaveforms(job, rows, player) {
+  const links = Object.values(job.stems);
+  if (!links.every((link) => link.peaks_url)) {
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, FULL_FILE_PEAKS_DELAY_MS);
+      player.leader?.addEventListener("playing", () => { clearTimeout(timer); resolve(); }, { once: true });
+    });
+  }
+  const allPeaks = await Promise.all(links.map((link) => loadPeaks(link)));
+  const scale = sharedScale(allPeaks);
+  rows.forEach(({ row, canvas }, i) => drawPeaks(canvas, allPeaks[i], player.duration, scale,
+    COLORS[row.dataset.stem] || "#495057"));
+  $("stems").dataset.drawn = "true";
+}
+
+function bindExport(job, player) {
+  const button = $("export-mix");
+  const error = $("export-error");
+  error.hidden = true;
+  button.onclick = async () => {
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      const { blob, filename } = await exportMix(job.id, player.gains(), "wav16");
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = filename;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    } catch (problem) {
+      error.textContent = problem.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  };
+}
+
+/** Show a completed job; returns its Player (window.musicsep.player points at it too). */
 export async function renderResult(job, previous) {
   if (previous) previous.close();
-  const mixer = new Mixer();
-  const list = $("stems");
-  list.replaceChildren();
+  const player = new Player();
+  player.beats = job.analysis?.tempo?.beats || [];
+  $("result-title").textContent = job.title || "Stems";
+  $("result-model").textContent = modelLine(job);
   renderAnalysis(job.analysis);
   $("zip").href = job.zip_url || "#";
+  $("play").disabled = true;
+  $("player-status").textContent = "Loading the stems…";
+  const list = $("stems");
+  delete list.dataset.drawn;
+  delete list.dataset.playable;
+  const rows = Object.entries(job.stems || {}).map(([name, link]) => stemRow(name, link, player));
+  list.replaceChildren(...rows.map(({ row }) => row));
   $("result").hidden = false;
-  const rows = Object.entries(job.stems || {}).map(([name, link]) => [name, stemRow(name, link, mixer)]);
-  for (const [, { row }] of rows) list.append(row);
-  await Promise.all(rows.map(async ([name, { canvas }]) => {
-    const bytes = await (await request(job.stems[name].url)).arrayBuffer();
-    const buffer = await mixer.add(name, bytes);
-    drawWaveform(canvas, buffer, COLORS[name] || "#495057");
-  }));
-  bindTransport(mixer);
+  $("result").scrollIntoView({ block: "start" });
+  // The compressed preview when the server made one: the full stem stays the download.
+  await Promise.all(Object.entries(job.stems || {}).map(([name, link]) => player.add(name, link.preview_url || link.url)));
+  if (!player.duration && job.analysis) player.duration = job.analysis.duration_s;
+  bindTransport(player, rows.map(({ lane }) => lane), rows.map(({ row }) => row));
+  bindExport(job, player);
+  $("play").disabled = false;
+  $("player-status").textContent = "Ready: Space plays or pauses, the arrow keys move.";
+  list.dataset.playable = "true";
   list.dataset.ready = "true";
-  return mixer;
-}
-
-function bindTransport(mixer) {
-  const play = $("play");
-  const seek = $("seek");
-  const clock = $("clock");
-  seek.max = String(mixer.duration);
-  seek.value = "0";
-  let dragging = false; // while the thumb is held, the clock must not pull it back
-  seek.onpointerdown = () => { dragging = true; };
-  seek.onpointerup = () => { dragging = false; };
-  const show = () => {
-    const position = mixer.position();
-    if (mixer.playing && position >= mixer.duration) {
-      mixer.pause();
-      mixer.offset = 0;
-    }
-    play.textContent = mixer.playing ? "Pause" : "Play";
-    play.setAttribute("aria-label", mixer.playing ? "Pause" : "Play");
-    if (!dragging) seek.value = String(position);
-    clock.textContent = `${formatTime(position)} / ${formatTime(mixer.duration)}`;
-    clock.dataset.seconds = position.toFixed(3);
-    if (mixer.playing) requestAnimationFrame(show);
-  };
-  play.onclick = async () => {
-    if (mixer.playing) mixer.pause();
-    else await mixer.play();
-    show();
-  };
-  seek.oninput = async () => {
-    await mixer.seek(Number(seek.value));
-    show();
-  };
-  show();
+  drawWaveforms(job, rows, player).catch(() => {
+    $("player-status").textContent = "Ready (the waveforms could not be drawn).";
+  });
+  return player;
 }
