@@ -119,6 +119,12 @@ def test_mixer_plays_mutes_solos_and_seeks_all_stems_after_a_reload(page, live_s
     times = [stem["time"] for stem in snapshot["stems"].values()]
     assert max(times) - min(times) < 0.1 and min(times) >= 5  # every stem moved together
     assert snapshot["playing"]
+
+    page.locator("#analysis").click()  # the keys go to the player when no control has the focus
+    page.keyboard.press("ArrowLeft")
+    assert _snapshot(page)["position"] < 2
+    page.keyboard.press("Space")
+    page.wait_for_function("!window.musicsep.player.playing")
     assert page.console_errors == []
 
 
