@@ -7,6 +7,7 @@ real loading and separation code runs in seconds; no Demucs code is mocked anywh
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,17 @@ import pytest
 from server_harness import live_server  # noqa: F401
 
 SOURCES = ["drums", "bass", "other", "vocals"]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker's torch gets its share of the cores, not all of them: N
+    workers each running one thread per core oversubscribe the machine, and the model tests
+    then run slower than with their share alone."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
 SAMPLERATE = 44100
 
 
