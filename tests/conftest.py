@@ -30,6 +30,8 @@ def pytest_configure(config):
         import torch
 
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
 SAMPLERATE = 44100
 
 
