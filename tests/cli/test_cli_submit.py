@@ -4,6 +4,7 @@ cancelling one it did not (an idempotency key's replay of someone's earlier requ
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import selectors
@@ -166,3 +167,21 @@ def test_ctrl_c_on_a_replayed_job_asks_at_a_terminal_and_cancels_on_yes(stepped_
     assert process.returncode == EXIT_INTERRUPTED
     assert f"cancelled job {job_id} on the server" in rest.decode()
     assert fake.call_of(job_id).cancel.is_set()
+
+
+def test_ctrl_c_racing_the_jobs_completion_leaves_its_stems_on_the_server(stepped_server, make_clip, capsys):
+    """The interrupt arrives after the server completed the job but before this command saw it:
+    the cancel it sends is refused (409 job_finished) and deletes nothing."""
+    from musicsep.cli.submit import _interrupted, _Job
+
+    fake, server = stepped_server
+    with Client(server.url) as client:
+        job_id = client.submit(make_clip(seconds=1.0))["job_id"]
+        fake.block_until_started(1)
+        asyncio.run(fake.finish(job_id))
+        completed = client.wait(job_id)
+        assert _interrupted(client, _Job(id=job_id, ours=True)) == EXIT_INTERRUPTED
+        assert f"job {job_id} has ended, its stems stay on the server" in capsys.readouterr().err
+        assert client.job(job_id).status == "completed"
+        saved = client.download_all(completed, server.settings.data_dir.parent / "saved")
+    assert len(saved) == 4 and all(path.stat().st_size > 0 for path in saved.values())

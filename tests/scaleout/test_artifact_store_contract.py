@@ -5,8 +5,9 @@ Each store is opened twice, as an API node and as a worker: on the local store b
 data dir (the embedded mode, or scale-out on a shared disk); on S3 they have separate folders
 and share only the bucket, as machines of a cluster do. What the contract pins: an input moves
 from the API to the worker, stems stored by the worker are listed, linked, downloadable, opened
-and zipped by the API, a stem gone is a KeyError before any zip byte, and `remove` (expiry)
-leaves nothing to fetch.
+and zipped by the API, a stem gone is a KeyError before any zip byte, previews and peaks are
+signed API links that lead to their bytes, the stems can be had as local files for a mix, and
+`remove` (expiry) leaves nothing to fetch.
 """
 
 from __future__ import annotations
@@ -237,3 +238,71 @@ def test_a_stem_served_by_the_store_downloads_under_the_songs_name(nodes, tmp_pa
     for url in (where.url, nodes.api.stem_links(job)["vocals"]["url"]):
         assert parse_qs(urlsplit(url).query)["response-content-disposition"] == [expected]
         assert nodes.fetch(nodes.api, job, "vocals", url) == STEMS["vocals"]
+
+
+PREVIEWS = {"vocals": (b"OggS-vocals" * 30, b'{"rate":50,"peaks":[0.5]}')}
+
+
+def with_previews(nodes: Nodes, tmp_path: Path) -> Job:
+    """A completed job whose worker also stored the vocals' preview and peaks beside the stems."""
+    job = completed(nodes, tmp_path)
+    stems_dir = nodes.worker.folders.stems_dir(job.id)
+    stems_dir.mkdir(parents=True, exist_ok=True)
+    preview, peaks = stems_dir / "vocals.preview.ogg", stems_dir / "vocals.peaks.json"
+    preview.write_bytes(PREVIEWS["vocals"][0])
+    peaks.write_bytes(PREVIEWS["vocals"][1])
+    nodes.worker.store_stems(job.id, {"vocals": preview}, "audio/ogg")
+    nodes.worker.store_stems(job.id, {"vocals": peaks}, "application/json")
+    nodes.worker.release_local(job.id)
+    job.result["stems"]["vocals"].update(preview=preview.name, peaks=peaks.name)  # type: ignore[index]
+    return job
+
+
+def test_preview_and_peaks_links_are_the_api_routes_signed_and_lead_to_their_bytes(nodes, tmp_path):
+    job = with_previews(nodes, tmp_path)
+    links = nodes.api.stem_links(job)
+    assert links["drums"]["preview_url"] is None and links["drums"]["peaks_url"] is None
+    for kind, data in zip(("preview", "peaks"), PREVIEWS["vocals"], strict=True):
+        url = links["vocals"][f"{kind}_url"]
+        query = parse_qs(urlsplit(url).query)
+        assert urlsplit(url).path == f"/api/v1/jobs/{job.id}/stems/vocals/{kind}"
+        assert SIGNER.verify("stem", job.id, f"vocals/{kind}", query["expires"][0], query["sig"][0])
+        where = nodes.api.preview_download(job, "vocals", kind)
+        assert where.format == kind and where.url is None
+        if where.path is not None:
+            assert where.path.read_bytes() == data
+        else:
+            assert where.opener is not None
+            with where.opener() as body:
+                assert body.read() == data
+    for name, kind in (("drums", "preview"), ("vocals", "input"), ("nope", "peaks")):
+        with pytest.raises(KeyError):
+            nodes.api.preview_download(job, name, kind)
+
+
+def test_previews_stay_out_of_the_zip_and_go_at_expiry(nodes, tmp_path):
+    job = with_previews(nodes, tmp_path)
+    assert set(nodes.api.stem_openers(job)) == {f"{name}.wav" for name in STEMS}
+    nodes.api.remove(job.id)
+    with pytest.raises(KeyError):
+        nodes.api.preview_download(job, "vocals", "preview")
+
+
+def test_local_stems_are_every_stem_as_a_file_for_the_block(nodes, tmp_path):
+    job = completed(nodes, tmp_path)
+    before = set(nodes.api.folders.root.iterdir())
+    with nodes.api.local_stems(job) as paths:
+        assert {name: path.read_bytes() for name, path in paths.items()} == STEMS
+    assert set(nodes.api.folders.root.iterdir()) == before, "a downloaded copy is removed after the block"
+    assert nodes.api.stem_openers(job), "the kept stems are still there"
+    _drop_one_stem(nodes, job, "drums.wav")
+    with pytest.raises(KeyError), nodes.api.local_stems(job):
+        pass
+
+
+def test_the_mix_link_is_the_api_route_signed_until_the_result_expires(nodes, tmp_path):
+    job = completed(nodes, tmp_path)
+    url = nodes.api.mix_link(job)
+    query = parse_qs(urlsplit(url).query)
+    assert urlsplit(url).path == f"/api/v1/jobs/{job.id}/mix"
+    assert SIGNER.verify("stem", job.id, "mix", query["expires"][0], query["sig"][0])

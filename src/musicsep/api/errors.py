@@ -29,7 +29,8 @@ from musicsep.model.errors import (
 from musicsep.service.admission import NoFreeSlot, QueueFull, ServiceUnavailable
 from musicsep.service.fetch import UrlFetchFailed, UrlRefused
 from musicsep.service.idempotency import IdempotencyConflict
-from musicsep.service.job_service import JobExpired, JobNotFound
+from musicsep.service.job_service import JobExpired, JobFinished, JobNotCompleted, JobNotFound
+from musicsep.service.mix import UnknownStem
 
 
 class ApiError(Exception):
@@ -44,6 +45,9 @@ class ApiError(Exception):
 STATUS_TABLE: dict[type[Exception], tuple[int, str]] = {
     JobNotFound: (404, "job_not_found"),
     JobExpired: (410, "job_expired"),
+    JobFinished: (409, "job_finished"),
+    JobNotCompleted: (409, "job_not_completed"),
+    UnknownStem: (422, "unknown_stem"),
     IdempotencyConflict: (409, "idempotency_conflict"),
     QueueFull: (503, "queue_full"),
     ServiceUnavailable: (503, "queue_unavailable"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -93,6 +93,16 @@ class StemLink(BaseModel):
     url: str
     format: str
     bytes: int
+    preview_url: str | None = Field(
+        default=None,
+        description="Signed link to a small Ogg Opus preview (96 kbps) of the stem, for playing at once; "
+        "null without one (payload=base64 jobs).",
+    )
+    peaks_url: str | None = Field(
+        default=None,
+        description='Signed link to the waveform peaks, JSON `{"rate", "samplerate", "duration_s", "peaks"}`: '
+        "the largest absolute sample per 1/rate s, full scale 1.0, on one scale for every stem.",
+    )
 
 
 class FallbackPublic(BaseModel):
@@ -130,6 +140,9 @@ class JobPublic(BaseModel):
     attempts: int = 0
     stems: dict[str, StemLink] | None = None
     zip_url: str | None = None
+    mix_url: str | None = Field(
+        default=None, description="Signed link to POST a mix of the stems to (completed jobs): see POST …/mix."
+    )
     analysis: dict[str, Any] | None = None
     timings: dict[str, float] | None = None
     error: dict[str, Any] | None = None
@@ -184,6 +197,19 @@ class JobRename(BaseModel):
     @classmethod
     def _title_text(cls, value: Any) -> Any:
         return check_title(value) if isinstance(value, str) else value
+
+
+class MixRequest(BaseModel):
+    """Body of POST /api/v1/jobs/{id}/mix: a gain per stem (those not named stay at 1.0)."""
+
+    gains: dict[str, Annotated[float, Field(ge=0.0, le=2.0)]] = Field(
+        default_factory=dict, description="Stem name -> gain, 0 (muted) to 2 (+6 dB); stems not named: 1.0."
+    )
+    format: Literal["wav16", "wav24"] = Field(default="wav16", description="The mix file: 16- or 24-bit WAV.")
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"gains": {"vocals": 0.0, "drums": 1.0}, "format": "wav16"}]}
+    )
 
 
 class JobList(BaseModel):

@@ -32,6 +32,7 @@ def job_public(service: JobService, job: Job) -> JobPublic:
         attempts=job.attempts,
         stems={name: StemLink(**link) for name, link in stems.items()} if stems is not None else None,
         zip_url=service.zip_link(job),
+        mix_url=service.mix_link(job),
         analysis=result.get("analysis"),
         timings=result.get("timings"),
         error=job.error,

@@ -1,7 +1,8 @@
 """`musicsep submit`: send a file to a running server, show its progress, download the stems.
 
 Every failure is one line on stderr and an exit status a script can act on (`EXIT_CODES`);
-Ctrl-C cancels the job this command created (DELETE /api/v1/jobs/{id}). A job it did not create
+Ctrl-C cancels the job this command created (POST /api/v1/jobs/{id}/cancel, which never deletes:
+a job that completes meanwhile keeps its stems). A job it did not create
 (an idempotency key's replay of an earlier request) is someone's: it is cancelled only when the
 user says so at the prompt, and left running when stdin is not a terminal.
 """
@@ -173,7 +174,7 @@ def _submit_and_follow(client, args: argparse.Namespace, remote: bool, job: _Job
 
 def _interrupted(client, job: _Job) -> int:
     """Ctrl-C: cancel the job this command created; ask first about anyone else's."""
-    from musicsep.clients import ClientError
+    from musicsep.clients import ClientError, ServerError
 
     if job.id is None:
         return _say("interrupted before the server answered: no job to cancel", EXIT_INTERRUPTED)
@@ -182,10 +183,14 @@ def _interrupted(client, job: _Job) -> int:
     try:
         if not job.ours and not _confirm(f"job {job.id} was not created by this command; cancel it anyway? [y/N] "):
             return _say(f"interrupted; left job {job.id} running (not created by this command)", EXIT_INTERRUPTED)
-        client.delete(job.id)
+        client.cancel(job.id)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return _say(f"interrupted again; job {job.id} may still be running", EXIT_INTERRUPTED)
+    except ServerError as exc:
+        if exc.code == "job_finished":
+            return _say(f"interrupted; job {job.id} has ended, its stems stay on the server", EXIT_INTERRUPTED)
+        return _say(f"interrupted, but job {job.id} could not be cancelled: {exc}", EXIT_INTERRUPTED)
     except ClientError as exc:
         return _say(f"interrupted, but job {job.id} could not be cancelled: {exc}", EXIT_INTERRUPTED)
     return _say(f"interrupted; cancelled job {job.id} on the server", EXIT_INTERRUPTED)

@@ -120,6 +120,12 @@ class Client:
         response = self._call("DELETE", f"/api/v1/jobs/{job_id(job)}")
         return Job.from_json(response.json()) if response.content else None
 
+    def cancel(self, job: str | Job) -> Job:
+        """POST /api/v1/jobs/{id}/cancel: a queued or running job is cancelled (its view comes back,
+        the `cancelled` event follows). A finished job is left as it is, stems and all: ServerError
+        409 `job_finished`. Unlike `delete`, it never removes anything."""
+        return Job.from_json(self._call("POST", f"/api/v1/jobs/{job_id(job)}/cancel").json())
+
     def rename(self, job: str | Job, title: str | None) -> Job:
         """Set the job's title (what lists show and downloads are named after); None or ""
         gives back the default (the file name without its extension)."""

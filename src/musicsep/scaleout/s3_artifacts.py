@@ -13,8 +13,10 @@ not a zip cut short after a 200.
 
 from __future__ import annotations
 
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from musicsep.service.artifacts import (
     LinkBuilder,
     StemDownload,
     StemOpener,
+    preview_file,
+    preview_links,
     signed_link,
     stems_of,
 )
@@ -93,6 +97,7 @@ class S3ArtifactStore:
                 "url": self._url(job, name, info, ttl),
                 "format": info["format"],
                 "bytes": info["bytes"],
+                **preview_links(self._signer, self._links, job, name, info),
             }
             for name, info in stems_of(job).items()
         }
@@ -100,12 +105,32 @@ class S3ArtifactStore:
     def zip_link(self, job: Job) -> str:
         return signed_link(self._signer, self._links, job, "stems.zip")
 
+    def mix_link(self, job: Job) -> str:
+        return signed_link(self._signer, self._links, job, "mix")
+
     def stem_download(self, job: Job, name: str) -> StemDownload:
         info = stems_of(job)[name]
         return StemDownload(info["format"], url=self._url(job, name, info, self._ttl(job)))
 
+    def preview_download(self, job: Job, name: str, kind: str) -> StemDownload:
+        """Streamed by the API node (a HEAD checks it first): the page fetches previews from its
+        own origin, which a presigned bucket URL is not (a bucket without CORS rules would refuse)."""
+        return StemDownload(kind, opener=self.bucket.stem_opener(job.id, preview_file(job, name, kind)))
+
     def stem_openers(self, job: Job) -> dict[str, StemOpener]:
         return {info["file"]: self.bucket.stem_opener(job.id, info["file"]) for info in stems_of(job).values()}
+
+    @contextmanager
+    def local_stems(self, job: Job) -> Iterator[dict[str, Path]]:
+        """Downloaded from the bucket into a temporary folder of this node's data dir (a stem is
+        too big for memory), removed when the block ends."""
+        self.folders.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{job.id}-stems-", dir=self.folders.root) as folder:
+            paths = {}
+            for name, info in stems_of(job).items():
+                paths[name] = Path(folder) / info["file"]
+                self.bucket.get_stem(job.id, info["file"], paths[name])
+            yield paths
 
     # --- removing -----------------------------------------------------------------------------
     def clear_stems(self, job_id: str) -> None:

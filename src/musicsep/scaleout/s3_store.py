@@ -103,6 +103,16 @@ class S3Bucket:
             raise
         return partial(self.open_stem, job_id, filename)
 
+    def get_stem(self, job_id: str, filename: str, dest: Path) -> None:
+        """Download one stored file to `dest` (multipart, in parts: never whole in memory);
+        KeyError when it is gone."""
+        try:
+            self._s3.download_file(self.bucket, self.stem_key(job_id, filename), str(dest), Config=self._transfer)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise KeyError(filename) from None
+            raise
+
     def open_stem(self, job_id: str, filename: str) -> BinaryIO:
         """The object's streaming body: read in chunks straight off the HTTP response, never
         loaded whole (botocore's StreamingBody is a file object, closed by `with`)."""

@@ -13,6 +13,7 @@ import re
 import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,6 +26,9 @@ LinkBuilder = Callable[[str, str, int, str], str]
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _ZIP_CHUNK = 1 << 20
+
+#: What a stem entry may hold besides the stem: its compressed preview and its waveform peaks.
+PREVIEW_KINDS = ("preview", "peaks")
 
 #: Opens one stored stem for reading (a local file, or an S3 object's streaming body); called
 #: only when the zip reaches that stem, so one stem at a time is open.
@@ -39,12 +43,14 @@ def discard(upload: Path | None) -> None:
 
 @dataclass(frozen=True)
 class StemDownload:
-    """Where one stem's bytes are: a local `path` the API serves (Range requests and all), or a
-    `url` it redirects to (a presigned bucket URL)."""
+    """Where one stem's bytes are: a local `path` the API serves (Range requests and all), a
+    `url` it redirects to (a presigned bucket URL), or an `opener` whose bytes the API streams
+    (a preview kept in a bucket, served from the API's own origin so a page may fetch it)."""
 
     format: str
     path: Path | None = None
     url: str | None = None
+    opener: StemOpener | None = None
 
 
 class JobFolders:
@@ -111,9 +117,29 @@ def stems_of(job: Job) -> dict[str, dict[str, Any]]:
 
 
 def signed_link(signer: Signer, links: LinkBuilder, job: Job, name: str) -> str:
-    """The API's link to `name` (a stem or "stems.zip"), signed until the result expires."""
+    """The API's link to `name` (a stem, "<stem>/preview", "<stem>/peaks", "stems.zip" or "mix"),
+    signed until the result expires."""
     expires, sig = signer.sign_until("stem", job.id, name, int(job.expires_at or 0))
     return links(job.id, name, expires, sig)
+
+
+def preview_links(signer: Signer, links: LinkBuilder, job: Job, name: str, info: dict[str, Any]) -> dict[str, Any]:
+    """`preview_url` and `peaks_url` of a stem entry: the API's signed routes, wherever the files
+    are kept (the page fetches them from its own origin); None for a stem without previews."""
+    return {
+        f"{kind}_url": signed_link(signer, links, job, f"{name}/{kind}") if info.get(kind) else None
+        for kind in PREVIEW_KINDS
+    }
+
+
+def preview_file(job: Job, name: str, kind: str) -> str:
+    """The file name of stem `name`'s preview or peaks from the job's result; KeyError when none."""
+    if kind not in PREVIEW_KINDS:
+        raise KeyError(kind)
+    filename = stems_of(job)[name].get(kind)
+    if not filename:
+        raise KeyError(name)
+    return str(filename)
 
 
 class LocalArtifactStore:
@@ -143,6 +169,7 @@ class LocalArtifactStore:
                 "url": signed_link(self._signer, self._links, job, name),
                 "format": info["format"],
                 "bytes": info["bytes"],
+                **preview_links(self._signer, self._links, job, name, info),
             }
             for name, info in stems_of(job).items()
         }
@@ -150,12 +177,30 @@ class LocalArtifactStore:
     def zip_link(self, job: Job) -> str:
         return signed_link(self._signer, self._links, job, "stems.zip")
 
+    def mix_link(self, job: Job) -> str:
+        return signed_link(self._signer, self._links, job, "mix")
+
     def stem_download(self, job: Job, name: str) -> StemDownload:
         info = stems_of(job)[name]
         return StemDownload(info["format"], path=self.folders.stem_path(job.id, info["file"]))
 
+    def preview_download(self, job: Job, name: str, kind: str) -> StemDownload:
+        filename = preview_file(job, name, kind)
+        path = self.folders.stem_path(job.id, filename)
+        if not path.is_file():
+            raise KeyError(filename)
+        return StemDownload(kind, path=path)
+
     def stem_openers(self, job: Job) -> dict[str, StemOpener]:
         return {info["file"]: self.folders.stem_opener(job.id, info["file"]) for info in stems_of(job).values()}
+
+    @contextmanager
+    def local_stems(self, job: Job) -> Iterator[dict[str, Path]]:
+        paths = {name: self.folders.stem_path(job.id, info["file"]) for name, info in stems_of(job).items()}
+        for path in paths.values():
+            if not path.is_file():
+                raise KeyError(path.name)
+        yield paths
 
     def clear_stems(self, job_id: str) -> None:
         self.folders.clear_stems(job_id)
@@ -192,6 +237,13 @@ class _Sink:
         data = bytes(self.buffer)
         self.buffer.clear()
         return data
+
+
+def iter_file(opener: StemOpener) -> Iterator[bytes]:
+    """One stored file's bytes, 1 MiB at a time (an S3 body is never read whole)."""
+    with opener() as source:
+        while chunk := source.read(_ZIP_CHUNK):
+            yield chunk
 
 
 def iter_zip(files: Mapping[str, StemOpener]) -> Iterator[bytes]:

@@ -16,7 +16,7 @@ The contract suites in tests/scaleout/test_*_contract.py hold every implementati
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -96,16 +96,29 @@ class ArtifactStore(Protocol):
         """An attempt has ended: drop the local copies that are not where the files are kept."""
 
     def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
-        """{stem name: {url, format, bytes}} of a completed job, valid until it expires."""
+        """{stem name: {url, format, bytes, preview_url, peaks_url}} of a completed job, valid until
+        it expires (the preview links None for a stem without previews)."""
 
     def zip_link(self, job: Job) -> str:
         """The link of the zip of every stem (always served by the API node)."""
 
+    def mix_link(self, job: Job) -> str:
+        """The link a mix of the stems is POSTed to (always served by the API node)."""
+
     def stem_download(self, job: Job, name: str) -> StemDownload:
         """Where stem `name`'s bytes are (a local file or a URL to redirect to); KeyError if none."""
 
+    def preview_download(self, job: Job, name: str, kind: str) -> StemDownload:
+        """Where stem `name`'s "preview" or "peaks" file is (a local file, or an opener the API
+        streams from); KeyError when the stem has none or it is gone."""
+
     def stem_openers(self, job: Job) -> dict[str, StemOpener]:
         """An opener per stem file name, for the zip; each checked now (KeyError when one is gone)."""
+
+    def local_stems(self, job: Job) -> AbstractContextManager[dict[str, Path]]:
+        """{stem name: a local file of it} for the block (a mix reads them): the kept files, or
+        copies downloaded into a temporary folder that the block's end removes; KeyError when
+        one is gone."""
 
     def clear_stems(self, job_id: str) -> None: ...
     def remove_input(self, job_id: str) -> None: ...

@@ -18,7 +18,7 @@ from typing import Any
 import anyio.to_thread
 
 from musicsep.config import Settings
-from musicsep.service.artifacts import StemDownload, StemOpener
+from musicsep.service.artifacts import StemDownload, StemOpener, stems_of
 from musicsep.service.cleanup import ExpiryCleaner
 from musicsep.service.creation import Created, JobCreation
 from musicsep.service.events import Event
@@ -29,12 +29,13 @@ from musicsep.service.interfaces import ArtifactStore, JobEventLog, JobQueue, Jo
 from musicsep.service.job_parts import JobParts
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.metrics import ServiceMetrics
+from musicsep.service.mix import MixStream, full_gains
 from musicsep.service.pipeline import run_pipeline
 from musicsep.service.signing import Signer
 from musicsep.service.song_names import default_title
 from musicsep.service.webhooks import webhook_notifier
 
-__all__ = ["Created", "JobExpired", "JobNotFound", "JobService", "QueueFactory"]
+__all__ = ["Created", "JobExpired", "JobFinished", "JobNotCompleted", "JobNotFound", "JobService", "QueueFactory"]
 
 #: Builds the deployment's queue from the service's parts (`LocalQueue`, or scale-out's `CeleryQueue`).
 QueueFactory = Callable[[JobParts], JobQueue]
@@ -46,6 +47,22 @@ class JobNotFound(Exception):
 
 class JobExpired(Exception):
     """The job existed, but its results passed their TTL and were removed."""
+
+
+class JobNotCompleted(Exception):
+    """What needs a job's stems (a mix) asked of a job that has none (yet)."""
+
+    def __init__(self, job_id: str, status: JobStatus) -> None:
+        super().__init__(f"the job is {status.value}: it has no stems to mix until it is completed")
+        self.job_id, self.status = job_id, status
+
+
+class JobFinished(Exception):
+    """A cancel asked of a job that has already ended: it stays as it is, files and all."""
+
+    def __init__(self, job_id: str, status: JobStatus) -> None:
+        super().__init__(f"the job is {status.value} already: there is nothing to cancel, and nothing was deleted")
+        self.job_id, self.status = job_id, status
 
 
 class JobService:
@@ -121,6 +138,16 @@ class JobService:
             return current
         return job
 
+    def cancel_unfinished(self, job_id: str, reason: str) -> Job:
+        """Cancel a queued or running job (as `cancel`); `JobFinished` when it has ended already.
+
+        Never deletes anything, so a client that cancels while the job completes keeps its stems.
+        """
+        job = self.get(job_id)
+        if job.status.terminal:
+            raise JobFinished(job_id, job.status)
+        return self.cancel(job_id, reason)
+
     def delete(self, job_id: str) -> bool:
         """A finished job (completed, failed, cancelled, expired) is removed with its files and
         events: True, and the id is then unknown. A queued or running job is cancelled instead
@@ -175,13 +202,40 @@ class JobService:
     def zip_link(self, job: Job) -> str | None:
         return self.artifacts.zip_link(job) if job.status is JobStatus.COMPLETED else None
 
+    def mix_link(self, job: Job) -> str | None:
+        """The signed link a mix of the stems is POSTed to (the API's own route, every deployment)."""
+        if job.status is not JobStatus.COMPLETED:
+            return None
+        return self.artifacts.mix_link(job)
+
     def stem_download(self, job_id: str, name: str) -> StemDownload:
         """Where stem `name` of a job is; KeyError when the job has no such stem."""
         return self.artifacts.stem_download(self.get(job_id), name)
 
+    def preview_download(self, job_id: str, name: str, kind: str) -> StemDownload:
+        """Where stem `name`'s preview or peaks file is; KeyError when it has none."""
+        return self.artifacts.preview_download(self.get(job_id), name, kind)
+
     def stem_files(self, job_id: str) -> dict[str, StemOpener]:
         """An opener of each stem by file name, for the zip; KeyError when one is gone."""
         return self.artifacts.stem_openers(self.get(job_id))
+
+    def mix(self, job_id: str, gains: dict[str, float], fmt: str) -> tuple[Job, MixStream]:
+        """The job's stems mixed with `gains` (0..2; stems not named 1.0), clipped as its stems
+        were: the job and a stream to `start()` in a worker thread, then iterate.
+        JobNotCompleted, UnknownStem."""
+        job = self.get(job_id)
+        if job.status is not JobStatus.COMPLETED or not job.result:
+            raise JobNotCompleted(job_id, job.status)
+        levels = full_gains(list(stems_of(job)), gains)
+        stream = MixStream(
+            lambda: self.artifacts.local_stems(job),
+            levels,
+            samplerate=int(job.result["samplerate"]),
+            clip=job.spec.clip,
+            fmt=fmt,
+        )
+        return job, stream
 
     # --- expiry -----------------------------------------------------------------------------
     def cleanup_expired(self, now: float | None = None) -> int:

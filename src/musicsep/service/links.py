@@ -11,13 +11,14 @@ from urllib.parse import urlencode
 
 
 class Links:
-    """Builds `/api/v1/jobs/<id>/stems/<name>?expires=…&sig=…`, under `public_url` when set."""
+    """Builds `/api/v1/jobs/<id>/stems/<name>?expires=…&sig=…` (`<name>` may be `<stem>/preview`
+    or `<stem>/peaks`), `…/stems.zip?…` and `…/mix?…`, under `public_url` when set."""
 
     def __init__(self, public_url: str | None) -> None:
         self._prefix = (public_url or "").rstrip("/")
 
     def __call__(self, job_id: str, name: str, expires: int, sig: str) -> str:
-        resource = "stems.zip" if name == "stems.zip" else f"stems/{name}"
+        resource = name if name in ("stems.zip", "mix") else f"stems/{name}"
         query = urlencode({"expires": expires, "sig": sig})
         return f"{self._prefix}/api/v1/jobs/{job_id}/{resource}?{query}"
 

@@ -1,4 +1,5 @@
-"""Stem downloads: signed links (or credentials), Range requests, Content-Disposition, a streamed zip.
+"""Stem downloads: signed links (or credentials), Range requests, Content-Disposition, a streamed
+zip, each stem's preview and peaks, and a mix of the stems with a gain each.
 
 Files are named after the song (`Song Title - vocals.wav`, `Song Title - stems.zip`: the job's
 title at the time of the download), in UTF-8 with an ASCII fallback (service/song_names.py).
@@ -7,7 +8,9 @@ The signature (or the credentials) is checked before the job is looked up: a cal
 either gets the same 403 whether the id exists, has finished, or has a stem of that name. A file
 is found from the job's own result by an allow-listed stem name, never from a path in the
 request; anything else (`..`, encoded slashes, unknown names) is a 404 to an authorised caller.
-A stem kept in a bucket (MUSICSEP_STORAGE=s3) answers 307 to a fresh presigned URL of it.
+A stem kept in a bucket (MUSICSEP_STORAGE=s3) answers 307 to a fresh presigned URL of it. A
+stem's preview and peaks are always served from here (streamed from the bucket with S3 storage),
+so that a page can fetch them from its own origin.
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from musicsep.api.auth import has_valid_credentials
 from musicsep.api.deps import ServiceDep
 from musicsep.api.errors import ApiError
 from musicsep.api.ranged_file import EnvelopedFileResponse
-from musicsep.api.schemas import ERROR_RESPONSES, ErrorEnvelope
+from musicsep.api.schemas import ERROR_RESPONSES, ErrorEnvelope, MixRequest
 from musicsep.protocol import STEM_FILES
-from musicsep.service.artifacts import iter_zip
+from musicsep.service.artifacts import iter_file, iter_zip
 from musicsep.service.job_service import JobService
 from musicsep.service.jobs import JobStatus
+from musicsep.service.mix import MIX_EXTENSION, MIX_MEDIA_TYPE
+from musicsep.service.previews import MEDIA_TYPES as PREVIEW_MEDIA_TYPES
 from musicsep.service.song_names import content_disposition, download_name
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["downloads"], responses=ERROR_RESPONSES)
@@ -85,6 +91,35 @@ async def download_zip(
 
 
 @router.get(
+    "/{job_id}/stems/{stem}/{kind}",
+    summary="A stem's compressed preview (Ogg Opus) or its waveform peaks (JSON)",
+    responses=RANGE_RESPONSES,
+)
+async def download_preview(
+    job_id: str,
+    stem: str,
+    kind: Annotated[str, FastApiPath(description="`preview` (Ogg Opus) or `peaks` (JSON)")],
+    request: Request,
+    service: ServiceDep,
+    expires: Expires = None,
+    sig: Signature = None,
+) -> Response:
+    """Served by the API itself with either storage, so a page fetches them from its own origin."""
+    _authorise(request, service, job_id, f"{stem}/{kind}", expires, sig)
+    _completed(service, job_id)
+    try:
+        # Any other `kind` is a KeyError too: text after the stem is never a path.
+        where = await anyio.to_thread.run_sync(service.preview_download, job_id, stem, kind)  # S3: a HEAD
+    except KeyError:
+        raise ApiError(404, "preview_not_found", f"this job has no {kind} of a stem of that name") from None
+    media_type = PREVIEW_MEDIA_TYPES[where.format]
+    if where.path is not None:
+        return EnvelopedFileResponse(where.path, media_type=media_type)
+    assert where.opener is not None
+    return StreamingResponse(iter_file(where.opener), media_type=media_type)
+
+
+@router.get(
     "/{job_id}/stems/{stem}",
     summary="One stem file (supports Range requests)",
     responses={**RANGE_RESPONSES, 307: {"description": "The stem is in a bucket: its presigned URL"}},
@@ -105,4 +140,40 @@ async def download_stem(
     name = download_name(job.title, job.id, stem, stem_file.extension)
     return EnvelopedFileResponse(
         where.path, media_type=stem_file.media_type, headers={"Content-Disposition": content_disposition(name)}
+    )
+
+
+@router.post(
+    "/{job_id}/mix",
+    summary="The stems mixed with a gain each, as one WAV file, streamed",
+    response_class=Response,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "sum(gain * stem), clipped as the job's stems"},
+        409: {"model": ErrorEnvelope, "description": "The job is not completed (`job_not_completed`)"},
+        422: {"model": ErrorEnvelope, "description": "A gain out of 0..2, or a stem the job lacks (`unknown_stem`)"},
+    },
+)
+async def download_mix(
+    job_id: str,
+    body: MixRequest,
+    request: Request,
+    service: ServiceDep,
+    expires: Expires = None,
+    sig: Signature = None,
+) -> Response:
+    """POST to the job's signed `mix_url` (or with credentials). Read block by block (twice: the
+    peak and length first), so memory does not grow with the song."""
+    _authorise(request, service, job_id, "mix", expires, sig)
+    job, stream = service.mix(job_id, body.gains, body.format)
+    try:
+        await anyio.to_thread.run_sync(stream.start)  # the measuring pass; S3: the stems downloaded
+    except KeyError:
+        raise ApiError(404, "stem_not_found", "a stem of this job is no longer in storage") from None
+    return StreamingResponse(
+        iter(stream),
+        media_type=MIX_MEDIA_TYPE,
+        headers={
+            "Content-Disposition": content_disposition(download_name(job.title, job.id, "mix", MIX_EXTENSION)),
+            "Content-Length": str(stream.length),
+        },
     )

@@ -1,4 +1,4 @@
-"""Jobs: create (202), list, read, rename, follow over SSE, cancel or delete."""
+"""Jobs: create (202), list, read, rename, follow over SSE, cancel (never deleting), or delete."""
 
 from __future__ import annotations
 
@@ -87,6 +87,23 @@ async def delete_job(job_id: str, service: ServiceDep) -> Response:
         return Response(status_code=204)
     job = job_public(service, service.get(job_id))
     return Response(job.model_dump_json(), status_code=202, media_type="application/json")
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobPublic,
+    dependencies=[Authenticated],
+    summary="Cancel a queued or running job; never deletes",
+    responses={
+        202: {"description": "The job was queued or running: it is cancelled (running: within one chunk)"},
+        409: {"description": "The job has finished already (`job_finished`): nothing is changed or deleted"},
+    },
+)
+async def cancel_job(job_id: str, service: ServiceDep) -> JobPublic:
+    """What a client's Ctrl-C should send: racing the job's completion, it cannot delete the stems
+    about to be downloaded, as DELETE (which deletes a finished job) would."""
+    return job_public(service, service.cancel_unfinished(job_id, "cancelled by request"))
 
 
 @router.get(
