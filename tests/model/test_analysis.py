@@ -207,3 +207,48 @@ def test_file_shorter_than_five_seconds(tmp_path):
     result = analyze_file(path)
     assert result.duration_s == pytest.approx(2.0, abs=1e-3)
     assert result.tempo.bpm is None and result.key.label is None
+
+
+@pytest.mark.parametrize(
+    ("tonic", "mode", "name"),
+    [(10, "major", "Bb major"), (3, "major", "Eb major"), (6, "major", "F# major"), (3, "minor", "Eb minor")],
+)
+def test_the_key_is_also_spelled_as_musicians_write_it(tonic, mode, name):
+    result = analyze_blocks(blocks(stereo(cadence(tonic, mode, 20.0))), SR)
+    assert result.key.label == f"{NOTE_NAMES[tonic]} {mode}", "the sharps-only label keeps its meaning"
+    assert result.key.name == name and result.key.tonic_name == name.split()[0]
+    assert result.key.runner_up_name is not None and result.key.runner_up_name.split()[1] in ("major", "minor")
+
+
+def test_every_key_has_one_conventional_spelling():
+    from musicsep.model.analysis.schema import spelled_key
+
+    majors = [spelled_key(f"{note} major")[0] for note in NOTE_NAMES]
+    minors = [spelled_key(f"{note} minor")[0] for note in NOTE_NAMES]
+    assert majors == [f"{n} major" for n in ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+    assert minors == [f"{n} minor" for n in ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")]
+    assert spelled_key(None) is None
+
+
+def test_a_confident_tempo_has_no_alternatives_and_a_weak_one_offers_half_and_double():
+    steady = analyze_blocks(blocks(stereo(click_track(120.0, 20.0))), SR)
+    assert steady.tempo.confidence >= 0.5 and steady.tempo.alternatives == []
+    rng = np.random.default_rng(3)
+    buried = click_track(120.0, 20.0) * 0.3 + 0.2 * rng.standard_normal(20 * SR).astype(np.float32)
+    tempo = analyze_blocks(blocks(stereo(buried)), SR).tempo
+    assert tempo.bpm == pytest.approx(120.0, rel=0.01) and tempo.confidence < 0.5
+    assert [a.relation for a in tempo.alternatives] == ["half", "double"]
+    assert [a.bpm for a in tempo.alternatives] == pytest.approx([tempo.bpm / 2, tempo.bpm * 2], abs=0.01)
+    from musicsep.model.analysis.tempo import tempo_alternatives
+
+    assert tempo_alternatives(100.0, 0.2) == [(50.0, "half"), (200.0, "double")]
+    assert tempo_alternatives(100.0, 0.5) == [] and tempo_alternatives(None, None) == []
+
+
+def test_analyze_file_reports_its_progress_up_to_the_last_block(tmp_path):
+    path = tmp_path / "clicks.wav"
+    soundfile.write(str(path), stereo(click_track(120.0, 8.0)).T, SR)
+    seen: list[float] = []
+    analyze_file(path, on_progress=seen.append, expected_s=8.0)
+    assert seen == sorted(seen) and len(seen) >= 5
+    assert 0.0 < seen[0] < 0.3 and seen[-1] == pytest.approx(0.95)

@@ -2,7 +2,8 @@
 
 Decoding, separation and encoding stream together inside the engine's `separate_file`; this
 module adds what a job needs around it: the `started` event, progress events thinned to what a
-person can see, the optional analysis and the measured timings. It blocks, so it is only ever
+person can see (the analysis' too, as stage `analysing`), the optional analysis and the
+measured timings. It blocks, so it is only ever
 called through `ThreadRunner`, never on the event loop.
 """
 
@@ -27,6 +28,8 @@ Emit = Callable[[str, dict[str, Any]], None]
 
 #: Progress events closer than this many percent are merged (stage and chunk changes always pass).
 _MIN_PERCENT_STEP = 1.0
+#: The `progress` stage while the track is analysed (after the engine's decode, separate, encode).
+ANALYSING = "analysing"
 
 
 @dataclass
@@ -80,17 +83,43 @@ class ProgressThinner:
             or progress.percent >= 100.0
         ):
             self._last = (progress.stage, progress.chunk, progress.percent)
-            self._emit(
-                "progress",
-                {
-                    "stage": progress.stage,
-                    "percent": progress.percent,
-                    "chunk": progress.chunk,
-                    "chunks": progress.chunks,
-                    "eta_s": progress.eta_s,
-                    "elapsed_s": progress.elapsed_s,
-                },
-            )
+            payload = {
+                "stage": progress.stage,
+                "percent": progress.percent,
+                "chunk": progress.chunk,
+                "chunks": progress.chunks,
+                "eta_s": progress.eta_s,
+                "elapsed_s": progress.elapsed_s,
+            }
+            if progress.stage == ANALYSING:
+                payload["fraction"] = round(progress.percent / 100.0, 4)
+            self._emit("progress", payload)
+
+
+@dataclass(frozen=True)
+class _StageProgress:
+    """One progress report of a stage outside the engine, shaped as the engine's (model.progress)."""
+
+    stage: str
+    percent: float
+    chunk: int = 0
+    chunks: int = 0
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+
+
+class AnalysisProgress:
+    """The analysis as `progress` events of stage `analysing`: `percent` and `fraction` are the
+    analysis' own (0..100, 0..1), after the separation's reached 100."""
+
+    def __init__(self, thinner: ProgressThinner) -> None:
+        self._thinner = thinner
+        self._started = time.monotonic()
+
+    def __call__(self, fraction: float) -> None:
+        elapsed = time.monotonic() - self._started
+        eta = None if fraction <= 0.0 else round(elapsed * max(1.0 - fraction, 0.0) / fraction, 2)
+        self._thinner(_StageProgress(ANALYSING, round(100.0 * fraction, 2), eta_s=eta, elapsed_s=round(elapsed, 4)))
 
 
 def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
@@ -164,7 +193,13 @@ def run_pipeline(
     separated = time.monotonic()
     analysis = None
     if spec.analyze:
-        analysis = analyze_file(input_path, max_duration_s=options.max_duration_s).model_dump(mode="json")
+        report = AnalysisProgress(ProgressThinner(emit))
+        report(0.0)
+        found = analyze_file(
+            input_path, max_duration_s=options.max_duration_s, on_progress=report, expected_s=result.duration_s
+        )
+        report(1.0)
+        analysis = found.model_dump(mode="json")
         emit("analysis", analysis)
     timings = {
         **({"fetch_s": round(started - fetch_started, 4)} if spec.audio_url else {}),

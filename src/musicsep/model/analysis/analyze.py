@@ -8,7 +8,7 @@ per 23 ms hop; a 60-minute file stays far under 500 MB (bench/analysis_eval.py -
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +22,16 @@ from musicsep.model.analysis.key import (
     tonalness,
 )
 from musicsep.model.analysis.loudness import LoudnessMeter
-from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo
-from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo
+from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo, TempoAlternative, spelled_key
+from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo, tempo_alternatives
 from musicsep.model.errors import InvalidAudio
 
 # Below this RMS (-90 dBFS) the analysed signal is silence for tempo and key.
 SILENCE_RMS = 10 ** (-90 / 20)
 # Stems that carry the beat, and stems that carry no pitch, in the stem-aware mode.
 RHYTHM_STEMS = ("drums", "bass")
+# The most progress reported while blocks are read: tempo and key are estimated after the last one.
+_LAST_BLOCK_SHARE = 0.95
 UNPITCHED_STEMS = ("drums",)
 
 
@@ -85,7 +87,17 @@ def _tempo_of(features: feat.SignalFeatures, duration_s: float) -> Tempo:
         estimate = TempoEstimate(None, None, reason="silent: nothing above -90 dBFS")
     else:
         estimate = estimate_tempo(features.onset, features.fps, duration_s, feat.ONSET_LATENCY_S)
-    return Tempo(bpm=estimate.bpm, confidence=estimate.confidence, beats=estimate.beats, reason=estimate.reason)
+    alternatives = [
+        TempoAlternative(bpm=bpm, relation=relation)
+        for bpm, relation in tempo_alternatives(estimate.bpm, estimate.confidence)
+    ]
+    return Tempo(
+        bpm=estimate.bpm,
+        confidence=estimate.confidence,
+        beats=estimate.beats,
+        reason=estimate.reason,
+        alternatives=alternatives,
+    )
 
 
 def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
@@ -104,6 +116,7 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
     else:
         chroma = segment_chroma(features.spectrum, features.segments, feat.ANALYSIS_RATE, feat.N_FFT)
         estimate = estimate_key(chroma)
+    spelled, runner_up = spelled_key(estimate.label), spelled_key(estimate.runner_up)
     return Key(
         label=estimate.label,
         tonic=estimate.tonic,
@@ -111,6 +124,9 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
         confidence=estimate.confidence,
         runner_up=estimate.runner_up,
         reason=estimate.reason,
+        name=spelled[0] if spelled else None,
+        tonic_name=spelled[1] if spelled else None,
+        runner_up_name=runner_up[0] if runner_up else None,
     )
 
 
@@ -155,13 +171,35 @@ def _read_ahead(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
             yield block
 
 
-def analyze_file(path: str | Path, *, max_duration_s: float | None = None) -> AnalysisResult:
-    """Decode `path` block by block (stereo, its own rate) and analyse it."""
-    from musicsep.model.audio import decode_blocks
+def _reporting(
+    blocks: Iterable[np.ndarray], samplerate: int, expected_s: float, on_progress: Callable[[float], None]
+) -> Iterator[np.ndarray]:
+    """The blocks, telling `on_progress` the share of the track read so far (below 1: the
+    estimates after the last block take a moment too)."""
+    frames, total = 0, max(expected_s * samplerate, 1.0)
+    for block in blocks:
+        frames += block.shape[1]
+        on_progress(min(frames / total, _LAST_BLOCK_SHARE))
+        yield block
+
+
+def analyze_file(
+    path: str | Path,
+    *,
+    max_duration_s: float | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    expected_s: float | None = None,
+) -> AnalysisResult:
+    """Decode `path` block by block (stereo, its own rate) and analyse it. `on_progress` hears
+    the fraction done (0..1) after each block, out of `expected_s` (else the header's duration)."""
+    from musicsep.model.audio import decode_blocks, probe
 
     path = Path(path)
     samplerate = analysis_samplerate(path)
-    blocks = decode_blocks(path, samplerate=samplerate, channels=2, max_duration_s=max_duration_s)
+    blocks: Iterable[np.ndarray] = decode_blocks(path, samplerate=samplerate, channels=2, max_duration_s=max_duration_s)
+    if on_progress is not None:
+        length = expected_s or probe(path).duration_s or 0.0
+        blocks = _reporting(blocks, samplerate, length, on_progress)
     return analyze_blocks(_read_ahead(blocks), samplerate)
 
 

@@ -26,6 +26,9 @@ MAX_BPM = 186.0
 MIN_SECONDS = 5.0
 # Below this normalised autocorrelation at the beat the envelope has no steady pulse (noise).
 MIN_CONFIDENCE = 0.1
+#: Below this confidence a tempo is offered with its half and double: the octave errors a weak
+#: pulse is most prone to (docs/analysis.md), which a person hears at once and a tracker does not.
+LOW_CONFIDENCE = 0.5
 FAST_EVIDENCE_THRESHOLD = 0.5
 
 
@@ -143,3 +146,10 @@ def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float, latency_s: 
     bpm = _bpm_from_beats(beats_s, bpm)
     beats = [round(float(t), 3) for t in beats_s if 0.0 <= t <= duration_s]
     return TempoEstimate(round(bpm, 2), round(confidence, 3), beats)
+
+
+def tempo_alternatives(bpm: float | None, confidence: float | None) -> list[tuple[float, str]]:
+    """[(half bpm, "half"), (double bpm, "double")] for a tempo of low confidence; [] otherwise."""
+    if bpm is None or confidence is None or confidence >= LOW_CONFIDENCE:
+        return []
+    return [(round(bpm / 2.0, 2), "half"), (round(bpm * 2.0, 2), "double")]

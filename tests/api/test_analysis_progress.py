@@ -1,0 +1,31 @@
+"""While a job analyses its track, its events say so (stage `analysing`, with the analysis' own
+fraction), and the analysis a page shows carries the key as musicians spell it."""
+
+from __future__ import annotations
+
+import httpx
+
+from server_harness import stream_events
+
+
+def test_an_analysing_job_reports_its_stage_and_fraction_before_the_analysis(live_server, make_clip):
+    server = live_server()
+    with make_clip(seconds=5.5).open("rb") as handle:
+        accepted = httpx.post(
+            f"{server.url}/api/v1/jobs", files={"file": ("song.wav", handle)}, data={"analyze": "true"}, timeout=60
+        ).json()
+    _, events = stream_events(server.url + accepted["events_url"])
+    types = [kind for _, kind, _ in events]
+    assert types[-1] == "completed"
+    analysing = [data for _, kind, data in events if kind == "progress" and data["stage"] == "analysing"]
+    assert analysing, "the analysis shows up in the progress"
+    fractions = [data["fraction"] for data in analysing]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert all(data["percent"] == round(100 * data["fraction"], 2) for data in analysing)
+    first = next(i for i, (_, kind, data) in enumerate(events) if kind == "progress" and data["stage"] == "analysing")
+    separation = [data["percent"] for _, kind, data in events[:first] if kind == "progress"]
+    assert separation and separation[-1] == 100.0, "the analysis comes after the separation's 100 %"
+    assert types.index("analysis") > first
+    key = events[-1][2]["analysis"]["key"]
+    assert key["label"] is not None and key["name"] is not None
+    assert key["name"].split()[1] == key["mode"]
