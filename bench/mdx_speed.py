@@ -6,7 +6,9 @@
 The graph is tests/model/mdx_graphs.py's full-size TFC-TDF U-Net (~14.7 M weights, 59 MB, UVR's
 interface) built once into --work. Each variant streams the same clip of two chunks through
 musicsep's MdxSeparator; only the onnxruntime session differs:
-- `musicsep`: what load_mdx opens (intra-op threads = the process's usable cores; no spin-waiting);
+- `musicsep`: what load_mdx opens (on two CPUs or more: two chunks at once, each run with half
+  the usable cores as intra-op threads; no spin-waiting; session.cpu_lanes says why);
+- `t2`: one chunk at a time over all usable cores, no spin-waiting (musicsep's previous default);
 - `t1`: one intra-op thread, no spin-waiting;
 - `default`: `SessionOptions()` untouched, as python-audio-separator opens it (the baseline).
 Variants alternate within each repeat so machine load hits all alike; medians are printed with
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _cpu import cpu_model  # noqa: E402
 from model.mdx_graphs import INST_HQ_4, INST_HQ_4_FILE, build_mdx_onnx, parameter_count  # noqa: E402
 from musicsep.model.mdx import MdxSeparator, load_mdx  # noqa: E402
+from musicsep.model.mdx.session import cpu_threads  # noqa: E402
 
 SAMPLERATE = 44100
 CLIP_FRAMES = 200_000  # two chunks: offsets 0 and 195,840 start inside the track
@@ -43,8 +46,8 @@ def _separator(path: Path, variant: str) -> MdxSeparator:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    if variant == "t1":
-        options.intra_op_num_threads = 1
+    if variant in ("t1", "t2"):
+        options.intra_op_num_threads = cpu_threads() if variant == "t2" else 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     return MdxSeparator("UVR-MDX-NET-Inst_HQ_4", session, INST_HQ_4, device="cpu")
@@ -108,7 +111,7 @@ def _htdemucs_per_minute() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", default=["musicsep", "t1", "default"])
+    parser.add_argument("--variants", nargs="+", default=["musicsep", "t2", "default"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("/tmp/musicsep-mdx-bench"))
     parser.add_argument("--stft", action="store_true")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import tracemalloc
 from contextlib import contextmanager
@@ -23,7 +24,15 @@ import torch
 from model.mdx_graphs import INST_HQ_4, INST_HQ_4_FILE, build_mdx_onnx
 from musicsep.model.demucs_stream import PassOptions
 from musicsep.model.errors import Cancelled, DeviceUnavailable, InvalidOptions, ModelUnavailable
-from musicsep.model.mdx import MdxParams, load_mdx, mdx_params_for_file, missing_parameters, read_uvr_model_data
+from musicsep.model.mdx import (
+    MdxParams,
+    MdxSeparator,
+    load_mdx,
+    mdx_params_for_file,
+    missing_parameters,
+    read_uvr_model_data,
+)
+from musicsep.model.mdx.session import open_session
 
 #: A small geometry (chunk 3,840 samples, step 2,880) so a clip spans many chunks in milliseconds.
 SMALL = MdxParams(n_fft=512, dim_f=128, dim_t=16, hop=256, compensate=1.035, primary="vocals")
@@ -340,3 +349,21 @@ def test_full_size_inst_hq_4_streams_one_chunk(tmp_path):
     assert run.chunks == 1 and out.shape == (2, 2, 44_100) and np.isfinite(out).all()
     np.testing.assert_allclose(out[1], mix - out[0] * np.float32(1.019), atol=1e-5)
     assert time.monotonic() - started < 60
+
+
+def test_chunks_run_at_once_give_the_stems_of_one_at_a_time_and_stop_with_the_pass(small_model):
+    """Lanes (chunks in flight on worker threads) change when a chunk runs, not what is added up;
+    a pass the caller stops early has no model thread left running once it is closed."""
+    session, _ = open_session(small_model, SMALL, name="k", device="cpu", threads=1)
+    mix = noise_clip(30_001)
+    outputs = {}
+    for lanes in (1, 3):
+        separator = MdxSeparator("k", session, SMALL, device="cpu", lanes=lanes)
+        _, outputs[lanes] = separate(separator, mix, ["vocals", "instrumental"], PassOptions(batch_size=2))
+    np.testing.assert_array_equal(outputs[3], outputs[1])
+
+    run = MdxSeparator("k", session, SMALL, device="cpu", lanes=3).prepare(30_001, ["vocals"])
+    blocks = run.blocks(ArrayReader(mix), lambda: None)
+    next(blocks)
+    blocks.close()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("mdx-model")]

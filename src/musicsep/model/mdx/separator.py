@@ -24,7 +24,9 @@ for a non-linear network; musicsep feeds the decoded samples as they are.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from musicsep.model.errors import InvalidOptions, ModelUnavailable
 from musicsep.model.mdx.params import MdxParams
-from musicsep.model.mdx.session import INPUT_NAME, open_session
+from musicsep.model.mdx.session import INPUT_NAME, cpu_lanes, cpu_threads, open_session, providers_for
 from musicsep.model.mdx.stft import istft, stft
 
 
@@ -61,6 +63,7 @@ class MdxSeparator:
         device: str,
         fixed_batch: int | None = None,
         weight_bytes: int = 0,
+        lanes: int = 1,
     ) -> None:
         self.name = name
         self.params = params
@@ -70,6 +73,7 @@ class MdxSeparator:
         self.weight_bytes = weight_bytes  # the file's size: what the loaded session roughly holds
         self._session = session
         self._fixed_batch = fixed_batch
+        self.lanes = lanes  # batches run at once (session.cpu_lanes says why)
 
     def prepare(self, frames: int, stems: list[str], options: object = None) -> MdxPass:
         """A pass over `frames` frames giving `stems`; a pass option's `overlap` and
@@ -104,6 +108,10 @@ class MdxSeparator:
         full[:, :, :bins].real = pairs[:, :, 0]
         full[:, :, :bins].imag = pairs[:, :, 1]
         return istft(full, p.n_fft, p.hop, p.chunk)
+
+    def primary(self, chunks: np.ndarray) -> np.ndarray:
+        """`(batch, 2, chunk)` audio -> the primary stem of each chunk, `(batch, 2, chunk)`."""
+        return self.waveform(self.run_model(self.spectrum(chunks)))
 
     def run_model(self, spec: np.ndarray) -> np.ndarray:
         """The graph on a batch of spectrograms; with denoise, `-f(-x)/2 + f(x)/2` in one call."""
@@ -145,25 +153,48 @@ class MdxPass:
 
     def blocks(self, reader: FrameReader, on_chunk: Callable[[], None]) -> Iterator[np.ndarray]:
         """Yield `(len(stems), 2, n)` float32 blocks covering `[0, frames)` in order, one per chunk
-        (after each chunk, what precedes the next chunk's offset is final)."""
+        (after each chunk, what precedes the next chunk's offset is final).
+
+        The separator's `lanes` next batches run (STFT, model, inverse STFT) on worker threads
+        while this one's output is added up and its blocks go to the caller (who encodes and
+        writes them): the model is not idle while the stems are written, and on the CPU two
+        chunks run at once (session.cpu_lanes). The reads stay on the caller's thread, the
+        output is added in chunk order, and the workers have finished when this returns."""
         sep, p = self._separator, self._separator.params
         total = np.zeros((2, p.chunk), np.float32)  # padded-track samples [base, base + chunk)
         weights = np.zeros(p.chunk, np.float32)
-        for first in range(0, self.chunks, self._batch_size):
-            batch = self.offsets[first : first + self._batch_size]
-            audio = np.stack([reader.read(offset - p.trim, offset - p.trim + p.chunk) for offset in batch])
-            primary = sep.waveform(sep.run_model(sep.spectrum(audio)))
-            del audio
-            for index, offset in enumerate(batch, start=first):
-                length = min(p.chunk, self._padded - offset)
-                window = np.hanning(length) if self._overlap else np.ones(length)
-                total[:, :length] += primary[index - first, :, :length] * window
-                weights[:length] += window
-                final = self.offsets[index + 1] if index + 1 < self.chunks else offset + length
-                block = self._finish(reader, offset, final - offset, total, weights)
-                on_chunk()
-                if block is not None:
-                    yield block
+        upcoming = iter(range(0, self.chunks, self._batch_size))
+        running: deque[tuple[int, Future[np.ndarray]]] = deque()
+        with ThreadPoolExecutor(max_workers=sep.lanes, thread_name_prefix="mdx-model") as workers:
+
+            def start_next() -> None:
+                first = next(upcoming, None)
+                if first is not None:
+                    running.append((first, workers.submit(sep.primary, self._audio(reader, first))))
+
+            for _ in range(sep.lanes):
+                start_next()
+            while running:
+                first, future = running.popleft()
+                primary = future.result()
+                start_next()
+                for index in range(first, first + len(primary)):
+                    offset = self.offsets[index]
+                    length = min(p.chunk, self._padded - offset)
+                    window = np.hanning(length) if self._overlap else np.ones(length)
+                    total[:, :length] += primary[index - first, :, :length] * window
+                    weights[:length] += window
+                    final = self.offsets[index + 1] if index + 1 < self.chunks else offset + length
+                    block = self._finish(reader, offset, final - offset, total, weights)
+                    on_chunk()
+                    if block is not None:
+                        yield block
+
+    def _audio(self, reader: FrameReader, first: int) -> np.ndarray:
+        """The batch of chunks starting at chunk `first`, `(batch, 2, chunk)`."""
+        trim, chunk = self._separator.params.trim, self._separator.params.chunk
+        batch = self.offsets[first : first + self._batch_size]
+        return np.stack([reader.read(offset - trim, offset - trim + chunk) for offset in batch])
 
     def _finish(
         self, reader: FrameReader, base: int, count: int, total: np.ndarray, weights: np.ndarray
@@ -203,7 +234,8 @@ def load_mdx(path: Path, params: MdxParams, *, name: str, device: str = "cpu", p
         size = path.stat().st_size
     except OSError:
         raise ModelUnavailable(f"model '{name}' has no readable weight file") from None
-    session, fixed_batch = open_session(path, params, name=name, device=device)
+    lanes = cpu_lanes(cpu_threads()) if providers_for(device) == ["CPUExecutionProvider"] else 1
+    session, fixed_batch = open_session(path, params, name=name, device=device, threads=cpu_threads() // lanes)
     on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
     ran_on = ("cuda" if device == "auto" else device) if on_gpu else "cpu"
-    return MdxSeparator(name, session, params, device=ran_on, fixed_batch=fixed_batch, weight_bytes=size)
+    return MdxSeparator(name, session, params, device=ran_on, fixed_batch=fixed_batch, weight_bytes=size, lanes=lanes)

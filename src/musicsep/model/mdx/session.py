@@ -17,15 +17,24 @@ INPUT_NAME = "input"
 
 
 def cpu_threads() -> int:
-    """Intra-op threads for one session: the CPUs this process may use (a container's cpuset
-    included). onnxruntime's default counts the host's physical cores instead. Measured with
-    bench/mdx_speed.py on a shared 2-core EPYC: 2 threads and 1 thread within noise of each other
-    under load 7-10 (the second core was busy with other jobs), both a little faster than
-    onnxruntime's defaults (spin-waiting on); docs/models.md has the figures."""
+    """The CPUs this process may use (a container's cpuset included); onnxruntime's default
+    counts the host's physical cores instead."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def cpu_lanes(cpus: int) -> int:
+    """Chunks run at once on the CPU, each in its own `session.run` with `cpus // lanes` intra-op
+    threads: two where there are two CPUs or more. One run over all CPUs meets a barrier at every
+    operator, and on a shared machine the run waits at each for whichever thread was descheduled;
+    two independent runs keep going. Measured with bench/mdx_speed.py (Xeon with AVX-512, 2 cores,
+    load 2-6): two one-thread runs 3.5-5.9 s per chunk against 4.2-8.5 s for one two-thread run;
+    the same CPU seconds per chunk (4.2-4.5). The reason does not depend on the vector
+    instructions, so AVX2-only CPUs get the same default. More lanes would only multiply the
+    activations held (a full-size chunk's run holds about 1 GB)."""
+    return 2 if cpus >= 2 else 1
 
 
 def providers_for(device: str) -> list:
