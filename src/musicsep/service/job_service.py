@@ -30,6 +30,7 @@ from musicsep.service.job_parts import JobParts
 from musicsep.service.jobs import Job, JobSpec, JobStatus
 from musicsep.service.metrics import ServiceMetrics
 from musicsep.service.mix import MixStream, full_gains
+from musicsep.service.model_speeds import RECENT_JOBS, ModelSpeed, model_speeds
 from musicsep.service.pipeline import run_pipeline
 from musicsep.service.signing import Signer
 from musicsep.service.song_names import default_title
@@ -194,6 +195,10 @@ class JobService:
         """The terminal event when the job has ended, else None."""
         job = self.get(job_id)
         return self.events.last(job_id) if job.status.terminal else None
+
+    def model_speeds(self) -> dict[str, ModelSpeed]:
+        """Blocking (reads recent jobs): each model's speed on this server, by the model that ran."""
+        return model_speeds(self.store.list_jobs([JobStatus.COMPLETED], RECENT_JOBS))
 
     def stem_links(self, job: Job) -> dict[str, dict[str, Any]]:
         """Links valid until the result expires, keyed by stem name."""

@@ -1,9 +1,11 @@
-"""Health, Prometheus metrics and the model catalog (with load/reload on a device)."""
+"""Health, Prometheus metrics and the model catalog (whether each model is installed here, how fast
+it has run here, its published quality; load/reload on a device)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Body, Path, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -13,6 +15,7 @@ from musicsep.api.schemas import ERROR_RESPONSES, HealthPublic, ModelList, Model
 from musicsep.model.catalog import load_catalog
 from musicsep.model.names import MODEL_NAME_PATTERN
 from musicsep.service import model_loads
+from musicsep.service.job_service import JobService
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -25,12 +28,26 @@ class QualityPublic(BaseModel):
     source: str
 
 
+class SpeedPublic(BaseModel):
+    """How fast the model separated on this server: audio seconds per wall second of separation."""
+
+    realtime_factor: float = Field(description="Audio seconds separated per second (10: a minute in 6 s).")
+    jobs: int = Field(description="The completed jobs it is measured over (the server's most recent ones).")
+
+
 class CatalogModelPublic(ModelPublic):
     """ModelPublic plus the engine family, the published quality and an ensemble's models (additive fields)."""
 
     arch: str = Field(description="demucs, mdx, bs_roformer, mel_band_roformer, mdx23c, dsp or ensemble.")
     quality: QualityPublic | None = None
     members: list[str] | None = Field(default=None, description="The models an ensemble preset combines.")
+    installed: bool = Field(
+        default=False, description="Every weight file is on this server (found by file name: nothing is loaded)."
+    )
+    speed: SpeedPublic | None = Field(
+        default=None, description="Measured from this server's completed jobs of the model; null before its first."
+    )
+    quality_note: str | None = Field(default=None, description="The published quality in one line, for people.")
 
 
 class CatalogList(ModelList):
@@ -74,7 +91,13 @@ async def metrics(service: ServiceDep) -> Response:
     summary="The models this server knows",
 )
 async def list_models(service: ServiceDep, settings: SettingsDep) -> CatalogList:
+    # In a thread: finding weight files lists folders and caches, and the speeds read the job store.
+    return await anyio.to_thread.run_sync(_catalog, service, settings.default_model)
+
+
+def _catalog(service: JobService, default: str) -> CatalogList:
     loaded = set(service.loader.loaded())
+    speeds = service.model_speeds()
     models = [
         CatalogModelPublic(
             name=info.name,
@@ -86,10 +109,15 @@ async def list_models(service: ServiceDep, settings: SettingsDep) -> CatalogList
             quality=QualityPublic(sdr=info.quality.sdr, basis=info.quality.basis, source=info.quality.source)
             if info.quality
             else None,
+            installed=service.loader.is_available(info.name),
+            speed=SpeedPublic(realtime_factor=speed.realtime_factor, jobs=speed.jobs)
+            if (speed := speeds.get(info.name))
+            else None,
+            quality_note=info.quality.text() if info.quality else None,
         )
         for info in load_catalog().values()
     ]
-    return CatalogList(models=models, default=settings.default_model)
+    return CatalogList(models=models, default=default)
 
 
 @router.post(
