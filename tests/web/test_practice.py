@@ -1,8 +1,8 @@
 """A musician's session on a desktop and on a phone: two songs queued at once, both in the
 library under their titles; the running job's card and then the player come into view; the
 player plays before the stems are downloaded in full; the A-B loop repeats its region, 0.8x
-tempo plays a quarter longer, a muted stem's waveform dims; rename and delete survive a reload.
-Against a real server separating with the tiny Demucs model."""
+tempo plays a quarter longer, a muted stem's waveform dims, the mix downloads as one file;
+rename and delete survive a reload. Against a real server separating with the tiny Demucs model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from itertools import pairwise
 
 import httpx
 import pytest
+import soundfile as sf
 
 pytestmark = pytest.mark.browser
 
@@ -160,6 +161,12 @@ def test_a_practice_session_from_two_uploads_to_a_renamed_library(
         )
         expect(page.locator("#stems")).to_have_attribute("data-drawn", "true")
         page.screenshot(path=str(artifacts / f"player-{viewport}.png"), full_page=True)
+
+        with page.expect_download() as exported:
+            page.click("#export-mix")
+        assert exported.value.suggested_filename == "First Song - mix.wav"
+        mix, rate = sf.read(exported.value.path())
+        assert abs(len(mix) / rate - SONG_S) < 0.05
 
         expect(library.locator('li[data-status="completed"]')).to_have_count(2, timeout=120_000)
         page.click('button[aria-label="Rename First Song"]')

@@ -40,6 +40,10 @@ function plainWords(status, code, serverMessage, retryAfter) {
       return "This model is not available on this server. Choose another one.";
     case "unauthorized":
       return "This server needs an API key: enter it under “Server key” at the top.";
+    case "job_finished":
+      return "This job has already finished, so there is nothing to cancel.";
+    case "job_not_completed":
+      return "This job has not finished yet, so there is no mix to export.";
     case "job_not_found":
       return "This job does not exist on this server any more.";
     case "job_expired":
@@ -107,6 +111,11 @@ export async function renameJob(id, title) {
   return (await request(jobPath(id), { method: "PATCH", headers: JSON_HEADERS, body })).json();
 }
 
+/** Cancel a queued or running job; a finished one is left as it is (409 job_finished). */
+export async function cancelJob(id) {
+  return (await request(`${jobPath(id)}/cancel`, { method: "POST" })).json();
+}
+
 /** DELETE: a queued or running job is cancelled (its view comes back), a finished one is removed
  * with its files (204, nothing comes back: null). */
 export async function deleteJob(id) {
@@ -121,10 +130,12 @@ function fileName(disposition, fallback) {
   return plain ? plain[1] : fallback;
 }
 
-/** The server renders the mix of `gains` (stem -> 0..2) as one file, named after the song. */
-export async function exportMix(id, gains, format) {
+/** The server renders the mix of `gains` (stem -> 0..2) as one file, named after the song.
+ * `job.mix_url` is signed like the stem links; without it the API key has to do. */
+export async function exportMix(job, gains, format) {
   const body = JSON.stringify({ gains, format });
-  const response = await request(`${jobPath(id)}/mix`, { method: "POST", headers: JSON_HEADERS, body });
+  const url = job.mix_url || `${jobPath(job.id)}/mix`;
+  const response = await request(url, { method: "POST", headers: JSON_HEADERS, body });
   return { blob: await response.blob(), filename: fileName(response.headers.get("Content-Disposition"), "mix.wav") };
 }
 

@@ -1,11 +1,11 @@
 // The page: choose one song or several and the options, follow a job live, then hand over to
 // the player. The job being shown is kept in the address (#job=<id>) so a reload reopens it.
 
-import { apiKey, createJob, deleteJob, fetchLinkedAudio, getJob, listModels, setApiKey } from "./api.js";
+import { apiKey, cancelJob, createJob, fetchLinkedAudio, getJob, listModels, setApiKey } from "./api.js";
 import { followJob } from "./events.js";
 import { jobTitle, refreshLibrary, startLibrary } from "./library.js";
 import { JobProgress } from "./progress.js";
-import { modelLine, renderResult } from "./result.js";
+import { renderResult } from "./result.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
@@ -95,7 +95,7 @@ function describeModel() {
   const stems = model?.stems || [];
   const members = model?.members?.length ? ` Combines: ${model.members.join(", ")}.` : "";
   $("model-stems").textContent = stems.length
-    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality_note ?? model.quality)}` +
+    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality || model.quality_note)}` +
       hereText(model) : "";
   const karaoke = document.querySelector('input[name="mode"][value="karaoke"]');
   karaoke.disabled = stems.length > 0 && !stems.includes("vocals");
@@ -200,7 +200,7 @@ async function finish(job) {
   if (job.status === "completed") {
     state.progress.completed();
     showProgress();
-    setStatus(`Done. ${modelLine(job)}`, false);
+    setStatus("Done.", false);
     document.body.dataset.phase = "done";
     try {
       state.player = await renderResult(job, state.player);
@@ -306,7 +306,7 @@ export async function openJob(jobId, accepted = null) {
 async function cancel() {
   $("cancel").disabled = true;
   try {
-    await deleteJob(state.jobId);
+    await cancelJob(state.jobId);
     $("job-status").textContent = "Cancelling…";
   } catch (problem) {
     showError($("job-error"), problem);

@@ -1,8 +1,8 @@
 // The library: this server's jobs (GET /api/v1/jobs), newest first, each with its title, the
 // model that ran, its stems, format and date; searched in the page over the loaded list; each
-// can be reopened, renamed (PATCH) or deleted (DELETE: a running job is cancelled).
+// can be reopened, renamed (PATCH), deleted (DELETE) or, while it runs, cancelled.
 
-import { deleteJob, listJobs, renameJob } from "./api.js";
+import { cancelJob, deleteJob, listJobs, renameJob } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const UNFINISHED = new Set(["queued", "running"]);
@@ -85,7 +85,7 @@ async function remove(job) {
   const question = running ? `Cancel “${jobTitle(job)}”?` : `Delete “${jobTitle(job)}” and its files?`;
   if (!window.confirm(question)) return;
   try {
-    await deleteJob(job.id);
+    await (running ? cancelJob(job.id) : deleteJob(job.id));
     showProblem(null);
     if (!running) library.onDeleted(job.id);
   } catch (problem) {

@@ -113,7 +113,7 @@ function bindExport(job, player) {
     button.disabled = true;
     error.hidden = true;
     try {
-      const { blob, filename } = await exportMix(job.id, player.gains(), "wav16");
+      const { blob, filename } = await exportMix(job, player.gains(), "wav16");
       const link = document.createElement("a");
       link.href = URL.createObjectURL(blob);
       link.download = filename;
