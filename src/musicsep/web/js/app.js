@@ -94,9 +94,9 @@ function describeModel() {
   const model = state.models.get($("model").value);
   const stems = model?.stems || [];
   const members = model?.members?.length ? ` Combines: ${model.members.join(", ")}.` : "";
-  $("model-stems").textContent = stems.length
-    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality || model.quality_note)}` +
-      hereText(model) : "";
+  const about = stems.length
+    ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality || model.quality_note)}` : "";
+  $("model-stems").textContent = `${about}${model ? hereText(model) : ""}`.trim();
   const karaoke = document.querySelector('input[name="mode"][value="karaoke"]');
   karaoke.disabled = stems.length > 0 && !stems.includes("vocals");
   if (karaoke.disabled && karaoke.checked) document.querySelector('input[name="mode"][value="all"]').checked = true;
