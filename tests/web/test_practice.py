@@ -1,7 +1,7 @@
 """A musician's session on a desktop and on a phone: two songs queued at once, both in the
 library under their titles; the running job's card and then the player come into view; the
 player plays before the stems are downloaded in full; the A-B loop repeats its region, 0.8x
-tempo plays a quarter longer, a muted stem's waveform dims, the mix downloads as one file;
+tempo plays a quarter longer, the beats click, a muted stem's waveform dims, the mix downloads as one file;
 rename and delete survive a reload. Against a real server separating with the tiny Demucs model."""
 
 from __future__ import annotations
@@ -151,6 +151,9 @@ def test_a_practice_session_from_two_uploads_to_a_renamed_library(
         expect(page.locator("#tempo-text")).to_have_text("80%")
         rate = page.evaluate(MEASURE_THE_RATE)
         assert 0.7 < rate < 0.9, rate  # 0.8 s of song per second: the song plays 25 % longer
+
+        page.check("#click")
+        page.wait_for_function("window.musicsep.player.clicks >= 2")  # a click on each beat that passes
 
         drums = page.locator('li[data-stem="drums"] canvas.waveform')
         assert drums.evaluate("canvas => getComputedStyle(canvas).opacity") == "1"

@@ -29,6 +29,7 @@ export class Player {
     this.beats = [];
     this.clickOn = false;
     this.loops = 0; // how many times the loop went back to A (read by the page's tests)
+    this.clicks = 0; // beat clicks scheduled so far (likewise)
     this.onChange = () => {};
     this._ticker = null;
     this._clicked = new Set();
@@ -206,6 +207,7 @@ export class Player {
   }
 
   _click(when) {
+    this.clicks += 1;
     const tone = this.context.createOscillator();
     const envelope = this.context.createGain();
     tone.frequency.value = 1500;
