@@ -83,43 +83,48 @@ class ProgressThinner:
             or progress.percent >= 100.0
         ):
             self._last = (progress.stage, progress.chunk, progress.percent)
-            payload = {
-                "stage": progress.stage,
-                "percent": progress.percent,
-                "chunk": progress.chunk,
-                "chunks": progress.chunks,
-                "eta_s": progress.eta_s,
-                "elapsed_s": progress.elapsed_s,
-            }
-            if progress.stage == ANALYSING:
-                payload["fraction"] = round(progress.percent / 100.0, 4)
-            self._emit("progress", payload)
-
-
-@dataclass(frozen=True)
-class _StageProgress:
-    """One progress report of a stage outside the engine, shaped as the engine's (model.progress)."""
-
-    stage: str
-    percent: float
-    chunk: int = 0
-    chunks: int = 0
-    eta_s: float | None = None
-    elapsed_s: float = 0.0
+            self._emit(
+                "progress",
+                {
+                    "stage": progress.stage,
+                    "percent": progress.percent,
+                    "chunk": progress.chunk,
+                    "chunks": progress.chunks,
+                    "eta_s": progress.eta_s,
+                    "elapsed_s": progress.elapsed_s,
+                },
+            )
 
 
 class AnalysisProgress:
-    """The analysis as `progress` events of stage `analysing`: `percent` and `fraction` are the
-    analysis' own (0..100, 0..1), after the separation's reached 100."""
+    """The analysis as `progress` events of stage `analysing`: `percent` stays at the 100 the
+    separation reached (it never goes back, which clients' bars rely on) and `fraction` is the
+    analysis' own, 0 to 1, in steps a person can see."""
 
-    def __init__(self, thinner: ProgressThinner) -> None:
-        self._thinner = thinner
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
         self._started = time.monotonic()
+        self._last: float | None = None
 
     def __call__(self, fraction: float) -> None:
+        last = self._last
+        if last is not None and fraction - last < _MIN_PERCENT_STEP / 100.0 and fraction < 1.0:
+            return
+        self._last = fraction
         elapsed = time.monotonic() - self._started
         eta = None if fraction <= 0.0 else round(elapsed * max(1.0 - fraction, 0.0) / fraction, 2)
-        self._thinner(_StageProgress(ANALYSING, round(100.0 * fraction, 2), eta_s=eta, elapsed_s=round(elapsed, 4)))
+        self._emit(
+            "progress",
+            {
+                "stage": ANALYSING,
+                "percent": 100.0,
+                "fraction": round(fraction, 4),
+                "chunk": 0,
+                "chunks": 0,
+                "eta_s": eta,
+                "elapsed_s": round(elapsed, 4),
+            },
+        )
 
 
 def separation_request(spec: JobSpec, options: EngineOptions) -> Any:
@@ -193,7 +198,7 @@ def run_pipeline(
     separated = time.monotonic()
     analysis = None
     if spec.analyze:
-        report = AnalysisProgress(ProgressThinner(emit))
+        report = AnalysisProgress(emit)
         report(0.0)
         found = analyze_file(
             input_path, max_duration_s=options.max_duration_s, on_progress=report, expected_s=result.duration_s
