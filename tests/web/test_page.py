@@ -120,6 +120,11 @@ def test_mixer_plays_mutes_solos_and_seeks_all_stems_after_a_reload(page, live_s
     assert max(times) - min(times) < 0.1 and min(times) >= 5  # every stem moved together
     assert snapshot["playing"]
 
+    lane = page.locator('li[data-stem="bass"] .lane')
+    box = lane.bounding_box()
+    lane.click(position={"x": box["width"] * 0.75, "y": box["height"] / 2})  # a waveform seeks every stem
+    assert abs(_snapshot(page)["position"] - 0.75 * _snapshot(page)["duration"]) < 0.3
+
     page.locator("#analysis").click()  # the keys go to the player when no control has the focus
     page.keyboard.press("ArrowLeft")
     assert _snapshot(page)["position"] < 2

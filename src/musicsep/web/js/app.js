@@ -160,7 +160,10 @@ async function submit(event) {
     showError($("form-error"), problem);
   } finally {
     $("submit").disabled = false;
-    if (accepted.length) openJob(accepted[0].job_id, accepted[0]);
+    if (accepted.length) {
+      $("title").value = ""; // a title is for the song it was typed for
+      openJob(accepted[0].job_id, accepted[0]);
+    }
     refreshLibrary();
   }
 }
@@ -203,7 +206,10 @@ async function finish(job) {
     setStatus("Done.", false);
     document.body.dataset.phase = "done";
     try {
-      state.player = await renderResult(job, state.player);
+      // Another job may have been opened while the stems loaded: its view must stay.
+      const player = await renderResult(job, state.player, () => state.jobId === job.id);
+      if (state.jobId === job.id) state.player = player;
+      else player.close();
     } catch (problem) {
       showError($("job-error"), problem);
     }

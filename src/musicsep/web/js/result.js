@@ -128,8 +128,9 @@ function bindExport(job, player) {
   };
 }
 
-/** Show a completed job; returns its Player (window.musicsep.player points at it too). */
-export async function renderResult(job, previous) {
+/** Show a completed job; returns its Player (window.musicsep.player points at it too).
+ * `isCurrent()` says whether the job is still the one on screen once the stems can play. */
+export async function renderResult(job, previous, isCurrent) {
   if (previous) previous.close();
   const player = new Player();
   player.beats = job.analysis?.tempo?.beats || [];
@@ -148,6 +149,7 @@ export async function renderResult(job, previous) {
   $("result").scrollIntoView({ block: "start" });
   // The compressed preview when the server made one: the full stem stays the download.
   await Promise.all(Object.entries(job.stems || {}).map(([name, link]) => player.add(name, link.preview_url || link.url)));
+  if (!isCurrent()) return player;
   if (!player.duration && job.analysis) player.duration = job.analysis.duration_s;
   bindTransport(player, rows.map(({ lane }) => lane), rows.map(({ row }) => row));
   bindExport(job, player);
