@@ -15,6 +15,7 @@ const COLORS = { vocals: "#d9480f", drums: "#1971c2", bass: "#2f9e44", other: "#
 const FULL_FILE_PEAKS_DELAY_MS = 1500;
 
 const $ = (id) => document.getElementById(id);
+let resized = null; // the ResizeObserver of the waveforms on screen
 
 function analysisRows(analysis) {
   const { tempo = {}, key = {}, loudness = {} } = analysis;
@@ -100,8 +101,13 @@ async function drawWaveforms(job, rows, player) {
   }
   const allPeaks = await Promise.all(links.map((link) => loadPeaks(link)));
   const scale = sharedScale(allPeaks);
-  rows.forEach(({ row, canvas }, i) => drawPeaks(canvas, allPeaks[i], player.duration, scale,
+  const draw = () => rows.forEach(({ row, canvas }, i) => drawPeaks(canvas, allPeaks[i], player.duration, scale,
     COLORS[row.dataset.stem] || "#495057"));
+  draw();
+  // Drawn again at the new width when the window is resized or a phone turns.
+  resized?.disconnect();
+  resized = new ResizeObserver(draw);
+  resized.observe($("stems"));
   $("stems").dataset.drawn = "true";
 }
 
