@@ -6,6 +6,7 @@ import { followJob } from "./events.js";
 import { jobTitle, refreshLibrary, startLibrary } from "./library.js";
 import { JobProgress } from "./progress.js";
 import { renderResult } from "./result.js";
+import { bindStemChoice, offerStems, stemFields } from "./stemchoice.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
@@ -97,9 +98,7 @@ function describeModel() {
   const about = stems.length
     ? `Stems: ${stems.join(", ")}. ${model.description}${members}${qualityText(model.quality || model.quality_note)}` : "";
   $("model-stems").textContent = `${about}${model ? hereText(model) : ""}`.trim();
-  const karaoke = document.querySelector('input[name="mode"][value="karaoke"]');
-  karaoke.disabled = stems.length > 0 && !stems.includes("vocals");
-  if (karaoke.disabled && karaoke.checked) document.querySelector('input[name="mode"][value="all"]').checked = true;
+  offerStems(stems);
 }
 
 function chosenFileLabel() {
@@ -126,13 +125,8 @@ function bindDropZone() {
   $("file").addEventListener("change", chosenFileLabel);
 }
 
-function formOptions() {
-  return {
-    model: $("model").value,
-    format: $("format").value,
-    shifts: $("shifts").value,
-    two_stems: $("job-form").elements.mode.value === "karaoke" ? "vocals" : null,
-  };
+function formOptions(stemChoice) {
+  return { model: $("model").value, format: $("format").value, shifts: $("shifts").value, ...stemChoice };
 }
 
 async function submit(event) {
@@ -144,6 +138,8 @@ async function submit(event) {
     showError($("form-error"), new Error("Choose a song file, drop one on the box, or paste a link first."));
     return;
   }
+  const stemChoice = stemFields();
+  if (!stemChoice) return; // "Choose stems" with none ticked: the message is next to the boxes
   $("submit").disabled = true;
   const accepted = [];
   try {
@@ -152,7 +148,7 @@ async function submit(event) {
     const title = sources.length === 1 ? $("title").value.trim() : "";
     // One at a time: each upload is a job of its own, queued in the order chosen.
     for (const source of sources) {
-      const job = await createJob(source.blob, source.name, { ...formOptions(), title });
+      const job = await createJob(source.blob, source.name, { ...formOptions(stemChoice), title });
       rememberEventsUrl(job.job_id, job.events_url);
       accepted.push(job);
     }
@@ -334,6 +330,7 @@ function start() {
   $("job-form").addEventListener("submit", submit);
   $("cancel").addEventListener("click", cancel);
   bindDropZone();
+  bindStemChoice();
   document.body.dataset.phase = "idle";
   loadModels();
   startLibrary(openJob, (jobId) => { if (jobId === state.jobId) hideJob(); });
