@@ -22,6 +22,7 @@ def test_page_and_modules_are_served_and_the_api_paths_still_answer(live_server)
             "transport",
             "progress",
             "musickey",
+            "stemchoice",
         ):
             served = client.get(f"/static/js/{module}.js")
             assert served.status_code == 200 and "javascript" in served.headers["content-type"]
