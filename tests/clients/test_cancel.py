@@ -49,5 +49,7 @@ def test_cancel_stops_running_and_queued_jobs_and_never_deletes_a_finished_one(l
             assert client.job(done).status == "completed"
             stem = completed.stems["vocals"]
             assert httpx.get(server.url + stem["url"], timeout=10).status_code == 200, "its stems still download"
+            # A pipeline that writes no previews (this stand-in) still gets them, from the finisher.
+            assert httpx.get(server.url + stem["preview_url"], timeout=10).content[:4] == b"OggS"
     finally:
         fake.release()

@@ -22,7 +22,7 @@ from musicsep.service.interfaces import ArtifactStore, JobEventLog, JobStore
 from musicsep.service.jobs import Job, JobStatus
 from musicsep.service.metrics import ServiceMetrics
 from musicsep.service.pipeline import PipelineOutput
-from musicsep.service.previews import PEAKS_MEDIA_TYPE, PREVIEW_MEDIA_TYPE, write_previews
+from musicsep.service.previews import PEAKS_MEDIA_TYPE, PREVIEW_MEDIA_TYPE, BackgroundPreviews
 from musicsep.service.webhooks import WebhookNotifier
 
 
@@ -105,17 +105,17 @@ class JobFinisher:
     ) -> None:
         """Each stem's preview and peaks, kept with the stems and named in its result entry. Not
         for `payload=base64` jobs: their caller takes the stems inline, not through a page."""
-        started = time.monotonic()
-        try:
-            previews = write_previews(output.stems, output.samplerate)
-        except Exception as exc:  # noqa: BLE001 - a preview is a convenience: the stems are complete
-            logger.bind(job_id=job.id).opt(exception=exc).warning("no previews for this job's stems")
+        previews = output.previews
+        if previews is None:  # a pipeline that did not write them (the real one does, while it analyses)
+            background = BackgroundPreviews(output.stems, output.samplerate)
+            previews = background.result()
+            timings["previews_s"] = round(background.seconds, 4)
+        if not previews:
             return
         self.artifacts.store_stems(job.id, {n: p.preview for n, p in previews.items()}, PREVIEW_MEDIA_TYPE)
         self.artifacts.store_stems(job.id, {n: p.peaks for n, p in previews.items()}, PEAKS_MEDIA_TYPE)
         for name, files in previews.items():
             stems[name].update(preview=files.preview.name, peaks=files.peaks.name)
-        timings["previews_s"] = round(time.monotonic() - started, 4)
 
     def complete(self, job: Job, prepared: Prepared) -> None:
         """The `stem` events, then `completed` (or `failed` when the result was refused)."""

@@ -2,8 +2,8 @@
 
 Decoding, separation and encoding stream together inside the engine's `separate_file`; this
 module adds what a job needs around it: the `started` event, progress events thinned to what a
-person can see (the analysis' too, as stage `analysing`), the optional analysis and the
-measured timings. It blocks, so it is only ever
+person can see (the analysis' too, as stage `analysing`), the optional analysis (with each
+stem's preview and peaks written meanwhile) and the measured timings. It blocks, so it is only ever
 called through `ThreadRunner`, never on the event loop.
 """
 
@@ -22,6 +22,7 @@ from musicsep.service.fallbacks import with_stems_note
 from musicsep.service.fetch import FetchLimits
 from musicsep.service.inputs import fetch_input, fetch_limits
 from musicsep.service.jobs import JobSpec
+from musicsep.service.previews import BackgroundPreviews, StemPreview
 
 #: Emits one event (type, payload) into the job's log; safe to call from the worker thread.
 Emit = Callable[[str, dict[str, Any]], None]
@@ -64,6 +65,9 @@ class PipelineOutput:
     analysis: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
     fallback_reason: str | None = None
+    #: Each stem's preview files when the pipeline wrote them ({}: it tried and could not); None:
+    #: it did not, and the finisher writes them.
+    previews: dict[str, StemPreview] | None = None
 
 
 class ProgressThinner:
@@ -197,20 +201,26 @@ def run_pipeline(
     )
     separated = time.monotonic()
     analysis = None
-    if spec.analyze:
-        report = AnalysisProgress(emit)
-        report(0.0)
-        found = analyze_file(
-            input_path, max_duration_s=options.max_duration_s, on_progress=report, expected_s=result.duration_s
-        )
-        report(1.0)
-        analysis = found.model_dump(mode="json")
-        emit("analysis", analysis)
+    # Written while the track is analysed; payload=base64 jobs get none (docs/server.md).
+    previews = BackgroundPreviews(dict(result.stems), result.samplerate) if spec.payload == "url" else None
+    try:
+        if spec.analyze:
+            report = AnalysisProgress(emit)
+            report(0.0)
+            found = analyze_file(
+                input_path, max_duration_s=options.max_duration_s, on_progress=report, expected_s=result.duration_s
+            )
+            report(1.0)
+            analysis = found.model_dump(mode="json")
+            emit("analysis", analysis)
+    finally:
+        written = previews.result() if previews is not None else None
     timings = {
         **({"fetch_s": round(started - fetch_started, 4)} if spec.audio_url else {}),
         "load_s": round(loaded - started, 4),
         "separate_s": round(separated - loaded, 4),
         "analyze_s": round(time.monotonic() - separated, 4),
+        **({"previews_s": round(previews.seconds, 4)} if previews is not None else {}),
         **{f"engine_{k}": v for k, v in (result.timings or {}).items()},
     }
     return PipelineOutput(
@@ -222,6 +232,7 @@ def run_pipeline(
         analysis=analysis,
         timings=timings,
         fallback_reason=_with_started_reason(result.fallback_reason, fallback_reason, started_reason),
+        previews=written,
     )
 
 

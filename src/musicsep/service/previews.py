@@ -9,11 +9,16 @@ stays one block whatever the length. Files are written beside the stems
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from loguru import logger
 
 #: Opus at 96 kbps stereo: transparent enough to judge a separation, ~0.7 MB per minute per stem.
 PREVIEW_KBPS = 96
@@ -43,6 +48,36 @@ def write_previews(stems: dict[str, Path], samplerate: int) -> dict[str, StemPre
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="musicsep-preview") as pool:
         futures = {name: pool.submit(write_preview, name, path, samplerate) for name, path in stems.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+class BackgroundPreviews:
+    """`write_previews` in a thread of its own, so that a job's previews are written while its
+    track is analysed (both mostly wait on FFmpeg, libopus and numpy, which release the GIL):
+    the job then waits for the longer of the two, not their sum."""
+
+    def __init__(self, stems: dict[str, Path], samplerate: int) -> None:
+        self.seconds = 0.0
+        self._written: dict[str, StemPreview] = {}
+        # The caller's context (the job id its log lines carry) goes with the thread.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run, stems, samplerate), name="musicsep-previews", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, stems: dict[str, Path], samplerate: int) -> None:
+        started = time.monotonic()
+        try:
+            self._written = write_previews(stems, samplerate)
+        except Exception as exc:  # noqa: BLE001 - a preview is a convenience: the stems are complete
+            logger.opt(exception=exc).warning("no previews for this job's stems")
+        finally:
+            self.seconds = time.monotonic() - started
+
+    def result(self) -> dict[str, StemPreview]:
+        """Wait for them: each stem's files, or {} when they could not be written (logged)."""
+        self._thread.join()
+        return self._written
 
 
 def write_preview(name: str, stem: Path, samplerate: int) -> StemPreview:
