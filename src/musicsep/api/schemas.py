@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from musicsep.api.openapi_examples import empty_optional_fields, error_responses
 from musicsep.protocol import TITLE_MAX, JobParams, check_title
 from musicsep.service.jobs import JobSpec, JobStatus
+from musicsep.service.mix import GAIN_MAX, GAIN_MIN, MixFormat
 
 
 class SeparationForm(JobParams):
@@ -202,10 +203,10 @@ class JobRename(BaseModel):
 class MixRequest(BaseModel):
     """Body of POST /api/v1/jobs/{id}/mix: a gain per stem (those not named stay at 1.0)."""
 
-    gains: dict[str, Annotated[float, Field(ge=0.0, le=2.0)]] = Field(
+    gains: dict[str, Annotated[float, Field(ge=GAIN_MIN, le=GAIN_MAX)]] = Field(
         default_factory=dict, description="Stem name -> gain, 0 (muted) to 2 (+6 dB); stems not named: 1.0."
     )
-    format: Literal["wav16", "wav24"] = Field(default="wav16", description="The mix file: 16- or 24-bit WAV.")
+    format: MixFormat = Field(default="wav16", description="The mix file: 16- or 24-bit WAV.")
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"gains": {"vocals": 0.0, "drums": 1.0}, "format": "wav16"}]}

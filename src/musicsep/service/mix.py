@@ -15,12 +15,13 @@ import wave
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO, Literal, cast
 
 import numpy as np
 
 #: Mix formats -> bytes per sample. WAV only: its header can be written before the samples.
-MIX_FORMATS = {"wav16": 2, "wav24": 3}
+MixFormat = Literal["wav16", "wav24"]
+MIX_FORMATS: dict[str, int] = {"wav16": 2, "wav24": 3}
 MIX_EXTENSION, MIX_MEDIA_TYPE = "wav", "audio/wav"
 GAIN_MIN, GAIN_MAX = 0.0, 2.0
 _BLOCK_FRAMES = 65536
