@@ -25,6 +25,7 @@ from musicsep.model.analysis.loudness import LoudnessMeter
 from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo, TempoAlternative, spelled_key
 from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo, tempo_alternatives
 from musicsep.model.errors import InvalidAudio
+from musicsep.model.numba_cache import first_numba_use
 
 # Below this RMS (-90 dBFS) the analysed signal is silence for tempo and key.
 SILENCE_RMS = 10 ** (-90 / 20)
@@ -132,6 +133,11 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
 
 def analyze_blocks(blocks: Iterable[np.ndarray], samplerate: int) -> AnalysisResult:
     """Analyse a track given as (channels, n) float blocks at `samplerate`, in one pass."""
+    with first_numba_use():
+        return _analyze_blocks(blocks, samplerate)
+
+
+def _analyze_blocks(blocks: Iterable[np.ndarray], samplerate: int) -> AnalysisResult:
     mix = _Mix(int(samplerate))
     stream = feat.FeatureStream(int(samplerate))
     for raw in blocks:
@@ -258,31 +264,32 @@ def analyze_stems(
             source = decode_blocks(Path(source), samplerate=samplerate, channels=2)
         return _rechunk(source, block_frames)
 
-    sources = [blocks_of(stems[name]) for name in names]
-    mix_source = None if mix is None else blocks_of(mix)
-    rhythm_names = [n for n in names if n in RHYTHM_STEMS] or names
-    pitched_names = [n for n in names if n not in UNPITCHED_STEMS] or names
-    rhythm, pitched = feat.FeatureStream(samplerate), feat.FeatureStream(samplerate)
-    total = _Mix(samplerate)
-    while True:
-        group = {name: next(source, None) for name, source in zip(names, sources, strict=True)}
-        mixed = None if mix_source is None else next(mix_source, None)
-        present = [b for b in group.values() if b is not None]
-        if not present and mixed is None:
-            break
-        frames = max([b.shape[1] for b in present] + ([mixed.shape[1]] if mixed is not None else []))
-        stereo = {n: _stereo(b, frames) for n, b in group.items() if b is not None}
-        silent = np.zeros((2, frames), dtype=np.float32)
-        rhythm.add(_mono(sum((stereo.get(n, silent) for n in rhythm_names), silent)))
-        pitched.add(_mono(sum((stereo.get(n, silent) for n in pitched_names), silent)))
-        total.add(mixed if mixed is not None else sum(stereo.values(), silent))
-    duration_s = total.frames / samplerate
-    rhythm_features, pitched_features = rhythm.finish(), pitched.finish()
-    _check_finite(rhythm_features)
-    _check_finite(pitched_features)
-    return AnalysisResult(
-        duration_s=round(duration_s, 6),
-        tempo=_tempo_of(rhythm_features, duration_s),
-        key=_key_of(pitched_features, duration_s),
-        loudness=total.loudness(),
-    )
+    with first_numba_use():
+        sources = [blocks_of(stems[name]) for name in names]
+        mix_source = None if mix is None else blocks_of(mix)
+        rhythm_names = [n for n in names if n in RHYTHM_STEMS] or names
+        pitched_names = [n for n in names if n not in UNPITCHED_STEMS] or names
+        rhythm, pitched = feat.FeatureStream(samplerate), feat.FeatureStream(samplerate)
+        total = _Mix(samplerate)
+        while True:
+            group = {name: next(source, None) for name, source in zip(names, sources, strict=True)}
+            mixed = None if mix_source is None else next(mix_source, None)
+            present = [b for b in group.values() if b is not None]
+            if not present and mixed is None:
+                break
+            frames = max([b.shape[1] for b in present] + ([mixed.shape[1]] if mixed is not None else []))
+            stereo = {n: _stereo(b, frames) for n, b in group.items() if b is not None}
+            silent = np.zeros((2, frames), dtype=np.float32)
+            rhythm.add(_mono(sum((stereo.get(n, silent) for n in rhythm_names), silent)))
+            pitched.add(_mono(sum((stereo.get(n, silent) for n in pitched_names), silent)))
+            total.add(mixed if mixed is not None else sum(stereo.values(), silent))
+        duration_s = total.frames / samplerate
+        rhythm_features, pitched_features = rhythm.finish(), pitched.finish()
+        _check_finite(rhythm_features)
+        _check_finite(pitched_features)
+        return AnalysisResult(
+            duration_s=round(duration_s, 6),
+            tempo=_tempo_of(rhythm_features, duration_s),
+            key=_key_of(pitched_features, duration_s),
+            loudness=total.loudness(),
+        )

@@ -15,6 +15,7 @@ import numpy as np
 
 from musicsep.model.dsp.framing import BlockFrames, block_bounds, plan_block
 from musicsep.model.errors import InvalidOptions
+from musicsep.model.numba_cache import first_numba_use
 
 if TYPE_CHECKING:
     from musicsep.model.dsp.masks import DspParams
@@ -54,36 +55,45 @@ class DspSeparator:
         self, reader: FrameReader, frames: int, stems: list[str], on_chunk: Callable[[], None]
     ) -> Iterator[np.ndarray]:
         """Yield `(len(stems), 2, n)` float32 blocks covering `[0, frames)` in order."""
-        import librosa
-
-        from musicsep.model.dsp.masks import stem_masks
-
         unknown = [stem for stem in stems if stem not in self.sources]
         if unknown:
             raise InvalidOptions(f"stem '{unknown[0]}' is not produced by dsp; it produces: {', '.join(self.sources)}")
         p = self.params
-        half = p.n_fft // 2
         repetition = bool(set(stems) - {"drums"})  # drums alone need no repetition search
         context = p.repeat_frames(self.samplerate)
         for start, stop in block_bounds(frames, self.block):
-            plan = plan_block(start, stop, frames, n_fft=p.n_fft, hop=p.hop, context=context)
-            magnitude = self._context_magnitude(reader, plan) if repetition else None
-            # The block's own frames (and the median filter's edge) in float64: the inverse
-            # transforms of the four masked copies then add up to the input far below 1e-4.
-            audio = reader.read((plan.first - p.edge) * p.hop - half, (plan.last + p.edge - 1) * p.hop + half)
-            spec = librosa.stft(audio.astype(np.float64), n_fft=p.n_fft, hop_length=p.hop, center=False)
-            own = slice(plan.first - plan.window_first, plan.last - plan.window_first)
-            masks = stem_masks(spec, magnitude, own, stems, p, self.samplerate)
-            del magnitude
-            spec = spec[..., p.edge : spec.shape[-1] - p.edge]
-            origin = plan.first * p.hop - half
-            block = np.empty((len(stems), self.audio_channels, stop - start), np.float32)
-            for index, stem in enumerate(stems):
-                wave = librosa.istft(spec * masks.pop(stem), n_fft=p.n_fft, hop_length=p.hop, center=False)
-                block[index] = wave[:, start - origin : stop - origin]
-            del spec
+            with first_numba_use():
+                block = self._block(reader, frames, start, stop, stems, repetition, context)
             on_chunk()
             yield block
+
+    def _block(
+        self, reader: FrameReader, frames: int, start: int, stop: int, stems: list[str], repetition: bool, context: int
+    ) -> np.ndarray:
+        """The separated `(len(stems), 2, stop - start)` block of the track's `[start, stop)`."""
+        import librosa
+
+        from musicsep.model.dsp.masks import stem_masks
+
+        p = self.params
+        half = p.n_fft // 2
+        plan = plan_block(start, stop, frames, n_fft=p.n_fft, hop=p.hop, context=context)
+        magnitude = self._context_magnitude(reader, plan) if repetition else None
+        # The block's own frames (and the median filter's edge) in float64: the inverse
+        # transforms of the four masked copies then add up to the input far below 1e-4.
+        audio = reader.read((plan.first - p.edge) * p.hop - half, (plan.last + p.edge - 1) * p.hop + half)
+        spec = librosa.stft(audio.astype(np.float64), n_fft=p.n_fft, hop_length=p.hop, center=False)
+        own = slice(plan.first - plan.window_first, plan.last - plan.window_first)
+        masks = stem_masks(spec, magnitude, own, stems, p, self.samplerate)
+        del magnitude
+        spec = spec[..., p.edge : spec.shape[-1] - p.edge]
+        origin = plan.first * p.hop - half
+        block = np.empty((len(stems), self.audio_channels, stop - start), np.float32)
+        for index, stem in enumerate(stems):
+            wave = librosa.istft(spec * masks.pop(stem), n_fft=p.n_fft, hop_length=p.hop, center=False)
+            block[index] = wave[:, start - origin : stop - origin]
+        del spec
+        return block
 
     def _context_magnitude(self, reader: FrameReader, plan: BlockFrames) -> np.ndarray:
         """RMS-over-channels magnitude of the repetition window, float32: the window is several
