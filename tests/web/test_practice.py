@@ -6,10 +6,12 @@ rename and delete survive a reload. Against a real server separating with the ti
 
 from __future__ import annotations
 
+import io
 import shutil
 from itertools import pairwise
 
 import httpx
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -170,6 +172,12 @@ def test_a_practice_session_from_two_uploads_to_a_renamed_library(
         assert exported.value.suggested_filename == "First Song - mix.wav"
         mix, rate = sf.read(exported.value.path())
         assert abs(len(mix) / rate - SONG_S) < 0.05
+        # Drums are muted: the mix is the sum of the other stems, within 16-bit encoding error.
+        stems = httpx.get(f"{server.url}/api/v1/jobs/{job_id}").json()["stems"]
+        others = [
+            sf.read(io.BytesIO(httpx.get(server.url + stems[n]["url"]).content))[0] for n in stems if n != "drums"
+        ]
+        assert np.abs(mix - np.sum(others, axis=0)).max() < 1e-3
 
         expect(library.locator('li[data-status="completed"]')).to_have_count(2, timeout=120_000)
         page.click('button[aria-label="Rename First Song"]')
