@@ -1,8 +1,9 @@
 """A musician's session on a desktop and on a phone: two songs queued at once, both in the
 library under their titles; the running job's card and then the player come into view; the
 player plays before the stems are downloaded in full; the A-B loop repeats its region, 0.8x
-tempo plays a quarter longer, the beats click, a muted stem's waveform dims, the mix with drums muted downloads as one file equal to the sum of the other stems;
-rename and delete survive a reload. Against a real server separating with the tiny Demucs model."""
+tempo plays a quarter longer, the beats click, a muted stem's waveform dims, the mix with drums
+muted downloads as one file equal to the sum of the other stems; rename and delete survive a
+reload. Against a real server separating with the tiny Demucs model."""
 
 from __future__ import annotations
 
