@@ -28,6 +28,18 @@ from server_harness import TERMINAL, stream_events
 
 Events = list[tuple[int, str, dict]]
 
+#: Stem names that try to leave a job's folder (dot segments, encoded slashes, the job's input and
+#: the signing key): a caller with credentials gets 404, a link signed for another stem 403 or 404.
+PATH_TRICKS = [
+    "nope",
+    "..",
+    "%2e%2e",
+    "..%2Finput",
+    "%2e%2e%2f%2e%2e%2fsigning.key",
+    "vocals%2F..%2F..%2Finput",
+    "input",
+]
+
 
 def link(api: str, url: str) -> str:
     """An event's link as a URL to fetch: relative ones are on the API, absolute ones elsewhere."""

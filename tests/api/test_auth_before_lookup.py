@@ -14,20 +14,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from scenarios import PATH_TRICKS
 from server_harness import stream_events
 
 KEY = "k" * 24
 MISSING = "0123456789abcdef0123456789abcdef"
-#: The stem names of test_downloads_auth_expiry.py's path-trick test.
-PATH_TRICKS = [
-    "nope",
-    "..",
-    "%2e%2e",
-    "..%2Finput",
-    "%2e%2e%2f%2e%2e%2fsigning.key",
-    "vocals%2F..%2F..%2Finput",
-    "input",
-]
 
 
 def _answer(response: httpx.Response) -> tuple[int, str, str]:

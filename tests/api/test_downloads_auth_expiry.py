@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from scenarios import range_and_disposition
+from scenarios import PATH_TRICKS, range_and_disposition
 from server_harness import stream_events
 
 KEY = "k" * 24
@@ -59,17 +59,6 @@ def test_zip_holds_every_stem(completed):
     with zipfile.ZipFile(io.BytesIO(archive.content)) as zipped:
         sizes = {entry.filename.rsplit(".", 1)[0]: entry.file_size for entry in zipped.infolist()}
     assert sizes == {name: info["bytes"] for name, info in final["stems"].items()}
-
-
-PATH_TRICKS = [
-    "nope",
-    "..",
-    "%2e%2e",
-    "..%2Finput",
-    "%2e%2e%2f%2e%2e%2fsigning.key",
-    "vocals%2F..%2F..%2Finput",
-    "input",
-]
 
 
 @pytest.mark.parametrize("stem", PATH_TRICKS)
