@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
+Runtime = Literal["auto", "torch", "openvino", "onnxruntime"]
 
 
 class Settings(BaseSettings):
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
     default_model: str = "htdemucs"
     device: Device = "auto"
     precision: Precision = "fp32"
+    runtime: Runtime = Field(
+        default="auto",
+        description="Inference runtime on CPUs: auto (chosen per model and CPU by a cached measurement), torch, "
+        "openvino or onnxruntime (docs/performance.md).",
+    )
     batch_size: int = Field(default=1, ge=1, le=64)
     max_duration_s: float = Field(default=3600.0, gt=0, description="Longest decoded track accepted.")
     offline: bool = Field(default=False, description="Never try to download weights.")
