@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     max_inline_mb: float = Field(default=20.0, ge=0, description="Cap on stems inlined with payload=base64.")
     max_attempts: int = Field(default=2, ge=1, le=10, description="Runs of a job whose server died mid-way.")
     cleanup_interval_s: float = Field(default=300.0, gt=0, description="How often expired results are removed.")
+    live: bool = Field(
+        default=True,
+        description="Spool each stem's finished samples while a job runs, for GET …/live (docs/server.md); "
+        "off saves the disk they take (a stem's float32 samples, as much again as a float32 stem file).",
+    )
+    live_grace_s: float = Field(
+        default=600.0, ge=0, description="How long a finished job's live segments stay readable before removal."
+    )
     public_url: str | None = Field(
         default=None, description="Base URL put in links (behind a proxy); else taken from the request."
     )

@@ -25,7 +25,7 @@ from musicsep import __version__
 from musicsep.api import errors
 from musicsep.api.body_limit import BodyLimitMiddleware
 from musicsep.api.request_id import RequestIdMiddleware
-from musicsep.api.routes import downloads, jobs, separate, system
+from musicsep.api.routes import downloads, jobs, live, separate, system
 from musicsep.api.stream_slots import StreamSlots
 from musicsep.api.stream_slots import register_metrics as register_stream_metrics
 from musicsep.api.upload_folder import UploadFolder
@@ -102,7 +102,7 @@ def create_app(settings: Settings, *, build_service: ServiceBuilder) -> FastAPI:
     app.state.links = Links(settings.public_url)
     app.state.stream_slots = StreamSlots(settings.sse_max_streams_per_job, settings.sse_max_streams_per_caller)
     errors.install(app)
-    for module in (jobs, separate, downloads, system):
+    for module in (jobs, separate, downloads, live, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.add_api_route("/", lambda: FileResponse(WEB_DIR / "index.html"), include_in_schema=False)

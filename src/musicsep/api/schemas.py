@@ -276,6 +276,25 @@ class ModelLoaded(BaseModel):
     models_loaded: list[str]
 
 
+class LivePublic(BaseModel):
+    """Where a job's live stems stand (GET /api/v1/jobs/{id}/live; docs/server.md, "Live stems")."""
+
+    samplerate: int = Field(description="The stems' sample rate (0 until the engine starts)", examples=[44100])
+    channels: int = Field(description="The stems' channels (0 until the engine starts)", examples=[2])
+    segment_frames: int = Field(description="Frames per segment; segment i holds [i*n, (i+1)*n)", examples=[65536])
+    ready_frames: int = Field(description="Frames of every stem final and readable now", examples=[262144])
+    ready_s: float = Field(description="`ready_frames` in seconds", examples=[5.9443])
+    segments_ready: int = Field(description="Complete segments, plus the last short one once all are in")
+    total_frames: int | None = Field(description="The track's frames, once the engine knows them")
+    done: bool = Field(description="No more segments will come (every frame is in, or the job ended)")
+    state: JobStatus
+    stems: list[str]
+    level: Literal["final", "unscaled", "clamped"] = Field(
+        description="`final`: the samples of the finished file (float32 clip none: exactly); `unscaled`: before "
+        "clip rescale's division by the stem's peak; `clamped`: clip clamp applied"
+    )
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str

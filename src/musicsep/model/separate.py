@@ -19,6 +19,7 @@ import numpy as np
 from musicsep.model.audio import FORMATS, StemWriter, decode_blocks, probe
 from musicsep.model.demucs_stream import PassOptions
 from musicsep.model.errors import Cancelled, InvalidOptions, storage_full_is_typed
+from musicsep.model.live import LiveSink, LiveTap
 from musicsep.model.progress import ProgressCallback, ProgressTracker
 from musicsep.model.spill import TrackSpill
 
@@ -136,8 +137,12 @@ def separate_file(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     max_duration_s: float | None = None,
+    live: LiveSink | None = None,
 ) -> SeparationResult:
-    """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md."""
+    """Separate `input_path` into `output_dir/<stem>.<ext>`; see docs/architecture.md.
+
+    `live` receives every stem's finished samples as they are written (model/live.py), before
+    the files are encoded: what the service spools for readers while the job runs."""
     started = time.monotonic()
     separator, fallback_reason = load_separator(loader, request)
     recoveries_before = len(getattr(separator, "recoveries", ()))
@@ -190,6 +195,9 @@ def separate_file(
         else:
             run = separator.prepare(spill.frames, plan.compute, options)
         tracker.chunks = run.chunks
+        tap = LiveTap(live, request.clip) if live is not None else None
+        if tap is not None:
+            tap.begin(separator.samplerate, separator.audio_channels, list(plan.outputs), spill.frames)
         with contextlib.ExitStack() as stack:
             writers = {
                 name: stack.enter_context(
@@ -208,8 +216,14 @@ def separate_file(
             for block in run.blocks(spill, on_chunk):
                 # Demucs: out * std + mean, in float32.
                 block = block * np.float32(std) + np.float32(mean)
-                _write_block(writers, plan, request, block, spill, position)
+                outputs = _output_blocks(plan, request, block, spill, position)
+                for name, samples in outputs.items():
+                    writers[name].write(samples)
+                if tap is not None:
+                    tap.write(outputs)
                 position += block.shape[-1]
+            if tap is not None:
+                tap.end()
             separated = time.monotonic()
             timings["separate_s"] = separated - decoded
             tracker.report("encode", 0.0)
@@ -243,24 +257,16 @@ def separate_file(
         spill.close()
 
 
-def _write_block(
-    writers: dict[str, StemWriter],
-    plan: StemPlan,
-    request: SeparationRequest,
-    block: np.ndarray,
-    spill: TrackSpill,
-    position: int,
-) -> None:
+def _output_blocks(
+    plan: StemPlan, request: SeparationRequest, block: np.ndarray, spill: TrackSpill, position: int
+) -> dict[str, np.ndarray]:
+    """{output stem: its `(channels, n)` samples} of one engine block, in `plan.outputs` order."""
     stems = dict(zip(plan.compute, block, strict=True))
     if request.two_stems is None:
-        for name in plan.outputs:
-            writers[name].write(stems[name])
-        return
+        return {name: stems[name] for name in plan.outputs}
     stem = request.two_stems
-    writers[stem].write(stems[stem])
     if request.other_method == "minus":
         mix = spill.read_raw(position, position + block.shape[-1])
-        writers[f"no_{stem}"].write(mix - stems[stem])
-    else:
-        rest = [stems[name] for name in plan.compute if name != stem]
-        writers[f"no_{stem}"].write(np.sum(rest, axis=0, dtype=np.float32))
+        return {stem: stems[stem], f"no_{stem}": mix - stems[stem]}
+    rest = [stems[name] for name in plan.compute if name != stem]
+    return {stem: stems[stem], f"no_{stem}": np.sum(rest, axis=0, dtype=np.float32)}

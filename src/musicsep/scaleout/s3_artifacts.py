@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from loguru import logger
 
 from musicsep.protocol import STEM_FILES
+from musicsep.scaleout.live_s3 import S3LiveAudio
 from musicsep.scaleout.s3_store import S3Bucket
 from musicsep.service.artifacts import (
     JobFolders,
@@ -47,6 +48,8 @@ class S3ArtifactStore:
         """`url_ttl_s`: the longest life of a presigned stem URL (MUSICSEP_S3_URL_TTL_S)."""
         self.folders = folders
         self.bucket = bucket
+        #: Each live segment its own object, uploaded by the worker as it completes (live_s3.py).
+        self.live = S3LiveAudio(bucket)
         self._url_ttl_s = url_ttl_s
         self._signer = signer
         self._links = links

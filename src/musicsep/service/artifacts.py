@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from musicsep.service.jobs import Job
+from musicsep.service.live import LocalLiveAudio
 from musicsep.service.signing import Signer
 
 #: Builds the public link of one job resource: (job_id, stem name or "stems.zip", expires, sig).
@@ -148,6 +149,7 @@ class LocalArtifactStore:
 
     def __init__(self, folders: JobFolders, signer: Signer, links: LinkBuilder) -> None:
         self.folders = folders
+        self.live = LocalLiveAudio(folders)
         self._signer = signer
         self._links = links
 

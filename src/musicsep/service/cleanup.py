@@ -1,5 +1,8 @@
 """Expiry: the files and events of jobs past their TTL are removed; their rows stay to answer 410.
 
+The same pass removes the live segments of jobs that ended more than `live_grace_s` ago
+(service/live.py): the final stems have replaced them.
+
 Wherever the files are kept (`ArtifactStore.remove`: the job's folder, or its bucket objects), the
 same pass removes them, on every node that runs the cleaner; a second node's pass finds nothing.
 """
@@ -34,7 +37,16 @@ class ExpiryCleaner:
             store.update_job(job)
         if expired:
             logger.info("expired {} job(s)", len(expired))
+        self.sweep_live(now)
         return len(expired)
+
+    def sweep_live(self, now: float | None = None) -> int:
+        """Remove the live segments of jobs that ended more than `live_grace_s` ago; how many jobs."""
+        moment = time.time() if now is None else now
+        removed = self._parts.artifacts.live.sweep(moment - self._parts.settings.live_grace_s)
+        if removed:
+            logger.info("removed the live segments of {} finished job(s)", removed)
+        return removed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._periodically())

@@ -7,8 +7,10 @@ cancel flag comes from, and on which thread the end is written, which is theirs 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from musicsep.config import Settings
@@ -16,6 +18,7 @@ from musicsep.model.errors import Cancelled
 from musicsep.service.finishing import JobFinisher, Prepared
 from musicsep.service.interfaces import ArtifactStore
 from musicsep.service.jobs import Job, JobStatus
+from musicsep.service.live import LiveSpool
 from musicsep.service.pipeline import Emit, EngineOptions, PipelineOutput
 
 #: `service.pipeline.run_pipeline`, or a stand-in with its contract (tests/service/fake_pipeline.py).
@@ -52,12 +55,15 @@ class JobExecution:
                 self._record_start(job, payload)
             emit(type_, payload)
 
+        options = self.options
+        if self.settings.live:  # the job's own spool, in the deployment's LiveAudio
+            options = dataclasses.replace(options, live=partial(LiveSpool, self.artifacts.live, job.id))
         output = self.pipeline(
             job.spec,
             folders.input_path(job.id),
             folders.stems_dir(job.id),
             loader=self.loader,
-            options=self.options,
+            options=options,
             emit=recording,
             cancel=cancel,
         )

@@ -166,6 +166,7 @@ class JobFinisher:
             job.error = payload
             self.artifacts.clear_stems(job.id)
         self.store.update_job(job)
+        self.artifacts.live.ended(job.id, job.finished_at)  # readable `live_grace_s` more (cleanup.py)
         event = self.events.append(job.id, status.value, payload)
         self.artifacts.remove_input(job.id)
         self.metrics.finished.labels(status.value).inc()

@@ -24,6 +24,7 @@ from musicsep.service.artifacts import JobFolders, StemDownload, StemOpener
 from musicsep.service.events import Event
 from musicsep.service.health import Health
 from musicsep.service.jobs import Job, JobStatus
+from musicsep.service.live import LiveState
 
 
 @runtime_checkable
@@ -74,6 +75,32 @@ class JobEventLog(Protocol):
 
 
 @runtime_checkable
+class LiveAudio(Protocol):
+    """A running job's live segments (service/live.py): written by the worker that runs the job,
+    read by any API node. Local files (`live.LocalLiveAudio`) or bucket objects
+    (`scaleout.live_s3.S3LiveAudio`)."""
+
+    def put_segment(self, job_id: str, stem: str, index: int, data: bytes) -> None:
+        """Keep segment `index` of `stem` (interleaved float32); segments come in order."""
+
+    def put_state(self, job_id: str, state: LiveState) -> None:
+        """Replace the job's live state whole (after the segments it counts are kept)."""
+
+    def state(self, job_id: str) -> LiveState | None: ...
+
+    def segment(self, job_id: str, state: LiveState, stem: str, index: int) -> bytes:
+        """A kept segment's samples; KeyError when it is gone."""
+
+    def ended(self, job_id: str, at: float) -> None:
+        """The job ended at `at`: its segments are removed `live_grace_s` later (`sweep`)."""
+
+    def sweep(self, ended_before: float) -> int:
+        """Remove the segments of jobs that ended before `ended_before`; how many jobs."""
+
+    def remove(self, job_id: str) -> None: ...
+
+
+@runtime_checkable
 class ArtifactStore(Protocol):
     """A job's input and stems, and the links that fetch the stems.
 
@@ -82,6 +109,10 @@ class ArtifactStore(Protocol):
     """
 
     folders: JobFolders
+
+    @property
+    def live(self) -> LiveAudio:
+        """The jobs' live segments while they run (and `live_grace_s` after)."""
 
     def accept_input(self, job_id: str, upload: Path) -> None:
         """Take the uploaded file as the job's input (moved, not copied)."""

@@ -43,6 +43,9 @@ class EngineOptions:
     max_duration_s: float | None = None
     #: Caps and SSRF allowance of `audio_url` downloads.
     fetch: FetchLimits = field(default_factory=FetchLimits)
+    #: The job's live spool, made from (level, announce) (service/live.LiveSpool); None: no live
+    #: stems (MUSICSEP_LIVE=false, or a server-wide options object not yet given a job).
+    live: Callable[[str, Callable[[int, int], None]], Any] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineOptions:
@@ -71,11 +74,17 @@ class PipelineOutput:
 
 
 class ProgressThinner:
-    """Passes on engine progress when a person could notice the change, never out of order."""
+    """Passes on engine progress when a person could notice the change, never out of order.
+
+    Every event carries the live frontier (`ready_frames`, `ready_s`: what every stem has final
+    and readable, service/live.py); a frontier that moves by a segment or more is sent at once,
+    repeating the last stage and percent. Called from the engine's thread only."""
 
     def __init__(self, emit: Emit) -> None:
         self._emit = emit
         self._last: tuple[str, int, float] | None = None
+        self._payload: dict[str, Any] = {"stage": "decode", "percent": 0.0, "chunk": 0, "chunks": 0}
+        self._ready = (0, 0.0)
 
     def __call__(self, progress: Any) -> None:
         last = self._last
@@ -87,17 +96,27 @@ class ProgressThinner:
             or progress.percent >= 100.0
         ):
             self._last = (progress.stage, progress.chunk, progress.percent)
-            self._emit(
-                "progress",
-                {
-                    "stage": progress.stage,
-                    "percent": progress.percent,
-                    "chunk": progress.chunk,
-                    "chunks": progress.chunks,
-                    "eta_s": progress.eta_s,
-                    "elapsed_s": progress.elapsed_s,
-                },
-            )
+            self._payload = {
+                "stage": progress.stage,
+                "percent": progress.percent,
+                "chunk": progress.chunk,
+                "chunks": progress.chunks,
+                "eta_s": progress.eta_s,
+                "elapsed_s": progress.elapsed_s,
+            }
+            self._send()
+
+    def ready(self, frames: int, samplerate: int) -> None:
+        """The live frontier moved (a segment was kept, or the last one): sent at once."""
+        self._ready = (frames, round(frames / samplerate, 4) if samplerate else 0.0)
+        self._send()
+
+    def _send(self) -> None:
+        self.emit_with_ready("progress", self._payload)
+
+    def emit_with_ready(self, type_: str, payload: dict[str, Any]) -> None:
+        """`emit` with the frontier added (the analysis' progress events carry it too)."""
+        self._emit(type_, {**payload, "ready_frames": self._ready[0], "ready_s": self._ready[1]})
 
 
 class AnalysisProgress:
@@ -160,6 +179,7 @@ def run_pipeline(
     """
     from musicsep.model.analysis import analyze_file
     from musicsep.model.audio import probe
+    from musicsep.model.live import live_level
     from musicsep.model.loading import resolve_device
     from musicsep.model.separate import load_separator, separate_file
 
@@ -190,14 +210,16 @@ def run_pipeline(
             "duration_s": probe(input_path).duration_s,
         },
     )
+    thinner = ProgressThinner(emit)
     result = separate_file(
         input_path,
         stems_dir,
         request,
         loader=loader,
-        on_progress=ProgressThinner(emit),
+        on_progress=thinner,
         cancel=cancel,
         max_duration_s=options.max_duration_s,
+        live=options.live(live_level(request.clip), thinner.ready) if options.live is not None else None,
     )
     separated = time.monotonic()
     analysis = None
@@ -205,7 +227,7 @@ def run_pipeline(
     previews = BackgroundPreviews(dict(result.stems), result.samplerate) if spec.payload == "url" else None
     try:
         if spec.analyze:
-            report = AnalysisProgress(emit)
+            report = AnalysisProgress(thinner.emit_with_ready)
             report(0.0)
             found = analyze_file(
                 input_path, max_duration_s=options.max_duration_s, on_progress=report, expected_s=result.duration_s
