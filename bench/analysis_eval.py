@@ -3,6 +3,7 @@
     python bench/analysis_eval.py            # 96 clips of 30 s, speed on a 4-minute track
     python bench/analysis_eval.py --quick    # 24 clips (all 24 keys), fewer timing runs
     python bench/analysis_eval.py --memory   # also: peak RSS analysing a 60-minute file
+    python bench/analysis_eval.py --real bench/real_set/manifest.json   # real dev set + synthetic
 
 Prints, for musicsep (mix), musicsep (stem-aware) and the seed recipe (librosa.beat.beat_track +
 argmax of the mean chroma_cqt, read as a major key since it names no mode), measured in the same
@@ -10,6 +11,11 @@ run: tempo Accuracy1 (within 4 %), Accuracy2 (also x2, x1/2, x3, x1/3), the MIRE
 score (mir_eval: 1 same, 0.5 fifth, 0.3 relative, 0.2 parallel), the key score of every profile
 family, and seconds per 4-minute track. The clips come from bench/_synth_music.py; nothing is
 written to the repository.
+
+With `--real MANIFEST` the same run also analyses the real dev set (bench/real_set: recordings
+by people, each label with its source; bench/_real_set_eval.py) and prints musicsep against the
+seed recipe on both sets side by side, the drumless real items' tempo coverage and Accuracy2, and
+one line per real item; the speed runs are left out then unless `--speed` asks for them.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _real_set_eval as _real
 from _synth_music import PITCH_CLASSES, ClipSpec, make_specs, render
 
 EVAL_RATE = 22050
@@ -110,6 +117,39 @@ def print_accuracy(results: list[dict]) -> None:
     for r in misses:
         s = r["spec"]
         print(f"  #{s.index} ref {s.bpm} est {r['mix'][0]} drums={s.drums} comping={s.comping} bass={s.bass_line}")
+
+
+def print_real(items: list[dict], real_results: dict[str, dict], synthetic: list[dict]) -> None:
+    """musicsep against the seed recipe on the real dev set and the synthetic set, side by side."""
+    scores = _real.real_scores(items, real_results, accuracy1, accuracy2, key_score)
+    synth = {
+        method: (
+            np.mean([accuracy1(r[method][0], r["spec"].bpm) for r in synthetic]),
+            np.mean([accuracy2(r[method][0], r["spec"].bpm) for r in synthetic]),
+            np.mean([key_score(r[method][1], r["spec"].key_label) for r in synthetic]),
+        )
+        for method in ("mix", "seed")
+    }
+    print(f"\n{_real.describe(items)}; synthetic: {len(synthetic)} clips")
+    print(f"{'':<16}{'real':>30}   {'synthetic':>28}")
+    print(
+        f"{'method':<16}"
+        + f"{'Accuracy1':>10}{'Accuracy2':>10}{'MIREX key':>10}" * 2
+        + f"{'drumless: tempo given':>24}{'Acc2':>6}"
+    )
+    for method, synth_name, name in (("musicsep", "mix", "musicsep"), ("seed", "seed", "seed recipe")):
+        real = scores[method]
+        print(
+            f"{name:<16}{real['acc1']:>10.3f}{real['acc2']:>10.3f}{real['mirex']:>10.3f}"
+            + "".join(f"{value:>10.3f}" for value in synth[synth_name])
+            + f"{real['drumless_coverage']:>24.3f}{real['drumless_acc2']:>6.3f}"
+        )
+    print(
+        "musicsep - seed  "
+        + "".join(f"{scores['musicsep'][k] - scores['seed'][k]:>+10.3f}" for k in ("acc1", "acc2", "mirex"))
+        + "".join(f"{a - b:>+10.3f}" for a, b in zip(synth["mix"], synth["seed"], strict=True))
+    )
+    _real.print_items(items, real_results, accuracy1, accuracy2, key_score)
 
 
 def _time_best(function, runs: int) -> tuple[float, float]:
@@ -200,19 +240,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2024, help="seed of the evaluation set")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (the box has 2 cores)")
     parser.add_argument("--memory", action="store_true", help="also measure a 60-minute file's peak RSS")
+    parser.add_argument("--real", type=Path, metavar="MANIFEST", help="also the real dev set (bench/real_set)")
+    parser.add_argument("--speed", action="store_true", help="with --real: the speed runs too")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     count, runs = (24, 2) if args.quick else (args.count, 5)
     specs = make_specs(count, seed=args.seed)
+    jobs = max(1, min(args.jobs if args.jobs > 1 or not args.real else 2, 2))
+    real_items = _real.load_items(args.real) if args.real else []
     start = time.perf_counter()
-    if args.jobs > 1:
-        with Pool(args.jobs) as pool:
-            results = pool.map(evaluate_clip, specs)
-    else:
-        results = [evaluate_clip(spec) for spec in specs]
-    print(f"evaluated {len(results)} clips in {time.perf_counter() - start:.0f} s (seed {args.seed})")
+    with Pool(jobs) as pool:
+        real = pool.map_async(_real.evaluate_item, real_items)
+        results = pool.map(evaluate_clip, specs)
+        real_results = {r["id"]: r for r in real.get()}
+    print(
+        f"evaluated {len(results)} clips and {len(real_items)} real items in {time.perf_counter() - start:.0f} s "
+        f"(seed {args.seed}, {jobs} processes)"
+    )
     print_accuracy(results)
-    measure_speed(runs)
+    if args.real:
+        print_real(real_items, real_results, results)
+    if args.speed or not args.real:
+        measure_speed(runs)
     if args.memory:
         measure_memory(60)
     return 0

@@ -1,0 +1,121 @@
+"""Write manifest.json from candidates.json and the estimators' raw outputs in the cache.
+
+    python bench/real_set/materialise.py --candidates     # cut every candidate's excerpt
+    (run the three estimator scripts, estimators/README.md)
+    python bench/real_set/build_manifest.py              # label, drop the unlabelled, write
+
+A candidate's published label is kept with its source and checked for plausibility (some
+estimator reads it within 4 % at x1, x2, x1/2, x3 or x1/3; a published key is not second-guessed
+but the estimators' readings stay beside it). A label it lacks is taken only where the estimators
+agree: tempo when librosa's, Essentia's and madmom's BPM lie within 4 % of each other (the label is
+their median), key when Essentia's KeyExtractor and madmom's CNN name the same key (librosa has no
+key estimator). No agreement tempo under 5 s (musicsep's stated floor for a tempo). A candidate
+with neither a tempo nor a key is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from materialise import MANIFEST, MIRRORS, audio_path, resolved_candidates  # noqa: E402
+
+ESTIMATES = Path.home() / ".cache" / "musicsep-realset" / "estimators"
+TOLERANCE = 0.04
+MIN_TEMPO_S = 5.0
+SHARPS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+# Spelled as key signatures are written (docs/analysis.md): the fewer accidentals, Eb minor for D# minor.
+MAJOR = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+MINOR = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")
+
+
+def spelled(sharp_label: str) -> str:
+    tonic, mode = sharp_label.split()
+    names = MAJOR if mode == "major" else MINOR
+    return f"{names[SHARPS.index(tonic)]} {mode}"
+
+
+def _load(name: str) -> dict:
+    path = ESTIMATES / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a / b - 1.0) <= TOLERANCE
+
+
+def agreed_tempo(bpms: list[float | None]) -> float | None:
+    if len(bpms) < 3 or any(b is None for b in bpms):
+        return None
+    return round(statistics.median(bpms), 2) if max(bpms) / min(bpms) <= 1.0 + TOLERANCE else None
+
+
+def plausible(tempo: float, bpms: list[float | None]) -> bool:
+    return any(_close(b, tempo * k) for b in bpms if b for k in (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0))
+
+
+def label(item: dict, estimates: dict[str, dict]) -> dict:
+    """The manifest entry: published labels kept, missing ones from agreement, estimates beside."""
+    bpms = [estimates[name].get("bpm") for name in ("librosa", "essentia", "madmom") if name in estimates]
+    keys = [estimates[name].get("key") for name in ("essentia", "madmom") if name in estimates]
+    entry = {k: v for k, v in item.items() if k not in ("tempo", "tempo_source", "tempo_level", "key", "key_source")}
+    import soundfile
+
+    duration = round(soundfile.info(str(audio_path(item))).duration, 2)
+    tempo, tempo_source = item["tempo"], item["tempo_source"]
+    if tempo is None and duration >= MIN_TEMPO_S and (agreed := agreed_tempo(bpms)) is not None:
+        tempo, tempo_source = agreed, "estimators-agree: librosa,essentia,madmom"
+    key, key_source = item["key"], item["key_source"]
+    if key is None and len(keys) == 2 and None not in keys and keys[0] == keys[1]:
+        key, key_source = spelled(keys[0]), "estimators-agree: essentia,madmom (librosa has no key estimator)"
+    entry.update(
+        duration_s=duration,
+        tempo=tempo,
+        tempo_source=tempo_source,
+        tempo_level=item["tempo_level"],
+        tempo_plausible=None if tempo is None else plausible(tempo, bpms),
+        key=key,
+        key_source=key_source,
+        estimates={
+            name: {k: v for k, v in estimates[name].items() if k in ("bpm", "key", "dbn_bpm", "error")}
+            for name in sorted(estimates)
+        },
+    )
+    return entry
+
+
+def main() -> int:
+    raw = {name: _load(name) for name in ("librosa", "essentia", "madmom")}
+    items, dropped = [], []
+    for item in resolved_candidates(MIRRORS):
+        estimates = {name: results[item["id"]] for name, results in raw.items() if item["id"] in results}
+        entry = label(item, estimates)
+        (items if entry["tempo"] is not None or entry["key"] is not None else dropped).append(entry)
+    manifest = {
+        "description": (
+            "Real development set for issue 18: recordings by people, labels with their sources. "
+            "Audio is not in the repository: bench/real_set/materialise.py brings it from fetched mirrors."
+        ),
+        "tolerance": TOLERANCE,
+        "items": items,
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    tempo = [i for i in items if i["tempo"] is not None]
+    print(
+        f"{len(items)} items ({len(tempo)} tempo, {sum(i['key'] is not None for i in items)} key, "
+        f"{sum(not i['has_drums'] for i in tempo)} drumless tempo); dropped {len(dropped)}: "
+        + ", ".join(d["id"] for d in dropped)
+    )
+    for entry in items:
+        if entry["tempo_plausible"] is False:
+            print(f"  implausible stated tempo: {entry['id']} {entry['tempo']} {entry['estimates']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
