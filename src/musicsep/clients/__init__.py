@@ -20,6 +20,7 @@ from musicsep.clients.events import (
     Started,
     Stem,
 )
+from musicsep.clients.live import LiveBlock
 from musicsep.clients.sync import Client
 from musicsep.clients.views import Fallback, Job, ModelCatalog, ModelInfo
 from musicsep.clients.webhooks import WebhookVerificationError, verify_webhook
@@ -37,6 +38,7 @@ __all__ = [
     "Fallback",
     "Job",
     "Key",
+    "LiveBlock",
     "Loudness",
     "ModelCatalog",
     "ModelInfo",

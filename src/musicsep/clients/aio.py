@@ -31,6 +31,7 @@ from musicsep.clients.common import (
 from musicsep.clients.downloads import filename_from, whole_file
 from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
+from musicsep.clients.live import LiveBlock, live_path, live_step, stalled
 from musicsep.clients.sse import SSEParser
 from musicsep.clients.views import Job, ModelCatalog, job_id
 
@@ -221,6 +222,27 @@ class AsyncClient:
             if event.terminal:
                 return event
         raise ConnectionFailed(self._url(events_path(job)), "the event stream ended without a terminal event")
+
+    async def stream_stem(
+        self, job: str | Job, stem: str, *, start: int = 0, max_waits: int = 120
+    ) -> AsyncIterator[LiveBlock]:
+        """A stem's final samples while the job runs, as `Client.stream_stem` (clients/live.py)."""
+        index, waits = start, 0
+        while waits <= max_waits:
+            url = self._url(live_path(job_id(job), stem, index))
+            with reaching(url):
+                async with self.session.get(url) as response:
+                    body = await response.read()
+            step = live_step(response.status, body, response.headers, index)
+            if step is False:
+                return
+            if step is True:
+                waits += 1
+                continue
+            assert isinstance(step, LiveBlock)
+            yield step
+            index, waits = index + 1, 0
+        raise stalled(job_id(job), stem, index, max_waits)
 
     # --- files ------------------------------------------------------------------------------
     async def download(self, url: str, dest: str | Path) -> Path:

@@ -70,6 +70,9 @@ class Progress(Event):
     chunks: int = 0
     eta_s: float | None = None
     elapsed_s: float = 0.0
+    #: Frames (and seconds) of every stem final and readable live (`Client.stream_stem`).
+    ready_frames: int = 0
+    ready_s: float = 0.0
 
 
 @dataclass(frozen=True)

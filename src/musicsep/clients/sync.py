@@ -29,6 +29,7 @@ from musicsep.clients.common import (
 from musicsep.clients.downloads import filename_from, whole_file
 from musicsep.clients.errors import ConnectionFailed, ServerError, connection_failed, retry_wait
 from musicsep.clients.events import Completed, Event, parse_event
+from musicsep.clients.live import LiveBlock, live_path, live_step, stalled
 from musicsep.clients.sse import SSEParser
 from musicsep.clients.views import Job, ModelCatalog, job_id
 
@@ -198,6 +199,27 @@ class Client:
             if event.terminal:
                 return event
         raise ConnectionFailed(self._url(events_path(job)), "the event stream ended without a terminal event")
+
+    def stream_stem(self, job: str | Job, stem: str, *, start: int = 0, max_waits: int = 120) -> Iterator[LiveBlock]:
+        """A stem's final samples while the job runs, one segment (65536 frames) at a time, in
+        order from segment `start`, until the end of the track (clients/live.py). A cancelled or
+        failed job raises ServerError 410 (`job_cancelled` / `job_failed`, the reason in its
+        message); `max_waits` answers in a row with nothing new (30 s each) raise ClientError."""
+        index, waits = start, 0
+        while waits <= max_waits:
+            url = self._url(live_path(job_id(job), stem, index))
+            with reaching(url):
+                response = self._http.get(url)
+            step = live_step(response.status_code, response.content, response.headers, index)
+            if step is False:
+                return
+            if step is True:
+                waits += 1
+                continue
+            assert isinstance(step, LiveBlock)
+            yield step
+            index, waits = index + 1, 0
+        raise stalled(job_id(job), stem, index, max_waits)
 
     # --- files ------------------------------------------------------------------------------
     def download(self, url: str, dest: str | Path) -> Path:
