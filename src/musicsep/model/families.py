@@ -80,12 +80,16 @@ def missing_files_message(name: str, info: ModelInfo | None) -> str:
     )
 
 
-def load_family(name: str, files: FamilyFiles, listing: Listing, device: str, precision: str):
-    """The family's separator for `files`; every unusable file is a `ModelUnavailable`."""
+def load_family(
+    name: str, files: FamilyFiles, listing: Listing, device: str, precision: str, runtime: str = "onnxruntime"
+):
+    """The family's separator for `files`; every unusable file is a `ModelUnavailable`. `runtime`
+    (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py); the MSST
+    families run in torch whatever it says (docs/performance.md, "CPU runtimes", says why)."""
     info = load_catalog().get(name)
     try:
         if files.arch == "mdx":
-            return _load_mdx(name, files.weights, info, listing, device, precision)
+            return _load_mdx(name, files.weights, info, listing, device, precision, runtime)
         assert files.config is not None
         arch = files.arch if files.arch != "msst" else msst_arch(files.config)
         # Tools disagree on the chunking of the same checkpoint: the catalog fixes it per model.
@@ -141,11 +145,13 @@ def msst_arch(config: Path) -> str:
     )
 
 
-def _load_mdx(name: str, path: Path, info: ModelInfo | None, listing: Listing, device: str, precision: str):
+def _load_mdx(
+    name: str, path: Path, info: ModelInfo | None, listing: Listing, device: str, precision: str, runtime: str
+):
     from musicsep.model.mdx import load_mdx
 
     params = mdx_params(name, path, info, listing)
-    return load_mdx(path, params, name=name, device=device, precision=precision)
+    return load_mdx(path, params, name=name, device=device, precision=precision, runtime=runtime)
 
 
 def mdx_params(name: str, path: Path, info: ModelInfo | None, listing: Listing):

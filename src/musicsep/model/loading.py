@@ -59,6 +59,7 @@ class ModelLoader:
     `fallback` is the chain tried, in order, when a requested model's weights are unavailable
     (`MUSICSEP_FALLBACK`, e.g. `htdemucs,dsp`); `dsp` needs no weights and always loads.
     `cache_mb` bounds the weights kept loaded (`MUSICSEP_MODEL_CACHE_MB`, model/cache.py).
+    `runtime` is the CPU inference runtime (`MUSICSEP_RUNTIME`: auto, torch, openvino, onnxruntime).
     """
 
     def __init__(
@@ -67,8 +68,10 @@ class ModelLoader:
         offline: bool = False,
         fallback: Sequence[str] = (),
         cache_mb: float = DEFAULT_CACHE_MB,
+        runtime: str = "auto",
     ) -> None:
         self.repo = Path(repo) if repo else None
+        self.runtime = runtime  # CPU inference runtime of the ONNX families (Settings.runtime)
         self.offline = offline
         self.fallback = tuple(fallback)
         self.cache_budget_bytes = int(cache_mb * 2**20)
@@ -84,6 +87,7 @@ class ModelLoader:
             offline=settings.offline,
             fallback=settings.fallback_chain,
             cache_mb=settings.model_cache_mb,
+            runtime=getattr(settings, "runtime", "auto"),
         )
 
     def get(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
@@ -161,7 +165,7 @@ class ModelLoader:
                     raise ModelUnavailable(families.missing_files_message(name, catalog().get(name)))
 
                 def load(on: str, at: str):
-                    return families.load_family(name, files, listing, on, at)
+                    return families.load_family(name, files, listing, on, at, self.runtime)
 
                 separator = CpuFallbackSeparator(load, str(torch_device), precision)
             except ModelUnavailable as exc:

@@ -34,7 +34,7 @@ import numpy as np
 
 from musicsep.model.errors import InvalidOptions, ModelUnavailable
 from musicsep.model.mdx.params import MdxParams
-from musicsep.model.mdx.session import INPUT_NAME, cpu_lanes, cpu_threads, open_session, providers_for
+from musicsep.model.mdx.session import INPUT_NAME
 from musicsep.model.mdx.stft import istft, stft
 
 
@@ -74,6 +74,8 @@ class MdxSeparator:
         self._session = session
         self._fixed_batch = fixed_batch
         self.lanes = lanes  # batches run at once (session.cpu_lanes says why)
+        self.runtime = "onnxruntime"  # or "openvino" (load_mdx, mdx/runtimes.py)
+        self.runtime_choice = None  # how `auto` chose it (a runtime.Choice), when it did
 
     def prepare(self, frames: int, stems: list[str], options: object = None) -> MdxPass:
         """A pass over `frames` frames giving `stems`; a pass option's `overlap` and
@@ -221,21 +223,38 @@ class MdxPass:
         return block
 
 
-def load_mdx(path: Path, params: MdxParams, *, name: str, device: str = "cpu", precision: str = "fp32") -> MdxSeparator:
+def load_mdx(
+    path: Path,
+    params: MdxParams,
+    *,
+    name: str,
+    device: str = "cpu",
+    precision: str = "fp32",
+    runtime: str = "onnxruntime",
+    runtime_cache: Path | None = None,
+) -> MdxSeparator:
     """Open `path` (an MDX-Net `.onnx`) with `params` on `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
 
     ONNX graphs run in their own type (fp32): `precision` other than fp32 is accepted and runs
-    fp32, and the separator's `precision` says so. A missing, truncated or non-MDX-Net file, or
-    one whose declared shapes contradict `params`, is ModelUnavailable; a CUDA device without
+    fp32, and the separator's `precision` says so. `runtime` picks the CPU runtime (`onnxruntime`,
+    `openvino`, or `auto`: measured once and cached under `runtime_cache`; mdx/runtimes.py); the
+    separator's `runtime` says which ran. A missing, truncated or non-MDX-Net file, or one whose
+    declared shapes contradict `params`, is ModelUnavailable; a CUDA device without
     onnxruntime's CUDA provider is DeviceUnavailable.
     """
+    from musicsep.model.mdx.runtimes import open_mdx_graph
+
     path = Path(path)
     try:
         size = path.stat().st_size
     except OSError:
         raise ModelUnavailable(f"model '{name}' has no readable weight file") from None
-    lanes = cpu_lanes(cpu_threads()) if providers_for(device) == ["CPUExecutionProvider"] else 1
-    session, fixed_batch = open_session(path, params, name=name, device=device, threads=cpu_threads() // lanes)
-    on_gpu = session.get_providers()[0] == "CUDAExecutionProvider"
+    graph = open_mdx_graph(path, params, name=name, device=device, runtime=runtime, cache_dir=runtime_cache)
+    on_gpu = graph.session.get_providers()[0] == "CUDAExecutionProvider"
     ran_on = ("cuda" if device == "auto" else device) if on_gpu else "cpu"
-    return MdxSeparator(name, session, params, device=ran_on, fixed_batch=fixed_batch, weight_bytes=size, lanes=lanes)
+    separator = MdxSeparator(
+        name, graph.session, params, device=ran_on, fixed_batch=graph.fixed_batch, weight_bytes=size, lanes=graph.lanes
+    )
+    separator.runtime = graph.runtime
+    separator.runtime_choice = graph.choice
+    return separator

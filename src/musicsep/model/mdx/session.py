@@ -58,9 +58,32 @@ def providers_for(device: str) -> list:
     return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
 
 
-def open_session(path: Path, params: MdxParams, *, name: str, device: str, threads: int | None = None):
-    """An InferenceSession for the file, its graph checked against `params`; returns
-    (session, the batch size the graph fixes, or None when its batch is symbolic)."""
+def open_session(
+    path: Path,
+    params: MdxParams,
+    *,
+    name: str,
+    device: str,
+    threads: int | None = None,
+    runtime: str = "onnxruntime",
+    lanes: int = 1,
+    cache_dir: Path | None = None,
+):
+    """A session for the file, its graph checked against `params`; returns (session, the batch
+    size the graph fixes, or None when its batch is symbolic). `runtime` `openvino` compiles it
+    with OpenVINO (CPU only: `lanes` streams over `threads` threads in all, its blob cached in
+    `cache_dir`); otherwise an onnxruntime InferenceSession with `threads` intra-op threads."""
+    if runtime == "openvino":
+        from musicsep.model.runtime.openvino_session import compile_onnx
+
+        try:
+            session = compile_onnx(path, threads=threads or cpu_threads(), lanes=lanes, cache_dir=cache_dir)
+        except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for unreadable graphs
+            raise ModelUnavailable(
+                f"model '{name}' is not a readable ONNX model (the file is truncated, "
+                f"corrupt or not ONNX: {type(exc).__name__})"
+            ) from None
+        return session, _check_graph(session, params, name)
     import onnxruntime
 
     providers = providers_for(device)

@@ -1,0 +1,175 @@
+"""Which CPU inference runtime runs a model: forced by the caller, or measured once and remembered.
+
+`auto` is a short calibration on the first load of a model on a machine: each runtime that can
+run it times one chunk-sized forward pass, the fastest that agrees with the reference runtime
+(SDR >= `AGREEMENT_DB`) wins, and the result is written to a JSON file named by a key of the
+model file's sha256, the runtimes' versions and the CPU (model name, flags, usable cores). A
+later load with the same key (another process, a server restart) reads the choice back and
+measures nothing; any change to the file, a runtime upgrade or another CPU is another key, so a
+stale choice is never reused. Decided by measurement rather than CPU flags because the ranking
+was not what the flags predicted (docs/performance.md, "CPU runtimes").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from loguru import logger
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+#: The distribution that provides each runtime (its version is part of the key).
+PACKAGES = {"torch": "torch", "openvino": "openvino", "onnxruntime": "onnxruntime"}
+#: A runtime whose output differs more than this from the reference's is never chosen.
+AGREEMENT_DB = 60.0
+#: A runtime must beat the reference by this factor to replace it: within the noise of one
+#: timed pass, keep the runtime the equivalence tests pin.
+MARGIN = 0.95
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def runtime_available(runtime: str) -> bool:
+    """Whether the runtime's package imports here (a missing wheel skips that runtime)."""
+    try:
+        importlib.metadata.version(PACKAGES[runtime])
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def runtime_versions(runtimes: list[str]) -> dict[str, str]:
+    return {name: importlib.metadata.version(PACKAGES[name]) for name in runtimes if runtime_available(name)}
+
+
+def cpu_fingerprint() -> dict[str, object]:
+    """The CPU as the key sees it: model name, instruction-set flags and the cores this process may use."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = " ".join(sorted(value.split()))
+    except OSError:  # not Linux: the model name alone
+        pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return {"model": model, "flags": hashlib.sha256(flags.encode()).hexdigest()[:16], "cpus": cpus}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the file, remembered per (path, size, mtime) so a process hashes a model once."""
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if memo not in _digests:
+        with open(path, "rb") as handle:
+            _digests[memo] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return _digests[memo]
+
+
+def cache_key(digest: str, versions: Mapping[str, str], cpu: Mapping[str, object], extra: str = "") -> str:
+    """The key of a choice: anything that can change which runtime is fastest is in it."""
+    text = json.dumps({"file": digest, "versions": dict(versions), "cpu": dict(cpu), "extra": extra}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    """~/.cache/musicsep/runtime (or under $XDG_CACHE_HOME): the choices and OpenVINO's compiled blobs."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "musicsep" / "runtime"
+
+
+@dataclass
+class Choice:
+    """The runtime chosen for a model, and how: `cached` when read back, else what was measured."""
+
+    runtime: str
+    key: str
+    cached: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    agreement_db: dict[str, float] = field(default_factory=dict)
+    calibration_s: float = 0.0
+
+    def describe(self) -> str:
+        if self.cached:
+            return f"runtime {self.runtime} (cache hit {self.key})"
+        times = ", ".join(f"{name} {seconds:.2f} CPU s" for name, seconds in self.seconds.items())
+        return f"runtime {self.runtime} (cache miss {self.key}: calibrated in {self.calibration_s:.1f} s; {times})"
+
+
+def timed(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    """`run()` once after a warm-up: its output and the process's CPU seconds for the timed call.
+    CPU seconds rather than wall time, so other work on a shared machine does not decide."""
+    run()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    out = run()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return out, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def agreement_db(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """SDR of `estimate` against `reference` in dB (inf when equal)."""
+    error = float(np.sum((reference.astype(np.float64) - estimate) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    if error == 0.0:
+        return float("inf")
+    return 10 * np.log10(max(signal, 1e-30) / error)
+
+
+def cached_choice(folder: Path, key: str, allowed: tuple[str, ...]) -> Choice | None:
+    """The choice saved for `key` in `folder`, if it names one of `allowed` (logged as a cache hit)."""
+    try:
+        saved = json.loads((folder / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None  # no choice yet, or an unreadable one: measure again
+    if not isinstance(saved, dict) or saved.get("runtime") not in allowed:
+        return None
+    choice = Choice(saved["runtime"], key, True, saved.get("seconds", {}), saved.get("agreement_db", {}))
+    logger.info("musicsep runtime: {}", choice.describe())
+    return choice
+
+
+def calibrate(
+    candidates: Mapping[str, Callable[[], np.ndarray]],
+    *,
+    reference: str,
+    key: str,
+    folder: Path,
+) -> Choice:
+    """Measure `candidates` (name -> one forward pass on the calibration input), keep the fastest
+    that agrees with `reference` (the runtime kept unless another is clearly faster), and write
+    the choice to `folder/<key>.json` (logged as a cache miss)."""
+    started = time.monotonic()
+    ref_out, ref_seconds = timed(candidates[reference])
+    seconds, agreement = {reference: ref_seconds}, {reference: float("inf")}
+    best = reference
+    for name, run in candidates.items():
+        if name == reference:
+            continue
+        out, seconds[name] = timed(run)
+        agreement[name] = agreement_db(ref_out, out)
+        if agreement[name] >= AGREEMENT_DB and seconds[name] < MARGIN * seconds[best]:
+            best = name
+    choice = Choice(best, key, False, seconds, agreement, time.monotonic() - started)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"runtime": best, "seconds": seconds, "agreement_db": {k: min(v, 999.0) for k, v in agreement.items()}}
+    path = folder / f"{key}.json"
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps(record, indent=1))
+    os.replace(partial, path)  # readers see a whole file or none
+    logger.info("musicsep runtime: {}", choice.describe())
+    return choice
