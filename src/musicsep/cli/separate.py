@@ -64,6 +64,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--batch-size", type=int, default=None, help="segments per forward pass")
     parser.add_argument(
+        "--runtime",
+        default=None,
+        choices=["auto", "torch", "openvino", "onnxruntime"],
+        help="CPU inference runtime of ONNX models (default MUSICSEP_RUNTIME, auto: measured once per "
+        "model and CPU, then cached); docs/performance.md",
+    )
+    parser.add_argument(
         "-j",
         "--jobs",
         type=int,
@@ -111,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from musicsep.model.separate import SeparationRequest, load_separator
 
     settings = get_settings()
+    if args.runtime is not None:
+        settings = settings.model_copy(update={"runtime": args.runtime})
     ensemble = _names(args.ensemble)
     try:
         weights = [float(w) for w in _names(args.ensemble_weights) or ()] or None
@@ -151,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     model_load_s = time.monotonic() - load_started  # once per process; files after share the model
     if fallback_reason:
         print(f"musicsep: {fallback_reason}", file=sys.stderr)
+    choice = getattr(separator, "runtime_choice", None)
+    if choice is not None:  # what `auto` measured, or that it read a cached choice
+        print(f"musicsep: {separator.name}: {choice.describe()}", file=sys.stderr)
     if args.jobs is not None and args.jobs < 1:
         print("musicsep: --jobs must be at least 1", file=sys.stderr)
         return EXIT_USAGE

@@ -81,7 +81,13 @@ def missing_files_message(name: str, info: ModelInfo | None) -> str:
 
 
 def load_family(
-    name: str, files: FamilyFiles, listing: Listing, device: str, precision: str, runtime: str = "onnxruntime"
+    name: str,
+    files: FamilyFiles,
+    listing: Listing,
+    device: str,
+    precision: str,
+    runtime: str = "onnxruntime",
+    runtime_cache: Path | None = None,
 ):
     """The family's separator for `files`; every unusable file is a `ModelUnavailable`. `runtime`
     (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py); the MSST
@@ -89,7 +95,7 @@ def load_family(
     info = load_catalog().get(name)
     try:
         if files.arch == "mdx":
-            return _load_mdx(name, files.weights, info, listing, device, precision, runtime)
+            return _load_mdx(name, files.weights, info, listing, device, precision, runtime, runtime_cache)
         assert files.config is not None
         arch = files.arch if files.arch != "msst" else msst_arch(files.config)
         # Tools disagree on the chunking of the same checkpoint: the catalog fixes it per model.
@@ -146,12 +152,21 @@ def msst_arch(config: Path) -> str:
 
 
 def _load_mdx(
-    name: str, path: Path, info: ModelInfo | None, listing: Listing, device: str, precision: str, runtime: str
+    name: str,
+    path: Path,
+    info: ModelInfo | None,
+    listing: Listing,
+    device: str,
+    precision: str,
+    runtime: str,
+    runtime_cache: Path | None,
 ):
     from musicsep.model.mdx import load_mdx
 
     params = mdx_params(name, path, info, listing)
-    return load_mdx(path, params, name=name, device=device, precision=precision, runtime=runtime)
+    return load_mdx(
+        path, params, name=name, device=device, precision=precision, runtime=runtime, runtime_cache=runtime_cache
+    )
 
 
 def mdx_params(name: str, path: Path, info: ModelInfo | None, listing: Listing):

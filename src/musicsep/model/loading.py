@@ -69,9 +69,11 @@ class ModelLoader:
         fallback: Sequence[str] = (),
         cache_mb: float = DEFAULT_CACHE_MB,
         runtime: str = "auto",
+        runtime_cache: Path | None = None,
     ) -> None:
         self.repo = Path(repo) if repo else None
         self.runtime = runtime  # CPU inference runtime of the ONNX families (Settings.runtime)
+        self.runtime_cache = runtime_cache  # its measured choices (None: ~/.cache/musicsep/runtime)
         self.offline = offline
         self.fallback = tuple(fallback)
         self.cache_budget_bytes = int(cache_mb * 2**20)
@@ -88,6 +90,7 @@ class ModelLoader:
             fallback=settings.fallback_chain,
             cache_mb=settings.model_cache_mb,
             runtime=getattr(settings, "runtime", "auto"),
+            runtime_cache=getattr(settings, "runtime_cache_dir", None),
         )
 
     def get(self, name: str, device: str = "auto", precision: str = "fp32", stems: Sequence[str] | None = None):
@@ -165,7 +168,7 @@ class ModelLoader:
                     raise ModelUnavailable(families.missing_files_message(name, catalog().get(name)))
 
                 def load(on: str, at: str):
-                    return families.load_family(name, files, listing, on, at, self.runtime)
+                    return families.load_family(name, files, listing, on, at, self.runtime, self.runtime_cache)
 
                 separator = CpuFallbackSeparator(load, str(torch_device), precision)
             except ModelUnavailable as exc:
