@@ -63,7 +63,9 @@ def test_a_waiting_reader_of_a_cancelled_job_ends_at_once_with_410_and_the_reaso
     error = reply.json()["error"]
     assert error["code"] == "job_cancelled" and "cancelled by request" in error["message"]
     assert took < 25, f"the waiting reader was answered when the job ended, not at its timeout ({took:.1f} s)"
-    assert _segment(server, job_id, 0, wait=0).status_code == 200, "what was spooled stays for the grace period"
+    again = _segment(server, job_id, 0, wait=0)
+    assert again.status_code == 410 and again.json()["error"]["code"] == "job_cancelled", "removed when it ended"
+    assert not (server.settings.data_dir / "jobs" / job_id / "live").exists()
     info = httpx.get(f"{server.url}/api/v1/jobs/{job_id}/live", timeout=10).json()
     assert info["state"] == "cancelled" and info["done"] is True
 

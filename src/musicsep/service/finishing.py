@@ -166,7 +166,10 @@ class JobFinisher:
             job.error = payload
             self.artifacts.clear_stems(job.id)
         self.store.update_job(job)
-        self.artifacts.live.ended(job.id, job.finished_at)  # readable `live_grace_s` more (cleanup.py)
+        if status is JobStatus.COMPLETED:
+            self.artifacts.live.ended(job.id, job.finished_at)  # readable `live_grace_s` more (cleanup.py)
+        else:  # its readers get 410 with the reason; a full disk gets its room back at once
+            self.artifacts.live.remove(job.id)
         event = self.events.append(job.id, status.value, payload)
         self.artifacts.remove_input(job.id)
         self.metrics.finished.labels(status.value).inc()

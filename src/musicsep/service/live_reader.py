@@ -48,8 +48,8 @@ class LiveUnknownStem(Exception):
 
 
 class LiveEnded(Exception):
-    """The segment will never exist: the job was cancelled or failed (`code` says which), or its
-    live segments were removed (`live_gone`)."""
+    """The segment will never be read: the job was cancelled or failed (`code` says which; its
+    segments are removed when it ends), or a completed job's grace period is over (`live_gone`)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -153,8 +153,8 @@ class LiveReader:
             if state.ready(index):
                 try:
                     data = await anyio.to_thread.run_sync(self._live.segment, job.id, state, stem, index)
-                except KeyError:
-                    raise _ended(job) from None
+                except KeyError:  # removed meanwhile: the job ended, or its grace period did
+                    raise _ended(self._parts.store.get_job(job.id) or job) from None
                 return LiveSegment(data, state.frames_of(index), state)
         if job.status.terminal:
             if state is None and job.result and stem not in job.result.get("stems", {}):
