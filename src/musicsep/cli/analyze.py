@@ -2,8 +2,10 @@
 
 With `--json`, one JSON line per file on stdout (JSON Lines), in the order given: `input` (the
 path as given, so a line says which file it is about even when files failed in between) and
-the pinned `AnalysisResult`'s fields; otherwise a readable table. A bad file is reported on stderr and the
-others are still analysed; the exit status is then that of the first failure (3 for bad input).
+the pinned `AnalysisResult`'s fields; otherwise a readable table: the key as musicians write it
+(`Bb major`) and the tempo, each with its confidence, since a key or BPM without one cannot be
+told from a guess. A bad file is reported on stderr and the others are still analysed; the exit
+status is then that of the first failure (3 for bad input).
 """
 
 from __future__ import annotations
@@ -31,20 +33,30 @@ def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}{unit}"
 
 
+def _tempo_cell(tempo) -> str:
+    """BPM and confidence; a weak tempo also names its best other reading ("or 60.0")."""
+    if tempo.bpm is None:
+        return f"- ({tempo.reason})"
+    cell = f"{tempo.bpm:.1f} ({tempo.confidence:.2f})"
+    if tempo.alternatives:
+        cell += f" or {tempo.alternatives[0].bpm:.1f}"
+    return cell
+
+
 def _row(name: str, result) -> list[str]:
     tempo, key, loudness = result.tempo, result.key, result.loudness
     return [
         name,
         _fmt(result.duration_s, " s"),
-        _fmt(tempo.bpm, "", 1) if tempo.bpm is not None else f"- ({tempo.reason})",
-        f"{key.label} ({key.confidence:.2f})" if key.label else f"- ({key.reason})",
+        _tempo_cell(tempo),
+        f"{key.name} ({key.confidence:.2f})" if key.name else f"- ({key.reason})",
         _fmt(loudness.lufs, " LUFS"),
         _fmt(loudness.peak_dbfs, " dBFS"),
     ]
 
 
 def _print_table(rows: list[list[str]]) -> None:
-    header = ["file", "duration", "bpm", "key (confidence)", "loudness", "peak"]
+    header = ["file", "duration", "bpm (confidence)", "key (confidence)", "loudness", "peak"]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -23,7 +23,7 @@ from musicsep.model.analysis.key import (
 )
 from musicsep.model.analysis.loudness import LoudnessMeter
 from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo, TempoAlternative, spelled_key
-from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo, tempo_alternatives
+from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo
 from musicsep.model.errors import InvalidAudio
 from musicsep.model.numba_cache import first_numba_use
 
@@ -83,14 +83,19 @@ class _Mix:
         )
 
 
+def _pitched(features: feat.SignalFeatures) -> bool:
+    """Whether the spectrum has pitch peaks (music, not noise): see key.tonalness."""
+    return tonalness(features.pitch_spectrum, feat.ANALYSIS_RATE, feat.N_FFT) >= MIN_TONALNESS
+
+
 def _tempo_of(features: feat.SignalFeatures, duration_s: float) -> Tempo:
     if features.rms < SILENCE_RMS and duration_s >= MIN_SECONDS:
         estimate = TempoEstimate(None, None, reason="silent: nothing above -90 dBFS")
     else:
-        estimate = estimate_tempo(features.onset, features.fps, duration_s, feat.ONSET_LATENCY_S)
+        pitched = duration_s >= MIN_SECONDS and features.rms >= SILENCE_RMS and _pitched(features)
+        estimate = estimate_tempo(features.onset, features.fps, duration_s, feat.ONSET_LATENCY_S, pitched=pitched)
     alternatives = [
-        TempoAlternative(bpm=bpm, relation=relation)
-        for bpm, relation in tempo_alternatives(estimate.bpm, estimate.confidence)
+        TempoAlternative(bpm=bpm, relation=relation, score=score) for bpm, relation, score in estimate.alternatives
     ]
     return Tempo(
         bpm=estimate.bpm,
@@ -112,7 +117,7 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
         )
     elif features.rms < SILENCE_RMS:
         estimate = KeyEstimate(None, None, None, None, "silent: nothing above -90 dBFS")
-    elif tonalness(features.pitch_spectrum, feat.ANALYSIS_RATE, feat.N_FFT) < MIN_TONALNESS:
+    elif not _pitched(features):
         estimate = KeyEstimate(None, None, None, None, "no pitched content: the spectrum is as smooth as noise")
     else:
         chroma = segment_chroma(features.spectrum, features.segments, feat.ANALYSIS_RATE, feat.N_FFT)

@@ -37,10 +37,18 @@ class _Section(BaseModel):
 
 
 class TempoAlternative(_Section):
-    """Another reading of the same pulse."""
+    """Another reading of the same pulse: half or double the tempo, or its 2/3 or 3/2 (a beat
+    heard in three against two)."""
 
     bpm: float
-    relation: Literal["half", "double"]
+    relation: Literal["half", "double", "two_thirds", "three_halves"]
+    score: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="How much of the periodicity evidence this reading shares with the chosen tempo "
+        "(1: as much; its autocorrelation peak relative to the chosen one's).",
+    )
 
 
 class Tempo(_Section):
@@ -54,8 +62,8 @@ class Tempo(_Section):
     reason: str | None = Field(None, description="Why bpm is null; null when it is given.")
     alternatives: list[TempoAlternative] = Field(
         default_factory=list,
-        description="When the confidence is low (below 0.5): half and double the tempo, the usual "
-        "octave errors, for a person to choose from; empty otherwise.",
+        description="When the confidence is low (below 0.5): the other readings of the pulse (half, "
+        "double, 2/3, 3/2) with their scores, best first, for a person to choose from; empty otherwise.",
     )
 
 

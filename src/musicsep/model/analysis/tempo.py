@@ -13,6 +13,10 @@
    evaluation set's (bench/analysis_eval.py --seed).
 3. Beats come from librosa's dynamic-programming tracker at that tempo; the reported BPM is the
    slope of beat time against beat number, which is finer than the hop.
+4. A weak pulse is still a tempo when the music is pitched (a ballad, a piano piece: their onsets
+   are soft, so the autocorrelation is low, but there is a beat to tap): only an unpitched signal
+   without periodic onsets (noise) gets none. The confidence says how weak it was, and a weak
+   one comes with the other readings of the same pulse (half, double, 2/3, 3/2) and their scores.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ MAX_BPM = 186.0
 MIN_SECONDS = 5.0
 # Below this normalised autocorrelation at the beat the envelope has no steady pulse (noise).
 MIN_CONFIDENCE = 0.1
-#: Below this confidence a tempo is offered with its half and double: the octave errors a weak
-#: pulse is most prone to (docs/analysis.md), which a person hears at once and a tracker does not.
+#: Below this confidence a tempo is offered with its other readings (half, double, 2/3, 3/2): the
+#: errors a weak pulse is most prone to (docs/analysis.md), which a person hears at once and a
+#: tracker does not.
 LOW_CONFIDENCE = 0.5
+#: The other readings of a pulse, as (relation, factor on the tempo).
+READINGS = (("half", 0.5), ("double", 2.0), ("two_thirds", 2.0 / 3.0), ("three_halves", 1.5))
+#: Alternatives are offered within this range of tempi (BPM).
+ALTERNATIVE_RANGE = (30.0, 300.0)
 FAST_EVIDENCE_THRESHOLD = 0.5
 
 
@@ -38,6 +47,8 @@ class TempoEstimate:
     confidence: float | None
     beats: list[float] = field(default_factory=list)
     reason: str | None = None
+    #: (bpm, relation, score): the other readings when the confidence is low; see `_alternatives`.
+    alternatives: list[tuple[float, str, float]] = field(default_factory=list)
 
 
 def _autocorrelation(envelope: np.ndarray, max_lag: int) -> np.ndarray:
@@ -121,9 +132,31 @@ def _bpm_from_beats(beats_s: np.ndarray, bpm: float) -> float:
     return 60.0 / slope if slope > 0 and abs(slope / period - 1.0) < 0.04 else bpm
 
 
-def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float, latency_s: float = 0.0) -> TempoEstimate:
+def _alternatives(acf: np.ndarray, fps: float, bpm: float, confidence: float) -> list[tuple[float, str, float]]:
+    """The other readings of the pulse when `confidence` is low, best first. A reading's score is
+    the autocorrelation peak at its period relative to the chosen period's (capped at 1): how much
+    of the periodic evidence it shares; half the tempo shares nearly all of it (every second beat
+    is a beat), double only when the off-beats are as strong as the beats."""
+    if confidence >= LOW_CONFIDENCE:
+        return []
+    _, chosen = _peak_near(acf, 60.0 * fps / bpm)
+    readings = []
+    for relation, factor in READINGS:
+        other = bpm * factor
+        if not ALTERNATIVE_RANGE[0] <= other <= ALTERNATIVE_RANGE[1] or 60.0 * fps / other + 3 >= acf.size:
+            continue
+        _, height = _peak_near(acf, 60.0 * fps / other)
+        score = float(np.clip(height / max(chosen, 1e-6), 0.0, 1.0))
+        readings.append((round(other, 2), relation, round(score, 3)))
+    return sorted(readings, key=lambda reading: -reading[2])
+
+
+def estimate_tempo(
+    onset: np.ndarray, fps: float, duration_s: float, latency_s: float = 0.0, *, pitched: bool = False
+) -> TempoEstimate:
     """Tempo, confidence and beat times (s) from band-wise onset strength (bands, frames) whose
-    peaks come `latency_s` before the onsets."""
+    peaks come `latency_s` before the onsets. `pitched`: the signal has pitched content (see
+    key.tonalness), so a weak pulse is reported rather than taken for noise."""
     if duration_s < MIN_SECONDS:
         return TempoEstimate(
             None, None, reason=f"too short: {duration_s:.1f} s, a tempo needs at least {MIN_SECONDS:.0f} s"
@@ -139,17 +172,12 @@ def estimate_tempo(onset: np.ndarray, fps: float, duration_s: float, latency_s: 
     period = _refine(acf, 60.0 * fps / bpm)
     _, confidence = _peak_near(acf, period)
     confidence = float(np.clip(confidence, 0.0, 1.0))
-    if confidence < MIN_CONFIDENCE:
+    if confidence < MIN_CONFIDENCE and not pitched:
         return TempoEstimate(None, round(confidence, 3), reason="no steady pulse: onsets are not periodic")
     bpm = 60.0 * fps / period
     beats_s = _track(envelope, fps, bpm, tightness=100.0) / fps + latency_s
     bpm = _bpm_from_beats(beats_s, bpm)
     beats = [round(float(t), 3) for t in beats_s if 0.0 <= t <= duration_s]
-    return TempoEstimate(round(bpm, 2), round(confidence, 3), beats)
-
-
-def tempo_alternatives(bpm: float | None, confidence: float | None) -> list[tuple[float, str]]:
-    """[(half bpm, "half"), (double bpm, "double")] for a tempo of low confidence; [] otherwise."""
-    if bpm is None or confidence is None or confidence >= LOW_CONFIDENCE:
-        return []
-    return [(round(bpm / 2.0, 2), "half"), (round(bpm * 2.0, 2), "double")]
+    return TempoEstimate(
+        round(bpm, 2), round(confidence, 3), beats, alternatives=_alternatives(acf, fps, bpm, confidence)
+    )
