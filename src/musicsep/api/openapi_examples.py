@@ -58,19 +58,24 @@ ERROR_EXAMPLES: dict[int, tuple[str, str, str]] = {
 }
 
 
+def error_response(envelope_model: type, description: str, code: str, message: str) -> dict[str, Any]:
+    """One error answer of the envelope's shape with its own example (a route's `responses=` entry)."""
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": "b1946ac92492d234"}
+    if code == "idempotency_conflict":
+        error["job_id"] = "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f"
+    return {
+        "model": envelope_model,
+        "description": description,
+        "content": {"application/json": {"example": {"error": error}}},
+    }
+
+
 def error_responses(envelope_model: type) -> dict[int | str, dict[str, Any]]:
     """`responses=` for routes: every error answer has the envelope's shape and its own example."""
-    responses: dict[int | str, dict[str, Any]] = {}
-    for status, (description, code, message) in ERROR_EXAMPLES.items():
-        error: dict[str, Any] = {"code": code, "message": message, "request_id": "b1946ac92492d234"}
-        if code == "idempotency_conflict":
-            error["job_id"] = "3f2b8c0e6d5a4f1b9c7e2a1d0b3c4e5f"
-        responses[status] = {
-            "model": envelope_model,
-            "description": description,
-            "content": {"application/json": {"example": {"error": error}}},
-        }
-    return responses
+    return {
+        status: error_response(envelope_model, description, code, message)
+        for status, (description, code, message) in ERROR_EXAMPLES.items()
+    }
 
 
 def empty_optional_fields(schema: dict[str, Any]) -> None:

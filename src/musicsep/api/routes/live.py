@@ -20,6 +20,7 @@ from fastapi import Path as FastApiPath
 from musicsep.api.auth import has_valid_credentials, unauthorized
 from musicsep.api.deps import ServiceDep
 from musicsep.api.errors import ApiError
+from musicsep.api.openapi_examples import error_response
 from musicsep.api.schemas import ERROR_RESPONSES, ErrorEnvelope, LivePublic
 from musicsep.service.job_service import JobService
 from musicsep.service.live import wav_header
@@ -37,7 +38,14 @@ from musicsep.service.live_reader import (
 router = APIRouter(prefix="/api/v1/jobs", tags=["live"], responses=ERROR_RESPONSES)
 
 Token = Annotated[str | None, Query(description="Per-job stream token from POST /jobs (when auth is on)")]
-_DISABLED = {409: {"model": ErrorEnvelope, "description": "Live stems are off on this server (`live_disabled`)"}}
+_DISABLED = {
+    409: error_response(
+        ErrorEnvelope,
+        "Live stems are off on this server",
+        "live_disabled",
+        "live stems are turned off on this server (MUSICSEP_LIVE=false)",
+    )
+}
 
 
 def _authorise(request: Request, service: JobService, job_id: str, token: str | None) -> None:
@@ -77,9 +85,24 @@ async def live_info(job_id: str, request: Request, service: ServiceDep, token: T
             "content": {"audio/wav": {}},
             "description": "The segment: a float32 WAV at the stem's rate",
         },
-        410: {"model": ErrorEnvelope, "description": "It will never exist: `job_cancelled`, `job_failed`, `live_gone`"},
-        416: {"model": ErrorEnvelope, "description": "At or past the track's end (`past_end`)"},
-        425: {"model": ErrorEnvelope, "description": "Not ready within `wait` (`not_ready`, Retry-After)"},
+        410: error_response(
+            ErrorEnvelope,
+            "It will never be read: `job_cancelled`, `job_failed` (with the reason), `live_gone`, `job_expired`",
+            "job_cancelled",
+            "the job was cancelled: cancelled by request",
+        ),
+        416: error_response(
+            ErrorEnvelope,
+            "The segment starts at or past the track's end",
+            "past_end",
+            "the track has 7938000 frames: this segment starts at or after its end",
+        ),
+        425: error_response(
+            ErrorEnvelope,
+            "Not ready within `wait`: ask again (Retry-After)",
+            "not_ready",
+            "segment 12 is not ready yet; ask again",
+        ),
         **_DISABLED,
     },
 )
