@@ -63,7 +63,8 @@ def label(item: dict, estimates: dict[str, dict]) -> dict:
     """The manifest entry: published labels kept, missing ones from agreement, estimates beside."""
     bpms = [estimates[name].get("bpm") for name in ("librosa", "essentia", "madmom") if name in estimates]
     keys = [estimates[name].get("key") for name in ("essentia", "madmom") if name in estimates]
-    entry = {k: v for k, v in item.items() if k not in ("tempo", "tempo_source", "tempo_level", "key", "key_source")}
+    labels = ("tempo", "tempo_source", "tempo_level", "key", "key_source")
+    entry = {k: v for k, v in item.items() if k not in labels}
     import soundfile
 
     duration = round(soundfile.info(str(audio_path(item))).duration, 2)

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.json"
 CANDIDATES = HERE / "candidates.json"
@@ -51,10 +53,28 @@ def blob(repo: str, commit: str, path: str, mirrors: Path = MIRRORS) -> bytes:
     ).stdout
 
 
-def cut(data: bytes, excerpt: dict | None):
-    """Decode the bytes (soundfile: WAV, FLAC, OGG, MP3) and keep [start, start + duration)."""
+def decode_stems_mix(data: bytes) -> tuple[np.ndarray, int]:
+    """A Native Instruments STEMS mp4's first audio stream (the mixture as shipped), `(n, channels)`."""
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        chunks = [frame.to_ndarray() for frame in container.decode(stream)]
+        samplerate = stream.rate
+    return np.concatenate(chunks, axis=-1).T.astype(np.float32), samplerate
+
+
+def cut(data: bytes, excerpt: dict | None, path: str = ""):
+    """Decode the bytes (soundfile: WAV, FLAC, OGG/Opus, MP3; PyAV: STEMS mp4) and keep
+    [start, start + duration)."""
     import soundfile
 
+    if path.endswith(".stem.mp4"):
+        audio, samplerate = decode_stems_mix(data)
+        if excerpt:
+            start = int(excerpt["start_s"] * samplerate)
+            audio = audio[start : start + int(excerpt["duration_s"] * samplerate)]
+        return audio, samplerate
     with soundfile.SoundFile(io.BytesIO(data)) as source:
         samplerate = source.samplerate
         if excerpt:
@@ -102,7 +122,7 @@ def materialise(items: list[dict], mirrors: Path = MIRRORS, force: bool = False)
         if item.get("sha256") and digest != item["sha256"]:
             problems.append(f"{item['id']}: sha256 {digest} != manifest {item['sha256']}")
             continue
-        audio, samplerate = cut(data, item.get("excerpt"))
+        audio, samplerate = cut(data, item.get("excerpt"), item["path"])
         soundfile.write(target, audio, samplerate, subtype="PCM_16")
     if missing:
         problems.append("mirrors missing; bring them with the search tool's fetch:")

@@ -21,10 +21,11 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 
 def run(name: str, estimate: Callable[[Path], dict]) -> None:
     """Estimate every excerpt (or the ids given on the command line) and write `<name>.json`,
-    keeping earlier results for files that were not re-run."""
+    keeping earlier results for files that were not re-run. The file is re-read just before the
+    write, so two runs on disjoint ids (two processes on two cores) both land."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     out_path = OUTPUT / f"{name}.json"
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results = {}
     wanted = set(sys.argv[1:])
     for wav in sorted(AUDIO.glob("*.wav")):
         if wanted and wav.stem not in wanted:
@@ -37,7 +38,9 @@ def run(name: str, estimate: Callable[[Path], dict]) -> None:
         result["seconds"] = round(time.perf_counter() - start, 2)
         results[wav.stem] = result
         print(wav.stem, result, flush=True)
-    out_path.write_text(json.dumps(results, indent=1, sort_keys=True))
+    merged = json.loads(out_path.read_text()) if out_path.exists() else {}
+    merged.update(results)
+    out_path.write_text(json.dumps(merged, indent=1, sort_keys=True))
 
 
 def sharp_label(tonic: str, mode: str) -> str:
