@@ -113,7 +113,13 @@ def create_app(settings: Settings, *, build_service: ServiceBuilder) -> FastAPI:
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "Last-Event-ID", "X-Request-Id"],
-            expose_headers=["X-Request-Id", "Retry-After", "Content-Disposition"],
+            expose_headers=[
+                "X-Request-Id",
+                "Retry-After",
+                "Content-Disposition",
+                "X-Musicsep-Ready-Frames",
+                "X-Musicsep-Live-Level",
+            ],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES)
     # Added last = outermost: every response, errors and CORS preflights included, gets the id.
