@@ -101,6 +101,12 @@ export async function getJson(path) {
 export const listModels = () => getJson("/api/v1/models");
 export const listJobs = (limit = 100) => getJson(`/api/v1/jobs?limit=${limit}`);
 export const getJob = (id) => getJson(`/api/v1/jobs/${encodeURIComponent(id)}`);
+/** `?token=…` of a job's per-job stream token (from its `events_url`), or "" without one: the live
+ * routes take it as the event stream does, for a page that has the token but no API key. */
+export const tokenQuery = (token) => (token ? `token=${encodeURIComponent(token)}` : "");
+
+/** What can be heard of a running job: rate, channels, segment size, how far it is ready, level. */
+export const getLive = (id, token = null) => getJson(`/api/v1/jobs/${encodeURIComponent(id)}/live?${tokenQuery(token)}`);
 
 const jobPath = (id) => `/api/v1/jobs/${encodeURIComponent(id)}`;
 const JSON_HEADERS = { "Content-Type": "application/json" };

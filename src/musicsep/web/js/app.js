@@ -1,19 +1,25 @@
-// The page: choose one song or several and the options, follow a job live, then hand over to
-// the player. The job being shown is kept in the address (#job=<id>) so a reload reopens it.
+// The page: choose one song or several and the options, follow a job live — listening to its
+// stems while they are separated (live.js) — then hand over to the player of the final files.
+// The job being shown is kept in the address (#job=<id>) so a reload reopens it.
 
-import { apiKey, cancelJob, createJob, fetchLinkedAudio, getJob, listModels, setApiKey } from "./api.js";
+import { apiKey, cancelJob, createJob, fetchLinkedAudio, getJob, getLive, listModels, setApiKey } from "./api.js";
 import { followJob } from "./events.js";
 import { jobTitle, refreshLibrary, startLibrary } from "./library.js";
+import { LivePlayer } from "./live.js";
 import { JobProgress } from "./progress.js";
-import { renderResult } from "./result.js";
+import { renderLive, renderResult } from "./result.js";
 import { bindStemChoice, offerStems, stemFields } from "./stemchoice.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
 const TOKENS = "musicsep.eventUrls"; // job id -> events_url (it carries the stream token when auth is on)
 
-const state = { jobId: null, follower: null, player: null, progress: new JobProgress(), models: new Map() };
-window.musicsep = { state, get player() { return state.player; } };
+// `timeline`: performance.now() of the moments a job goes through on this page (read by the
+// time-to-first-audio bench); `submitted`: the jobs sent from this page, which may start playing
+// by themselves (the click on Separate allowed the page to play sound).
+const state = { jobId: null, follower: null, player: null, progress: new JobProgress(), models: new Map(),
+  timeline: {}, submitted: new Set(), ended: null, live: new Set(), started: null };
+window.musicsep = { state, get player() { return state.player; }, get timeline() { return state.timeline; } };
 
 function showError(element, problem) {
   element.textContent = problem ? problem.message || String(problem) : "";
@@ -142,6 +148,7 @@ async function submit(event) {
   if (!stemChoice) return; // "Choose stems" with none ticked: the message is next to the boxes
   $("submit").disabled = true;
   const accepted = [];
+  state.timeline = { submitted: performance.now() };
   try {
     const sources = files.length ? files.map((file) => ({ blob: file, name: file.name }))
       : [await fetchLinkedAudio(link)];
@@ -150,6 +157,7 @@ async function submit(event) {
     for (const source of sources) {
       const job = await createJob(source.blob, source.name, { ...formOptions(stemChoice), title });
       rememberEventsUrl(job.job_id, job.events_url);
+      state.submitted.add(job.job_id);
       accepted.push(job);
     }
   } catch (problem) {
@@ -193,7 +201,32 @@ function setStatus(text, running) {
   document.body.dataset.phase = running ? "running" : "idle";
 }
 
+/** The job runs: its stems can be heard as they are separated, when the server offers it. Asked
+ * at `started` and again at each `progress` until the engine has begun (the answer has a rate). */
+async function startLive(jobId, started) {
+  if (state.player || state.live.has(jobId)) return;
+  state.live.add(jobId);
+  const token = new URL(eventsUrl(jobId), window.location.href).searchParams.get("token");
+  let info;
+  try {
+    info = await getLive(jobId, token);
+  } catch {
+    state.live.delete(jobId); // asked again at the next progress (a server without live stems: 404 each time)
+    return;
+  }
+  // Before the engine has begun the answer has no rate (and the stems may not be known yet).
+  if (!info.samplerate || !info.stems?.length) state.live.delete(jobId);
+  if (!info.samplerate || !info.stems?.length || state.jobId !== jobId || state.ended === jobId) return;
+  const live = new LivePlayer(jobId, info, { durationS: started?.duration_s ?? null, token });
+  state.player = live;
+  live.timeline.submitted = state.timeline.submitted;
+  state.timeline.live = live.timeline;
+  renderLive(live);
+  live.start({ autoplay: state.submitted.has(jobId) });
+}
+
 async function finish(job) {
+  state.ended = job.id;
   $("cancel").hidden = true;
   $("job-title").textContent = jobTitle(job);
   if (job.status === "completed") {
@@ -209,7 +242,12 @@ async function finish(job) {
     } catch (problem) {
       showError($("job-error"), problem);
     }
-  } else if (job.status === "failed") {
+  } else if (state.player?.live) {
+    state.player.close(); // a cancelled or failed job's live stems end here
+    state.player = null;
+    $("result").hidden = true;
+  }
+  if (job.status === "failed") {
     setStatus("Failed.", false);
     showError($("job-error"), new Error(job.error?.message || "The separation failed."));
   } else if (job.status === "cancelled") {
@@ -229,13 +267,19 @@ function onEvent(type, data, id) {
     showProgress();
     const instead = data.fallback_reason ? ` (instead of ${data.requested_model}: ${data.fallback_reason})` : "";
     setStatus(`Separating with ${data.model} on ${data.device}${instead}…`, true);
+    state.timeline.started = performance.now();
+    state.started = data;
+    startLive(state.jobId, data);
   } else if (type === "progress") {
     state.progress.progress(data);
     showProgress();
+    if (state.player?.live) state.player.serverProgress(data);
+    else if (data.stage === "separate") startLive(state.jobId, state.started);
   } else if (type === "analysis") {
     state.progress.analysed();
     showProgress();
   } else if (type === "completed" || type === "failed" || type === "cancelled") {
+    state.timeline[type] = performance.now();
     // The job record carries fresh signed links and the analysis in one answer.
     getJob(state.jobId).then(finish, (problem) => showError($("job-error"), problem));
   }
@@ -264,6 +308,9 @@ function hideJob() {
 export async function openJob(jobId, accepted = null) {
   hideJob();
   state.jobId = jobId;
+  state.ended = null;
+  state.started = null;
+  state.live.clear();
   state.progress.reset();
   history.replaceState(null, "", `#job=${encodeURIComponent(jobId)}`);
   $("job").hidden = false;

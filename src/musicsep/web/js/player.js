@@ -9,6 +9,8 @@
 // cursor per instance, so several stems with one playhead and one loop would mean keeping several
 // players in step anyway, which is what this class does in a few lines.
 
+import { Mixer } from "./mixer.js";
+
 const DRIFT_S = 0.06; // a stem further than this from the leader is moved back to it
 const TICK_MS = 25;
 const CLICK_AHEAD_S = 0.12; // beats this close ahead are scheduled on the audio clock
@@ -17,20 +19,14 @@ function sameOriginUrl(url) {
   return new URL(url, window.location.href).origin === window.location.origin;
 }
 
-export class Player {
-  constructor() {
-    this.context = new AudioContext();
-    this.master = this.context.createGain();
-    this.master.connect(this.context.destination);
-    this.stems = new Map(); // name -> {media, gain, volume, muted, soloed}
+export class Player extends Mixer {
+  /** `context`: the live player's AudioContext when the final files take over from it. */
+  constructor(context = null) {
+    super(context);
+    this.live = false;
+    this.canChangeRate = true;
     this.duration = 0;
     this.rate = 1;
-    this.loop = { a: null, b: null, on: false };
-    this.beats = [];
-    this.clickOn = false;
-    this.loops = 0; // how many times the loop went back to A (read by the page's tests)
-    this.clicks = 0; // beat clicks scheduled so far (likewise)
-    this.onChange = () => {};
     this._ticker = null;
     this._clicked = new Set();
   }
@@ -41,10 +37,8 @@ export class Player {
     media.preload = "metadata";
     if (!sameOriginUrl(url)) media.crossOrigin = "anonymous"; // a bucket's link: readable by Web Audio
     media.preservesPitch = true;
-    const source = this.context.createMediaElementSource(media);
-    const gain = this.context.createGain();
-    source.connect(gain).connect(this.master);
-    this.stems.set(name, { media, gain, volume: 1, muted: false, soloed: false });
+    const stem = this.addStem(name, { media });
+    this.context.createMediaElementSource(media).connect(stem.gain);
     media.addEventListener("ended", () => this._ended());
     const ready = new Promise((resolve, reject) => {
       media.addEventListener("loadedmetadata", () => {
@@ -109,40 +103,6 @@ export class Player {
     this.onChange();
   }
 
-  setLoop(a, b) {
-    const low = Math.min(a, b);
-    const high = Math.max(a, b);
-    this.loop = high - low >= 0.05 ? { a: low, b: high, on: true } : { a: null, b: null, on: false };
-    this.onChange();
-  }
-
-  clearLoop() {
-    this.setLoop(0, 0);
-  }
-
-  setVolume(name, volume) {
-    this.stems.get(name).volume = volume;
-    this._applyGains();
-  }
-
-  setMuted(name, muted) {
-    this.stems.get(name).muted = muted;
-    this._applyGains();
-  }
-
-  setSoloed(name, soloed) {
-    this.stems.get(name).soloed = soloed;
-    this._applyGains();
-  }
-
-  /** The gain each stem plays at now: 0 when muted or when another stem is soloed. */
-  gains() {
-    const anySolo = [...this.stems.values()].some((stem) => stem.soloed);
-    const gains = {};
-    for (const [name, stem] of this.stems) gains[name] = !stem.muted && (!anySolo || stem.soloed) ? stem.volume : 0;
-    return gains;
-  }
-
   /** What each stem is set to (read by the tests too). */
   snapshot() {
     const stems = {};
@@ -161,12 +121,6 @@ export class Player {
       stem.media.load(); // stops any download still going
     }
     this.context.close();
-  }
-
-  _applyGains() {
-    const gains = this.gains();
-    for (const [name, stem] of this.stems) stem.gain.gain.value = gains[name];
-    this.onChange();
   }
 
   _moveAll(seconds) {

@@ -1,6 +1,8 @@
 // The player's controls: Play/Pause, the position slider and clock, seeking by clicking or
 // dragging any waveform (Shift+drag marks a loop), the A-B loop buttons, tempo, the beat click
-// and the keyboard (Space plays or pauses, the arrow keys move 5 s, with Shift 1 s).
+// and the keyboard (Space plays or pauses, the arrow keys move 5 s, with Shift 1 s). The same
+// controls drive the live player while the job runs (live.js): it says what it is doing in the
+// status line, shows how far the stems are ready, and has no tempo or click yet.
 
 import { paintPosition } from "./waveform.js";
 
@@ -71,36 +73,50 @@ function bindPractice(player) {
   const tempo = $("tempo");
   tempo.value = "1";
   tempo.oninput = () => player.setRate(Number(tempo.value));
+  tempo.disabled = !player.canChangeRate;
   $("click").checked = false;
   $("click").onchange = () => { player.clickOn = $("click").checked; };
   $("click").disabled = player.beats.length === 0;
+  $("practice-note").hidden = !player.live;
   return () => {
     if (pointA !== null) return `A at ${formatTime(pointA)}: now set B`;
     return player.loop.on ? `Loop ${formatTime(player.loop.a)}–${formatTime(player.loop.b)}` : "No loop";
   };
 }
 
+let bindings = 0; // the controls follow the player bound last (the live one until the hand-over)
+
 /** Wire the controls to `player`; `lanes` are the waveform lanes, `rows` the stem rows. */
 export function bindTransport(player, lanes, rows) {
+  const binding = ++bindings;
   const play = $("play");
   const seek = $("seek");
   const clock = $("clock");
   seek.max = String(player.duration);
-  seek.value = "0";
+  seek.value = String(player.position());
   let dragging = false; // while the thumb is held, the clock must not pull it back
   seek.onpointerdown = () => { dragging = true; };
   seek.onpointerup = () => { dragging = false; };
   seek.oninput = () => player.seek(Number(seek.value));
   play.onclick = () => player.toggle();
 
+  const status = $("player-status");
   const show = () => {
+    if (binding !== bindings) return; // a frame of a player that has handed over
     const position = player.position();
+    seek.max = String(player.duration); // a live track's length is known once its end arrives
+    if (player.live) {
+      const { state, text } = player.status();
+      status.textContent = text;
+      status.dataset.state = state;
+      $("transport").dataset.state = state;
+    }
     play.textContent = player.playing ? "Pause" : "Play";
     play.setAttribute("aria-label", player.playing ? "Pause" : "Play");
     if (!dragging) seek.value = String(position);
     clock.textContent = `${formatTime(position)} / ${formatTime(player.duration)}`;
     clock.dataset.seconds = position.toFixed(3);
-    paintPosition(lanes, position, player.duration, player.loop);
+    paintPosition(lanes, position, player.duration, player.loop, player.live ? player.readyS() : null);
     $("loop-text").textContent = loopLine();
     $("tempo-text").textContent = `${Math.round(player.rate * 100)}%`;
     const gains = player.gains();

@@ -71,11 +71,16 @@ export function drawPeaks(canvas, { rate, peaks }, duration, scale, color) {
   canvas.dataset.scale = String(scale);
 }
 
-/** Move every lane's playhead to `position` and draw the loop region, if any. */
-export function paintPosition(lanes, position, duration, loop) {
-  const share = (seconds) => `${duration > 0 ? (100 * seconds) / duration : 0}%`;
+/** Move every lane's playhead to `position` and draw the loop region, if any; `ready` (seconds,
+ * while the job runs) shades the part that is not separated yet, its left edge the ready marker. */
+export function paintPosition(lanes, position, duration, loop, ready = null) {
+  const share = (seconds) => `${duration > 0 ? (100 * Math.min(seconds, duration)) / duration : 0}%`;
   for (const lane of lanes) {
     lane.querySelector(".playhead").style.left = share(position);
+    const pending = lane.querySelector(".pending");
+    pending.hidden = ready === null || ready >= duration;
+    if (!pending.hidden) pending.style.left = share(ready);
+    pending.dataset.readyS = ready === null ? "" : ready.toFixed(3);
     const region = lane.querySelector(".loop-region");
     region.hidden = !loop.on;
     if (loop.on) {
@@ -96,8 +101,11 @@ export function makeLane(name) {
   const region = document.createElement("div");
   region.className = "loop-region";
   region.hidden = true;
+  const pending = document.createElement("div");
+  pending.className = "pending";
+  pending.hidden = true;
   const playhead = document.createElement("div");
   playhead.className = "playhead";
-  lane.append(canvas, region, playhead);
+  lane.append(canvas, pending, region, playhead);
   return { lane, canvas };
 }
