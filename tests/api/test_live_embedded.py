@@ -33,6 +33,16 @@ def _segment(server, job_id: str, stem: str, index: int, wait: float = 30) -> ht
     return httpx.get(f"{server.url}/api/v1/jobs/{job_id}/stems/{stem}/live/{index}?wait={wait}", timeout=wait + 30)
 
 
+def _next_segment(server, job_id: str, stem: str, index: int) -> httpx.Response:
+    """The segment once it is ready: a 425 says "ask again" (the protocol, not a retry of a
+    failure); bounded to 8 waits of 30 s, far above the job's time on a loaded machine."""
+    for _ in range(8):
+        reply = _segment(server, job_id, stem, index)
+        if reply.status_code != 425:
+            return reply
+    raise AssertionError(f"segment {index} of {stem} was not ready within 8 waits")
+
+
 def _samples(reply: httpx.Response) -> np.ndarray:
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"] == "audio/wav"
@@ -56,7 +66,7 @@ def running_song(tmp_path_factory, tiny_model_repo):
         live = {stem: [] for stem in ("vocals", "drums")}
         index = 0
         while index < 10:  # bounded: the track has 4 segments
-            replies = {stem: _segment(server, job_id, stem, index) for stem in live}
+            replies = {stem: _next_segment(server, job_id, stem, index) for stem in live}
             if any(reply.status_code == 416 for reply in replies.values()):
                 break
             for stem, reply in replies.items():
@@ -149,5 +159,42 @@ def test_live_can_be_turned_off(tmp_path, tiny_model_repo, make_clip):
             reply = httpx.get(server.url + url, timeout=10)
             assert reply.status_code == 409 and reply.json()["error"]["code"] == "live_disabled"
         assert not (tmp_path / "data" / "jobs" / job_id / "live").exists()
+    finally:
+        server.stop()
+
+
+def _live_and_final(server, song, stem: str, **fields: str) -> tuple[list[httpx.Response], np.ndarray]:
+    accepted = _submit(server, song, format="float32", **fields)
+    replies = []
+    for index in range(10):  # bounded: a 2 s song has 2 segments
+        reply = _next_segment(server, accepted["job_id"], stem, index)
+        if reply.status_code == 416:
+            break
+        replies.append(reply)
+    _, events = stream_events(server.url + accepted["events_url"])
+    assert events[-1][1] == "completed"
+    view = httpx.get(server.url + accepted["status_url"], timeout=10).json()
+    final = sf.read(
+        io.BytesIO(httpx.get(server.url + view["stems"][stem]["url"], timeout=30).content),
+        dtype="float32",
+        always_2d=True,
+    )[0]
+    return replies, final
+
+
+def test_clamped_live_samples_equal_a_clamped_file_and_rescaled_ones_differ_by_the_factor(tmp_path, tiny_model_repo):
+    song = tmp_path / "loud.wav"
+    sf.write(str(song), np.clip(4.0 * synth_music(2.0, seed=11), -1, 1).T, 44100)
+    server = start_server(base_settings(tmp_path / "data", tiny_model_repo))
+    try:
+        replies, final = _live_and_final(server, song, "drums", clip="clamp")
+        assert {reply.headers["x-musicsep-live-level"] for reply in replies} == {"clamped"}
+        assert np.array_equal(np.concatenate([_samples(reply) for reply in replies]), final)
+
+        replies, final = _live_and_final(server, song, "drums", clip="rescale")
+        assert {reply.headers["x-musicsep-live-level"] for reply in replies} == {"unscaled"}
+        live = np.concatenate([_samples(reply) for reply in replies])
+        factor = max(1.01 * float(np.abs(live).max()), 1.0)
+        np.testing.assert_allclose(final, live / np.float32(factor), rtol=0, atol=1e-7)
     finally:
         server.stop()
