@@ -82,6 +82,8 @@ class LiveState:
 
 
 def check_stem(name: str) -> str:
+    """`name`, when it may become a file or key name (a request's stem is also checked against
+    the spool's own list before any read); ValueError otherwise."""
     if not _STEM.match(name):
         raise ValueError("not a stem name")
     return name
