@@ -90,6 +90,58 @@ def label(item: dict, estimates: dict[str, dict]) -> dict:
     return entry
 
 
+def _family(genre: str) -> str:
+    """A coarse genre family for the composition table (the manifest keeps each item's own genre)."""
+    genre = genre.lower()
+    for family, words in (
+        ("classical", ("classical", "baroque")),
+        ("jazz/blues/swing", ("jazz", "blues", "swing", "bop")),
+        ("solo voice", ("vocal",)),
+        ("folk/solo guitar", ("folk", "guitar")),
+        ("electronic/dance", ("electro", "edm", "house", "techno", "trance", "dance", "disco", "drum machine")),
+        ("hip-hop/rap", ("hip", "rap")),
+        ("latin/world", ("latin", "salsa", "samba", "cumbia", "bossa", "afro", "reggae", "dub", "bolero", "carnatic")),
+        ("rock/metal/punk", ("rock", "metal", "punk")),
+        ("pop/soul/funk/country", ("pop", "soul", "funk", "gospel", "doo", "country", "songwriter")),
+        ("drums/percussion", ("drums", "percussion")),
+    ):
+        if any(word in genre for word in words):
+            return family
+    return "other/unknown"
+
+
+def _source_kind(source: str) -> str:
+    return source.split(":")[0]
+
+
+def summary(items: list[dict]) -> str:
+    """Counts by genre family, drums and label source: what docs/analysis.md reports as the composition."""
+    from collections import Counter
+
+    tempo = [i for i in items if i["tempo"] is not None]
+    keys = [i for i in items if i["key"] is not None]
+    lines = [
+        f"{len(items)} items: {len(tempo)} tempo ({sum(not i['has_drums'] for i in tempo)} without drums), "
+        f"{len(keys)} key"
+    ]
+    for name, subset in (("tempo", tempo), ("key", keys)):
+        families = Counter(_family(i["genre"]) for i in subset)
+        sources = Counter(_source_kind(i[f"{name}_source"]) for i in subset)
+        lines.append(f"  {name} by genre family: " + ", ".join(f"{k} {v}" for k, v in families.most_common()))
+        lines.append(f"  {name} by label source: " + ", ".join(f"{k} {v}" for k, v in sources.most_common()))
+    bpm = sorted(i["tempo"] for i in tempo)
+    if bpm:
+        lines.append(
+            f"  tempo range {bpm[0]:.0f}-{bpm[-1]:.0f} BPM, median {statistics.median(bpm):.0f}; "
+            f"{sum(b >= 140 for b in bpm)} at 140 BPM or more; "
+            f"modes: {sum(i['key'].endswith('minor') for i in keys)} minor / "
+            f"{sum(i['key'].endswith('major') for i in keys)} major"
+        )
+    repos = Counter(i["repo"] for i in items)
+    lines.append("  by repository: " + ", ".join(f"{k} {v}" for k, v in repos.most_common()))
+    return "\n".join(lines)
+
+
 def main() -> int:
     raw = {name: _load(name) for name in ("librosa", "essentia", "madmom")}
     items, dropped = [], []
@@ -106,6 +158,7 @@ def main() -> int:
         "items": items,
     }
     MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    print(summary(items))
     tempo = [i for i in items if i["tempo"] is not None]
     print(
         f"{len(items)} items ({len(tempo)} tempo, {sum(i['key'] is not None for i in items)} key, "

@@ -20,12 +20,12 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 
 
 def run(name: str, estimate: Callable[[Path], dict]) -> None:
-    """Estimate every excerpt (or the ids given on the command line) and write `<name>.json`,
-    keeping earlier results for files that were not re-run. The file is re-read just before the
-    write, so two runs on disjoint ids (two processes on two cores) both land."""
+    """Estimate every excerpt (or the ids given on the command line) into `<name>.json`, keeping
+    the results for files not re-run. Each result is merged into the file as soon as it exists
+    (re-read, update, write), so an interrupted run keeps what it did and two runs on disjoint ids
+    (two processes on two cores) both land."""
     OUTPUT.mkdir(parents=True, exist_ok=True)
     out_path = OUTPUT / f"{name}.json"
-    results = {}
     wanted = set(sys.argv[1:])
     for wav in sorted(AUDIO.glob("*.wav")):
         if wanted and wav.stem not in wanted:
@@ -36,11 +36,10 @@ def run(name: str, estimate: Callable[[Path], dict]) -> None:
         except Exception as error:  # an estimator's failure on one file is a result, not a stop
             result = {"error": f"{type(error).__name__}: {error}"}
         result["seconds"] = round(time.perf_counter() - start, 2)
-        results[wav.stem] = result
         print(wav.stem, result, flush=True)
-    merged = json.loads(out_path.read_text()) if out_path.exists() else {}
-    merged.update(results)
-    out_path.write_text(json.dumps(merged, indent=1, sort_keys=True))
+        merged = json.loads(out_path.read_text()) if out_path.exists() else {}
+        merged[wav.stem] = result
+        out_path.write_text(json.dumps(merged, indent=1, sort_keys=True))
 
 
 def sharp_label(tonic: str, mode: str) -> str:
