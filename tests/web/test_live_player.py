@@ -26,7 +26,9 @@ from musicsep.service.pipeline import run_pipeline
 
 pytestmark = pytest.mark.browser
 
-SONG_S = 9.0  # six chunks of the tiny model (2 s segments, 1.5 s apart), six live segments
+# Eleven chunks of the tiny model (2 s segments, 1.5 s apart), eleven live segments: after the seek
+# back to 1 s, far more audio is left than the job needs to finish, so the switch comes mid-play.
+SONG_S = 16.0
 SLOW_CHUNKS = {3, 5}  # after these the model takes SLOW_S more: 1.5 s of audio in over 5 s
 SLOW_S = 5.0
 SEEK_S = 1.0
@@ -139,10 +141,22 @@ def _where(run: np.ndarray, stem: np.ndarray, expected: int) -> int | None:
 
 
 def _wait_for_player(page, condition: str, timeout_s: float = 60.0) -> None:
-    page.wait_for_function(
-        f"(() => {{ const p = window.musicsep.player; return Boolean(p && ({condition})); }})()",
-        timeout=timeout_s * 1000,
-    )
+    """Wait until `condition` holds for the page's player `p`; on a timeout, say where the page was."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"(() => {{ const p = window.musicsep.player; return Boolean(p && ({condition})); }})()",
+            timeout=timeout_s * 1000,
+        )
+    except PlaywrightTimeout:
+        where = page.evaluate(
+            """() => ({player: window.musicsep.player?.snapshot(),
+                      job: document.querySelector('#job-status').textContent,
+                      status: document.querySelector('#player-status').textContent,
+                      error: document.querySelector('#job-error').textContent})"""
+        )
+        raise AssertionError(f"not within {timeout_s:g} s: {condition}; the page: {where}") from None
 
 
 def test_playback_waits_at_the_frontier_and_plays_every_sample_in_order(

@@ -12,6 +12,7 @@ import { bindStemChoice, offerStems, stemFields } from "./stemchoice.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
+const isAnalysing = (stage) => /^analy/.test(stage || "");
 const TOKENS = "musicsep.eventUrls"; // job id -> events_url (it carries the stream token when auth is on)
 
 // `timeline`: performance.now() of the moments a job goes through on this page (read by the
@@ -202,7 +203,9 @@ function setStatus(text, running) {
 }
 
 /** The job runs: its stems can be heard as they are separated, when the server offers it. Asked
- * at `started` and again at each `progress` until the engine has begun (the answer has a rate). */
+ * at `started` and again at each `progress` (the decoding's too, so that the first segment's
+ * request is already waiting when the first chunk ends) until the engine has begun: the answer
+ * then has a rate and the stems. */
 async function startLive(jobId, started) {
   if (state.player || state.live.has(jobId)) return;
   state.live.add(jobId);
@@ -274,7 +277,7 @@ function onEvent(type, data, id) {
     state.progress.progress(data);
     showProgress();
     if (state.player?.live) state.player.serverProgress(data);
-    else if (data.stage === "separate") startLive(state.jobId, state.started);
+    else if (!isAnalysing(data.stage)) startLive(state.jobId, state.started);
   } else if (type === "analysis") {
     state.progress.analysed();
     showProgress();

@@ -15,6 +15,7 @@ const WAIT_S = 10;
 const PEAKS_RATE = 50; // the same picture as the server's peaks: the loudest sample of each 1/50 s
 const KEEP_BEHIND = 8; // decoded segments kept behind the playhead's segment
 const KEEP_AHEAD = 32; // and ahead of it (about 48 s at 44.1 kHz)
+const PREFETCH = 4; // segments from the playhead's on that are fetched again if they were let go
 const RETRY_MS = [500, 1000, 2000, 4000, 8000]; // after a lost connection or a 5xx, not after a 4xx
 
 /** Why a stem's segments stopped coming, in the server's words (`code`) and the page's (`message`). */
@@ -89,10 +90,12 @@ export class StemSegments {
     }
   }
 
-  /** Keep the decoded segments near `index` (the playhead's) and let the others go. */
+  /** Keep the decoded segments near `index` (the playhead's), let the others go, and fetch again
+   * the next few that were let go, before playback reaches them. */
   near(index) {
     this.playing = index;
     for (const kept of this.buffers.keys()) if (!this._wanted(kept)) this.buffers.delete(kept);
+    for (let next = index; next < Math.min(this.received, index + PREFETCH); next += 1) this.buffer(next);
   }
 
   stop() {
