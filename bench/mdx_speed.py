@@ -10,7 +10,9 @@ musicsep's MdxSeparator; only the onnxruntime session differs:
   the usable cores as intra-op threads; no spin-waiting; session.cpu_lanes says why);
 - `t2`: one chunk at a time over all usable cores, no spin-waiting (musicsep's previous default);
 - `t1`: one intra-op thread, no spin-waiting;
-- `default`: `SessionOptions()` untouched, as python-audio-separator opens it (the baseline).
+- `default`: `SessionOptions()` untouched, as python-audio-separator opens it (the baseline);
+- `openvino`: musicsep's lanes with the graph compiled by OpenVINO in f32 (`--runtime openvino`);
+- `auto`: what `--runtime auto` picks (its calibration, or the cached choice, is printed).
 Variants alternate within each repeat so machine load hits all alike; medians are printed with
 the ratio to the baseline. Seconds per minute = seconds per chunk x chunks per minute (one chunk
 every 195,840 samples at overlap 0.25: 13.5 per minute). `--stft` also times the engine's numpy
@@ -21,6 +23,7 @@ random-init HTDemucs segment (7.8 s, musicsep's CPU path) as a second baseline.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -41,8 +44,12 @@ CLIP_FRAMES = 200_000  # two chunks: offsets 0 and 195,840 start inside the trac
 
 
 def _separator(path: Path, variant: str) -> MdxSeparator:
-    if variant == "musicsep":
-        return load_mdx(path, INST_HQ_4, name="UVR-MDX-NET-Inst_HQ_4")
+    if variant in ("musicsep", "openvino", "auto"):
+        runtime = "onnxruntime" if variant == "musicsep" else variant
+        separator = load_mdx(path, INST_HQ_4, name="UVR-MDX-NET-Inst_HQ_4", runtime=runtime)
+        if separator.runtime_choice is not None:
+            print(f"  auto: {separator.runtime_choice.describe()}", flush=True)
+        return separator
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -65,12 +72,12 @@ class _Reader:
         return out
 
 
-def _per_chunk(separator: MdxSeparator, audio: np.ndarray) -> float:
+def _per_chunk(separator: MdxSeparator, audio: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Wall and process CPU seconds per chunk, and the stems."""
     run = separator.prepare(audio.shape[-1], ["instrumental", "vocals"])
-    started = time.perf_counter()
-    for _ in run.blocks(_Reader(audio), lambda: None):
-        pass
-    return (time.perf_counter() - started) / run.chunks
+    started, cpu = time.perf_counter(), time.process_time()
+    stems = np.concatenate(list(run.blocks(_Reader(audio), lambda: None)), axis=-1)
+    return (time.perf_counter() - started) / run.chunks, (time.process_time() - cpu) / run.chunks, stems
 
 
 def _stft_times(audio: np.ndarray) -> dict[str, float]:
@@ -130,17 +137,28 @@ def main() -> None:
     separators = {variant: _separator(path, variant) for variant in args.variants}
     per_minute = 60 * SAMPLERATE / int(0.75 * INST_HQ_4.chunk)
     times: dict[str, list[float]] = {variant: [] for variant in args.variants}
+    cpu: dict[str, list[float]] = {variant: [] for variant in args.variants}
+    stems: dict[str, np.ndarray] = {}
     for repeat in range(args.repeats):
         for variant, separator in separators.items():
-            times[variant].append(_per_chunk(separator, audio))
-            print(f"  repeat {repeat + 1} {variant}: {times[variant][-1]:.2f} s/chunk", flush=True)
+            wall, cpu_s, stems[variant] = _per_chunk(separator, audio)
+            times[variant].append(wall)
+            cpu[variant].append(cpu_s)
+            print(
+                f"  repeat {repeat + 1} {variant}: {wall:.2f} s/chunk, {cpu_s:.2f} CPU s/chunk, "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     baseline = "default" if "default" in times else args.variants[0]
-    base = statistics.median(times[baseline])
+    base, base_cpu = statistics.median(times[baseline]), statistics.median(cpu[baseline])
     for variant, values in times.items():
-        chunk_s = statistics.median(values)
+        chunk_s, cpu_s = statistics.median(values), statistics.median(cpu[variant])
+        error = np.sum((stems[variant].astype(np.float64) - stems[baseline]) ** 2)
+        sdr = 10 * np.log10(np.sum(stems[baseline].astype(np.float64) ** 2) / error) if error else float("inf")
         print(
             f"{variant:9s} {chunk_s:6.2f} s/chunk  {chunk_s * per_minute:6.1f} s per minute of audio  "
-            f"ratio to {baseline}: {chunk_s / base:.2f}"
+            f"ratio to {baseline}: {chunk_s / base:.2f}; CPU {cpu_s:.2f} s/chunk (ratio {cpu_s / base_cpu:.2f}); "
+            f"SDR vs {baseline} {sdr:.1f} dB"
         )
     if args.stft:
         for name, seconds in _stft_times(audio).items():

@@ -90,8 +90,8 @@ def load_family(
     runtime_cache: Path | None = None,
 ):
     """The family's separator for `files`; every unusable file is a `ModelUnavailable`. `runtime`
-    (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py); the MSST
-    families run in torch whatever it says (docs/performance.md, "CPU runtimes", says why)."""
+    (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py) and of a
+    BS-RoFormer (roformer/runtimes.py); MDX23C and Mel-Band RoFormer run in torch whatever it says."""
     info = load_catalog().get(name)
     try:
         if files.arch == "mdx":
@@ -111,7 +111,15 @@ def load_family(
         from musicsep.model.roformer import load_roformer
 
         return load_roformer(
-            files.weights, files.config, name=name, device=device, precision=precision, arch=arch, **chunking
+            files.weights,
+            files.config,
+            name=name,
+            device=device,
+            precision=precision,
+            arch=arch,
+            runtime="torch" if runtime == "onnxruntime" else runtime,
+            runtime_cache=runtime_cache,
+            **chunking,
         )
     except ModelUnavailable:
         raise

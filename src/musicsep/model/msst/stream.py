@@ -57,7 +57,9 @@ class MsstSeparator:
         self.chunking = chunking
         self.family = family
         self.name = name
-        self.model = module
+        self.model = module  # or a roformer.openvino_core.OpenVinoRoformer, callable the same way
+        self.runtime = "torch"  # which runtime runs `model` (roformer/runtimes.py)
+        self.runtime_choice = None  # how `auto` chose it (a runtime.Choice), when it did
         self.config = config
         self.device = device
         self.precision = precision

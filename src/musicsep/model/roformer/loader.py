@@ -116,8 +116,13 @@ def load_roformer(
     chunk_size: int | None = None,
     num_overlap: int | None = None,
     chunking: str = "msst",
+    runtime: str = "torch",
+    runtime_cache: Path | None = None,
 ) -> MsstSeparator:
     """A streaming separator for a RoFormer `.ckpt` and its MSST YAML, loaded with strict keys.
+
+    `runtime` (torch, openvino, auto) is the CPU runtime of the network (roformer/runtimes.py);
+    the separator's `runtime` says which runs it.
 
     `chunking` is the chunk rule (musicsep.model.msst.chunking): MSST's unless asked; the catalog
     asks for python-audio-separator's and UVR's (`uvr`) through model/families.py.
@@ -129,7 +134,7 @@ def load_roformer(
     state = read_state_dict(Path(checkpoint))
     load_strictly(module, state, Path(checkpoint).name, msst_config.name)
     del state
-    return build_msst_separator(
+    separator = build_msst_separator(
         module,
         msst_config,
         name=name,
@@ -139,3 +144,8 @@ def load_roformer(
         num_overlap=num_overlap,
         chunking=chunking,
     )
+    if runtime != "torch":
+        from musicsep.model.roformer.runtimes import apply_runtime
+
+        apply_runtime(separator, Path(checkpoint), Path(config), runtime=runtime, cache_dir=runtime_cache)
+    return separator

@@ -1,0 +1,81 @@
+"""BS-RoFormer's network in OpenVINO (roformer/openvino_core.py) against torch, and `auto`'s cached choice.
+
+Skipped where the openvino wheel is missing (the `server` extra has it); the model is the tiny
+ViperX 1297 variant, so the conversion takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model.msst_models import build_roformer_checkpoint
+from musicsep.model.roformer import load_roformer
+from musicsep.model.spill import ArrayReader
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def noise(frames: int, seed: int = 1) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal((2, frames)) * 0.3).astype(np.float32)
+
+
+def separate(separator, mix: np.ndarray, stems) -> np.ndarray:
+    run = separator.prepare(mix.shape[-1], list(stems))
+    return np.concatenate(list(run.blocks(ArrayReader(mix), lambda: None)), axis=-1)
+
+
+@pytest.fixture(scope="module")
+def viperx(tmp_path_factory):
+    return build_roformer_checkpoint(tmp_path_factory.mktemp("rof-rt"), "viperx_1297", size="tiny", seed=3)
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One runtime cache for the module: the network is converted once (about 20 s), not per test."""
+    return tmp_path_factory.mktemp("rof-rt-cache")
+
+
+@pytest.mark.parametrize("chunking", ["uvr", "msst"])
+def test_openvino_streams_torch_output(viperx, shared_cache, chunking):
+    pytest.importorskip("openvino")
+    ckpt, yaml_path = viperx
+    torch_sep = load_roformer(ckpt, yaml_path, name="m", chunking=chunking)
+    ov_sep = load_roformer(ckpt, yaml_path, name="m", chunking=chunking, runtime="openvino", runtime_cache=shared_cache)
+    assert (torch_sep.runtime, ov_sep.runtime) == ("torch", "openvino")
+    mix = noise(3 * torch_sep.chunk_size + 777)  # not a multiple of any step
+    expected = separate(torch_sep, mix, ["vocals", "instrumental"])
+    out = separate(ov_sep, mix, ["vocals", "instrumental"])
+    assert np.abs(expected[0]).max() > 1e-3  # the network really ran
+    assert np.abs(out - expected).max() < 1e-4
+
+
+def test_auto_measures_once_and_keeps_the_converted_network(viperx, shared_cache, monkeypatch):
+    pytest.importorskip("openvino")
+    ckpt, yaml_path = viperx
+    first = load_roformer(ckpt, yaml_path, name="m", chunking="uvr", runtime="auto", runtime_cache=shared_cache)
+    choice = first.runtime_choice
+    assert choice is not None and not choice.cached and set(choice.seconds) == {"torch", "openvino"}
+    assert json.loads((shared_cache / f"{choice.key}.json").read_text())["runtime"] == first.runtime
+    assert list((shared_cache / "openvino" / choice.key).glob("core.xml"))  # the converted network is kept
+
+    def never(*args, **kwargs):
+        raise AssertionError("a cached choice was converted or measured again")
+
+    monkeypatch.setattr("musicsep.model.roformer.runtimes.calibrate", never)
+    monkeypatch.setattr("musicsep.model.roformer.runtimes.convert", never)
+    second = load_roformer(ckpt, yaml_path, name="m", chunking="uvr", runtime="auto", runtime_cache=shared_cache)
+    assert second.runtime_choice.cached and second.runtime == first.runtime
+
+
+def test_mel_band_and_missing_wheel_stay_in_torch(tmp_path, monkeypatch):
+    ckpt, yaml_path = build_roformer_checkpoint(tmp_path / "kim", "kim_vocals", size="tiny", seed=2)
+    assert load_roformer(ckpt, yaml_path, name="k", runtime="openvino", runtime_cache=tmp_path).runtime == "torch"
+    ckpt, yaml_path = build_roformer_checkpoint(tmp_path / "bs", "viperx_1297", size="tiny", seed=2)
+    monkeypatch.setattr("musicsep.model.roformer.runtimes.runtime_available", lambda name: name != "openvino")
+    for runtime in ("auto", "openvino"):
+        separator = load_roformer(ckpt, yaml_path, name="b", runtime=runtime, runtime_cache=tmp_path)
+        assert separator.runtime == "torch" and separator.runtime_choice is None
+    assert not list(tmp_path.glob("*.json"))
