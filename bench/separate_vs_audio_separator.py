@@ -209,7 +209,8 @@ def _child_sdr(reference: Path, estimate: Path, track: Path, family: str) -> Non
 
 def prime(tools: Tools, leg: Leg, clip: Path, work: Path) -> None:
     """One musicsep run on a short clip before the timed rounds: `--runtime auto` calibrates on
-    the first use of a model file on this machine (and OpenVINO caches its compiled blob), once;
+    the first use of a model file on this machine (MDX-Net: both runtimes timed on one chunk;
+    BS-RoFormer: its network converted for OpenVINO, then both timed on 64 frames), once;
     the cold start is printed here and the rounds read the cached choice (printed as a hit)."""
     out = work / f"{leg.key}-prime"
     m = tools.musicsep(leg.family, clip, leg.models, out)
@@ -284,6 +285,7 @@ def main() -> int:
             legs.append(alternate(tools, leg, args.runs, fixtures.work, keep=True))
         if "roformer" in wanted:
             leg = Leg("roformer", "roformer", fixtures.track(args.roformer_seconds), fixtures.roformer(reduced=False))
+            prime(tools, leg, fixtures.track(2), fixtures.work)
             legs.append(alternate(tools, leg, args.runs, fixtures.work, keep=True))
         if "rss" in wanted:
             long = fixtures.track(args.long_minutes * 60)
