@@ -201,7 +201,7 @@ def test_files_at_any_rate_and_layout(tmp_path, samplerate, channels):
     assert result.loudness.lufs is not None
 
 
-def test_file_shorter_than_five_seconds(tmp_path):
+def test_file_shorter_than_the_floor(tmp_path):
     path = tmp_path / "short.wav"
     soundfile.write(path, cadence(0, "major", 2.0), SR)
     result = analyze_file(path)

@@ -60,7 +60,21 @@ def test_a_drumless_piano_piece_gets_its_tempo(bpm):
 
 def test_a_short_clip_under_the_floor_has_no_tempo_and_says_why():
     tempo = _analyse(piano_piece(100.0, 2.0)).tempo
-    assert tempo.bpm is None and "too short" in tempo.reason
+    assert tempo.bpm is None and "too short" in tempo.reason and "2.5 s" in tempo.reason
+
+
+def test_a_three_second_loop_gets_its_tempo():
+    """A 3 s sample (a loop, a preview) is long enough for a few beats: above the 2.5 s floor."""
+    beat = 60.0 / 120.0
+    t = np.arange(int(0.08 * SR)) / SR
+    hit = np.sin(2 * np.pi * 60 * t) * np.exp(-t / 0.02)
+    loop = np.zeros(3 * SR)
+    for k in range(6):
+        start = int(k * beat * SR)
+        loop[start : start + hit.size] += hit[: loop.size - start]
+    chord = sum(np.sin(2 * np.pi * f * np.arange(loop.size) / SR) for f in (261.6, 329.6, 392.0)) * 0.05
+    tempo = _analyse((0.5 * loop + chord).astype(np.float32)).tempo
+    assert tempo.bpm == pytest.approx(120.0, rel=0.04)
 
 
 @pytest.mark.parametrize("colour", ["white", "red"])

@@ -113,7 +113,7 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
             None,
             None,
             None,
-            f"too short: {duration_s:.1f} s, a key needs at least {MIN_SECONDS:.0f} s",
+            f"too short: {duration_s:.1f} s, a key needs at least {MIN_SECONDS:g} s",
         )
     elif features.rms < SILENCE_RMS:
         estimate = KeyEstimate(None, None, None, None, "silent: nothing above -90 dBFS")
