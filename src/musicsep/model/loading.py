@@ -59,7 +59,9 @@ class ModelLoader:
     `fallback` is the chain tried, in order, when a requested model's weights are unavailable
     (`MUSICSEP_FALLBACK`, e.g. `htdemucs,dsp`); `dsp` needs no weights and always loads.
     `cache_mb` bounds the weights kept loaded (`MUSICSEP_MODEL_CACHE_MB`, model/cache.py).
-    `runtime` is the CPU inference runtime (`MUSICSEP_RUNTIME`: auto, torch, openvino, onnxruntime).
+    `runtime` is the CPU inference runtime (`MUSICSEP_RUNTIME`: auto, torch, openvino, onnxruntime):
+    `torch` (this constructor's default, for library use) runs every family in its reference runtime
+    (onnxruntime for ONNX graphs) and measures and writes nothing; the app passes Settings' `auto`.
     """
 
     def __init__(
@@ -68,7 +70,7 @@ class ModelLoader:
         offline: bool = False,
         fallback: Sequence[str] = (),
         cache_mb: float = DEFAULT_CACHE_MB,
-        runtime: str = "auto",
+        runtime: str = "torch",
         runtime_cache: Path | None = None,
     ) -> None:
         self.repo = Path(repo) if repo else None

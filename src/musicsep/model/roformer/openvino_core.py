@@ -17,7 +17,9 @@ runtime cache, keyed like the runtime choice, so later processes read it instead
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +85,15 @@ def convert(module: nn.Module, path: Path) -> None:
     finally:
         for mod, was in caching:
             mod.cache_if_possible = was
-    path.parent.mkdir(parents=True, exist_ok=True)
-    openvino.save_model(converted, str(path), compress_to_fp16=False)
+    # Written beside, then renamed into place: a process converting the same checkpoint at the
+    # same time (two workers' first jobs) never reads a half-written IR.
+    partial = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.part")
+    partial.mkdir(parents=True, exist_ok=True)
+    openvino.save_model(converted, str(partial / path.name), compress_to_fp16=False)
+    try:
+        os.rename(partial, path.parent)
+    except OSError:  # another process's IR got there first: the same network
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 class OpenVinoRoformer:

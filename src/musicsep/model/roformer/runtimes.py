@@ -52,11 +52,11 @@ def apply_runtime(
     if choice is not None and choice.runtime == "torch":
         separator.runtime_choice = choice
         return
-    ir = folder / "openvino" / key / "core.xml"
+    ir = folder / "openvino" / key / "ir" / "core.xml"
     if not ir.exists():
         logger.info("musicsep runtime: converting {}'s network for OpenVINO (once per checkpoint)", separator.name)
         convert(module, ir)
-    compiled = OpenVinoRoformer(module, ir, threads=cpu_threads(), cache_dir=ir.parent / "compiled")
+    compiled = OpenVinoRoformer(module, ir, threads=cpu_threads(), cache_dir=ir.parent.parent / "compiled")
     if runtime == "auto" and choice is None:
         x = calibration_features(module)
         core = RoformerCore(module).eval()
