@@ -14,9 +14,10 @@ Synthetic: multitrack songs (bench/_multitrack.py: drum kit, bass line, chords, 
 lead with vibrato and formants panned centre) are mixed and separated; per-stem SDR comes from
 fast_bss_eval (BSS Eval's SDR, 512-tap distortion filter), for `dsp` and for the naive baseline:
 drums = librosa's plain HPSS percussive part of the mix, and its harmonic part split equally
-among vocals, bass and other (each = harmonic / 3). Floors, on the synthetic songs: dsp's mean SDR
-over the four stems at least 1.5 dB above the naive one, and no stem's mean below its naive estimate.
-On the real excerpts the same two figures are printed (margin, worst stem) and reported, not floored.
+among vocals, bass and other (each = harmonic / 3). Floors: dsp's mean SDR over the four stems at
+least 1.5 dB above the naive one on both sets, and no stem's mean below its naive estimate on the
+real excerpts. The synthetic set's worst stem is printed, not floored: its drum kit of noise bursts
+rewards a wide HPSS frequency kernel that real drums punish, and the kernel is chosen on real music.
 
 Memory: the separator runs over a 5-minute and a 30-minute input in a fresh subprocess each (the
 input is read on the fly, so only the separator's memory grows with length, if anything does) and
@@ -136,7 +137,7 @@ def _real_item(item: dict) -> tuple[dict[str, float], dict[str, float], float]:
 
 def real_quality(split: str, jobs: int, limit: int | None = None) -> bool:
     """The real excerpts of `split` (dev, eval or all; the first `limit` only, for a quick look),
-    in `jobs` processes; False if they are not materialised."""
+    in `jobs` processes; False if they are not materialised or miss a floor."""
     sys.path.insert(0, str(REAL_DIR))
     from materialise import CACHE, MANIFEST, cached_path
 
@@ -158,9 +159,12 @@ def real_quality(split: str, jobs: int, limit: int | None = None) -> bool:
             naive_all.append(naive_scores)
             taken += spent
             print(_row(item["id"][:33], dsp_scores, naive_scores), flush=True)
-    summary(f"real {split}", dsp_all, naive_all)
+    gain, worst = summary(f"real {split}", dsp_all, naive_all)
     print(f"dsp speed on the real excerpts: {seconds / taken:.1f}x real time per process ({jobs} processes)")
-    return True
+    verdict = "PASS" if gain >= MEAN_MARGIN_DB else "FAIL"
+    print(f"{verdict} real mean SDR: dsp {gain:+.2f} dB over naive (floor +{MEAN_MARGIN_DB} dB)")
+    print(f"{'PASS' if worst >= 0 else 'FAIL'} real: no stem below its naive estimate (worst {worst:+.2f} dB)")
+    return gain >= MEAN_MARGIN_DB and worst >= 0
 
 
 def quality(songs: int, seconds: float, first_seed: int) -> bool:
@@ -180,8 +184,8 @@ def quality(songs: int, seconds: float, first_seed: int) -> bool:
     ok_mean = gain >= MEAN_MARGIN_DB
     verdict = "PASS" if ok_mean else "FAIL"
     print(f"{verdict} synthetic mean SDR: dsp {gain:+.2f} dB over naive (floor +{MEAN_MARGIN_DB} dB)")
-    print(f"{'PASS' if worst >= 0 else 'FAIL'} synthetic: no stem below its naive estimate (worst {worst:+.2f} dB)")
-    return ok_mean and worst >= 0
+    print(f"synthetic worst stem {worst:+.2f} dB against its naive estimate (reported, not floored)")
+    return ok_mean
 
 
 class _TiledReader:
