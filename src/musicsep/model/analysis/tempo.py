@@ -1,10 +1,12 @@
 """Tempo and beats from band-wise onset strength, with the octave chosen on evidence.
 
 1. The autocorrelation of the onset envelope gives the pulse period: the lag whose
-   autocorrelation, plus that at twice the lag, is highest (music groups beats in twos, so a beat
-   period has a peak at two beats too, while a lag at 2/3 of the beat, the dotted-quarter pulse
-   of a 3:2 misreading, has none at its double; on the real dev set this fixed two 3:2 errors and
-   changed nothing on the synthetic one). Its peaks at 2, 3 and 4 periods refine it below one hop.
+   autocorrelation summed at one to four times the lag (a comb: a beat period has a peak at
+   every multiple up to a bar, while a lag at 2/3 or 3/4 of the beat, the dotted or triplet
+   pulse of a 3:2 or 4:3 misreading, misses most of them) is highest. Comb lengths measured on
+   the real dev set (77 tempo items) / synthetic set, Acc1: 1 period 0.636 / 0.938, 1-2 0.727 /
+   0.938, 1-3 0.740 / 0.938, 1-4 0.766 / 0.917. Its peaks at 2, 3 and 4 periods refine it below
+   one hop.
 2. Reported tempi lie in [MIN_BPM, MAX_BPM], a range a little wider than an octave: a pulse has
    one or two octave readings there. When it has two (T and 2T), the evidence decides, not a
    preferred tempo: the faster reading is the beat when the in-between pulses are about as strong
@@ -47,6 +49,7 @@ READINGS = (("half", 0.5), ("double", 2.0), ("two_thirds", 2.0 / 3.0), ("three_h
 #: Alternatives are offered within this range of tempi (BPM).
 ALTERNATIVE_RANGE = (30.0, 300.0)
 FAST_EVIDENCE_THRESHOLD = 0.5
+COMB_PERIODS = 4
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,16 @@ def _peak_near(acf: np.ndarray, lag: float, radius: int = 2) -> tuple[float, flo
     curvature = left - 2 * mid + right
     shift = 0.5 * (left - right) / curvature if curvature < 0 else 0.0
     return k + float(np.clip(shift, -0.5, 0.5)), float(mid)
+
+
+def _comb(acf: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Autocorrelation at each lag plus its positive part at 2..COMB_PERIODS times the lag (0
+    beyond the autocorrelation's end)."""
+    total = acf[lags].astype(np.float64)
+    for multiple in range(2, COMB_PERIODS + 1):
+        at = np.where(multiple * lags < acf.size, acf[np.minimum(multiple * lags, acf.size - 1)], 0.0)
+        total += np.maximum(at, 0.0)
+    return total
 
 
 def _refine(acf: np.ndarray, period: float) -> float:
@@ -174,9 +187,7 @@ def estimate_tempo(
         return TempoEstimate(None, None, reason="no onsets: the signal does not change")
     acf = _autocorrelation(envelope, int(4 * 60.0 * fps / MIN_BPM) + 4)
     lags = np.arange(int(60.0 * fps / MAX_BPM), int(60.0 * fps / MIN_BPM) + 1)
-    lags = lags[lags < acf.size]
-    at_double = np.where(2 * lags < acf.size, acf[np.minimum(2 * lags, acf.size - 1)], 0.0)
-    best = int(lags[np.argmax(acf[lags] + np.maximum(at_double, 0.0))])
+    best = int(lags[np.argmax(_comb(acf, lags[lags < acf.size]))])
     period = _refine(acf, float(best))
     bpm = _choose_octave(envelope, acf, fps, 60.0 * fps / period)
     period = _refine(acf, 60.0 * fps / bpm)
