@@ -13,13 +13,14 @@ import { bindStemChoice, offerStems, stemFields } from "./stemchoice.js";
 const $ = (id) => document.getElementById(id);
 const TERMINAL_STATUSES = ["completed", "failed", "cancelled", "expired"];
 const isAnalysing = (stage) => /^analy/.test(stage || "");
+const LIVE_RETRY_MS = 1000; // how often a running job is asked whether its engine has begun
 const TOKENS = "musicsep.eventUrls"; // job id -> events_url (it carries the stream token when auth is on)
 
 // `timeline`: performance.now() of the moments a job goes through on this page (read by the
 // time-to-first-audio bench); `submitted`: the jobs sent from this page, which may start playing
 // by themselves (the click on Separate allowed the page to play sound).
 const state = { jobId: null, follower: null, player: null, progress: new JobProgress(), models: new Map(),
-  timeline: {}, submitted: new Set(), ended: null, live: new Set(), started: null };
+  timeline: {}, submitted: new Set(), ended: null, live: new Set(), started: null, liveRetry: null };
 window.musicsep = { state, get player() { return state.player; }, get timeline() { return state.timeline; } };
 
 function showError(element, problem) {
@@ -203,23 +204,28 @@ function setStatus(text, running) {
 }
 
 /** The job runs: its stems can be heard as they are separated, when the server offers it. Asked
- * at `started` and again at each `progress` (the decoding's too, so that the first segment's
- * request is already waiting when the first chunk ends) until the engine has begun: the answer
- * then has a rate and the stems. */
+ * at `started`, at each `progress` and every second until the engine has begun (the answer then
+ * has a rate and the stems), so that the first segment's request already waits on the server when
+ * the first chunk ends: a chunk can take long and send no event meanwhile. */
 async function startLive(jobId, started) {
   if (state.player || state.live.has(jobId)) return;
   state.live.add(jobId);
+  clearTimeout(state.liveRetry);
   const token = new URL(eventsUrl(jobId), window.location.href).searchParams.get("token");
-  let info;
+  let info = null;
+  let offered = true; // false: a server without live stems (404) or with them off (409)
   try {
     info = await getLive(jobId, token);
-  } catch {
-    state.live.delete(jobId); // asked again at the next progress (a server without live stems: 404 each time)
+  } catch (problem) {
+    offered = problem.status !== 404 && problem.status !== 409;
+  }
+  const current = state.jobId === jobId && state.ended !== jobId;
+  if (!info?.samplerate || !info.stems?.length) {
+    state.live.delete(jobId);
+    if (current && offered) state.liveRetry = setTimeout(() => startLive(jobId, started), LIVE_RETRY_MS);
     return;
   }
-  // Before the engine has begun the answer has no rate (and the stems may not be known yet).
-  if (!info.samplerate || !info.stems?.length) state.live.delete(jobId);
-  if (!info.samplerate || !info.stems?.length || state.jobId !== jobId || state.ended === jobId) return;
+  if (!current) return;
   const live = new LivePlayer(jobId, info, { durationS: started?.duration_s ?? null, token });
   state.player = live;
   live.timeline.submitted = state.timeline.submitted;
@@ -230,6 +236,7 @@ async function startLive(jobId, started) {
 
 async function finish(job) {
   state.ended = job.id;
+  clearTimeout(state.liveRetry);
   $("cancel").hidden = true;
   $("job-title").textContent = jobTitle(job);
   if (job.status === "completed") {
@@ -297,6 +304,7 @@ function onConnection(status, reconnects) {
 }
 
 function hideJob() {
+  clearTimeout(state.liveRetry);
   if (state.follower) state.follower.stop();
   if (state.player) state.player.close();
   state.player = null;
