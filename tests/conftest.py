@@ -189,10 +189,18 @@ def make_clip(tmp_path) -> Callable[..., Path]:
     return _make
 
 
+@pytest.fixture(scope="session")
+def runtime_cache_dir(tmp_path_factory) -> Path:
+    """One CPU-runtime cache per test session, so tests never write ~/.cache/musicsep/runtime and each
+    tiny model's `auto` calibration (and OpenVINO compile) is paid once per worker, not per load."""
+    return tmp_path_factory.mktemp("runtime")
+
+
 @pytest.fixture
-def model_repo_env(tiny_model_repo, monkeypatch) -> Path:
+def model_repo_env(tiny_model_repo, runtime_cache_dir, monkeypatch) -> Path:
     """Point MUSICSEP_MODEL_REPO at the tiny models and keep everything offline."""
     monkeypatch.setenv("MUSICSEP_MODEL_REPO", str(tiny_model_repo))
+    monkeypatch.setenv("MUSICSEP_RUNTIME_CACHE_DIR", str(runtime_cache_dir))
     monkeypatch.setenv("MUSICSEP_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return tiny_model_repo

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="Inference runtime on CPUs: auto (chosen per model and CPU by a cached measurement), torch, "
         "openvino or onnxruntime (docs/performance.md).",
     )
+    runtime_cache_dir: Path | None = Field(
+        default=None,
+        description="Where the CPU runtime choices and OpenVINO's compiled/converted models are cached "
+        "(default ~/.cache/musicsep/runtime).",
+    )
     batch_size: int = Field(default=1, ge=1, le=64)
     max_duration_s: float = Field(default=3600.0, gt=0, description="Longest decoded track accepted.")
     offline: bool = Field(default=False, description="Never try to download weights.")
