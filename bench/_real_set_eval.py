@@ -55,22 +55,40 @@ def _fmt_bpm(bpm: float | None) -> str:
     return "-" if bpm is None else f"{bpm:.1f}"
 
 
+def agreed(source: str | None) -> bool:
+    return bool(source) and source.startswith("estimators-agree")
+
+
+# The subsets the label sources make. The agreement tempo labels include librosa's beat tracker,
+# which is the seed recipe's tempo, so on them the seed is right by construction; the published
+# labels involve no estimator at all. Both are printed beside the whole set.
+SUBSETS: dict[str, Callable[[str | None], bool]] = {
+    "all": lambda source: True,
+    "published labels": lambda source: not agreed(source),
+    "estimators-agree": agreed,
+}
+
+
 def real_scores(
     items: list[dict],
     results: dict[str, dict],
     accuracy1: Callable[[float | None, float], bool],
     accuracy2: Callable[[float | None, float], bool],
     key_score: Callable[[str | None, str], float],
+    subset: str = "all",
 ) -> dict[str, dict[str, float]]:
     """Per method: Accuracy1/2 on the tempo items, MIREX on the key items, and the drumless tempo
-    items' coverage (a tempo at all) and Accuracy2."""
-    tempo_items = [i for i in items if i["tempo"] is not None]
-    key_items = [i for i in items if i["key"] is not None]
+    items' coverage (a tempo at all) and Accuracy2; only the labels of `subset` (SUBSETS) count."""
+    keep = SUBSETS[subset]
+    tempo_items = [i for i in items if i["tempo"] is not None and keep(i["tempo_source"])]
+    key_items = [i for i in items if i["key"] is not None and keep(i["key_source"])]
     drumless = [i for i in tempo_items if not i["has_drums"]]
     scores = {}
     for method in ("musicsep", "seed"):
         bpm = {i["id"]: results[i["id"]][method][0] for i in tempo_items}
         scores[method] = {
+            "tempo_n": len(tempo_items),
+            "key_n": len(key_items),
             "acc1": _mean([accuracy1(bpm[i["id"]], i["tempo"]) for i in tempo_items]),
             "acc2": _mean([accuracy2(bpm[i["id"]], i["tempo"]) for i in tempo_items]),
             "mirex": _mean([key_score(results[i["id"]][method][1], i["key"]) for i in key_items]),
@@ -103,14 +121,15 @@ def print_items(
         return f"{label or '-'}" + ("" if reference is None else f" ({key_score(label, reference):.1f})")
 
     print("\nper item ('=' Accuracy1, '~' Accuracy2 only, 'x' miss; key with its MIREX score; D = drums):")
-    print(f"  {'id':<34}{'D':<2}{'label':>20}  | {'musicsep':<26}| seed")
+    width = max(len(item["id"]) for item in items) + 1
+    print(f"  {'id':<{width}}{'D':<2}{'label':>20}  | {'musicsep':<26}| seed")
     for item in items:
         ours, seed = results[item["id"]]["musicsep"], results[item["id"]]["seed"]
         label = f"{_fmt_bpm(item['tempo'])} {item['key'] or '-'}"
         ours_cell = f"{_fmt_bpm(ours[0])}{mark(ours[0], item['tempo'])} {key_cell(ours[1], item['key'])}"
         seed_cell = f"{_fmt_bpm(seed[0])}{mark(seed[0], item['tempo'])} {key_cell(seed[1], item['key'])}"
         drums = "D" if item["has_drums"] else "-"
-        print(f"  {item['id']:<34}{drums:<2}{label:>20}  | {ours_cell:<26}| {seed_cell}")
+        print(f"  {item['id']:<{width}}{drums:<2}{label:>20}  | {ours_cell:<26}| {seed_cell}")
 
 
 def describe(items: list[dict]) -> str:
