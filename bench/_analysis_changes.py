@@ -89,7 +89,7 @@ def synthetic_items(count: int, seed: int) -> list[dict]:
     CACHE.mkdir(parents=True, exist_ok=True)
     items = []
     for spec in make_specs(count, seed=seed):
-        path = CACHE / f"synth-{seed}-{spec.index:03d}.npy"
+        path = CACHE / f"synth-{seed}-{count}-{spec.index:03d}.npy"
         if not path.exists():
             np.save(path, render(spec, SYNTH_RATE)["mix"].mean(axis=0))
         items.append(
