@@ -147,7 +147,7 @@ def print_real(items: list[dict], real_results: dict[str, dict], synthetic: list
         + "".join(f"{scores['musicsep'][k] - scores['seed'][k]:>+10.3f}" for k in ("acc1", "acc2", "mirex"))
         + "".join(f"{a - b:>+10.3f}" for a, b in zip(synth["mix"], synth["seed"], strict=True))
     )
-    print("\nreal set by label source (agreement tempo labels include librosa's beat_track, the seed's tempo):")
+    print("\nreal set by label source (agreement labels: Essentia + madmom; librosa, the seed's tempo, does not vote):")
     print(f"  {'labels':<18}{'method':<13}{'tempo n':>8}{'Acc1':>7}{'Acc2':>7}{'key n':>7}{'MIREX':>7}")
     for subset in _real.SUBSETS:
         part = _real.real_scores(items, real_results, accuracy1, accuracy2, key_score, subset)
