@@ -108,12 +108,12 @@ def test_live_segments_from_the_bucket_equal_the_final_stems(
             bucket = S3Bucket(
                 env["MUSICSEP_S3_BUCKET"], endpoint_url=s3_endpoint, prefix=env.get("MUSICSEP_S3_PREFIX", "")
             )
-            keys = {item["Key"] for item in bucket._s3.list_objects_v2(Bucket=bucket.bucket)["Contents"]}
-            assert bucket._key(job_id, "live", "vocals", "000003") in keys, "each segment is its own object"
+            keys = {item["Key"] for item in bucket.client.list_objects_v2(Bucket=bucket.bucket)["Contents"]}
+            assert bucket.job_key(job_id, "live", "vocals", "000003") in keys, "each segment is its own object"
             assert not (tmp_path / "data" / "jobs" / job_id / "live").exists(), "nothing live on a local disk"
             deleted = httpx.delete(base, headers=AUTH, timeout=30)
             assert deleted.status_code == 204
-            left = bucket._s3.list_objects_v2(Bucket=bucket.bucket, Prefix=bucket._key(job_id))
+            left = bucket.client.list_objects_v2(Bucket=bucket.bucket, Prefix=bucket.job_key(job_id))
             assert left.get("KeyCount", 0) == 0, "DELETE of the job removed its live segments"
         finally:
             cluster.stop()

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 # The writer's own limit, so that clamped live samples equal a clamped float32 file exactly.
-from musicsep.model.audio.encode import _CLAMP_LIMIT as CLAMP_LIMIT
+from musicsep.model.audio.encode import CLAMP_LIMIT
 
 #: What the live samples are relative to the final file, by clip mode.
 LIVE_LEVELS = {"none": "final", "clamp": "clamped", "rescale": "unscaled"}

@@ -28,12 +28,10 @@ _MISSING = ("404", "NoSuchKey", "NotFound")
 class S3LiveAudio:
     def __init__(self, bucket: S3Bucket) -> None:
         self.bucket = bucket
-        # The bucket's own client (retries and endpoint as configured there); s3_store.py has
-        # no public accessor for it (request in notes/live-backend.md).
-        self._s3: Any = bucket._s3
+        self._s3: Any = bucket.client  # the bucket's own client: retries and endpoint as configured there
 
     def _key(self, job_id: str, *parts: str) -> str:
-        return "/".join([f"{self.bucket.prefix}jobs", job_id, "live", *parts])
+        return self.bucket.job_key(job_id, "live", *parts)
 
     def _marker_prefix(self) -> str:
         return f"{self.bucket.prefix}live-ended/"

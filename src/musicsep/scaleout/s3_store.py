@@ -53,14 +53,20 @@ class S3Bucket:
             multipart_threshold=multipart_threshold, multipart_chunksize=max(5 * 1024 * 1024, multipart_threshold // 4)
         )
 
-    def _key(self, job_id: str, *parts: str) -> str:
+    @property
+    def client(self) -> Any:
+        """The bucket's boto3 client (its retries and endpoint), for stores that keep other objects in it."""
+        return self._s3
+
+    def job_key(self, job_id: str, *parts: str) -> str:
+        """The object key of a job's file: every object of a job lies under `job_key(job_id)`."""
         return "/".join([f"{self.prefix}jobs", job_id, *parts])
 
     def input_key(self, job_id: str) -> str:
-        return self._key(job_id, "input")
+        return self.job_key(job_id, "input")
 
     def stem_key(self, job_id: str, filename: str) -> str:
-        return self._key(job_id, "stems", filename)
+        return self.job_key(job_id, "stems", filename)
 
     # --- writing ----------------------------------------------------------------------------
     def put_input(self, job_id: str, path: Path) -> None:
@@ -126,7 +132,7 @@ class S3Bucket:
     def remove(self, job_id: str) -> None:
         """Every object of the job (input and stems)."""
         paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(job_id) + "/"):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.job_key(job_id) + "/"):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})

@@ -19,13 +19,14 @@ from typing import BinaryIO, Literal, cast
 
 import numpy as np
 
+from musicsep.model.audio.encode import CLAMP_LIMIT
+
 #: Mix formats -> bytes per sample. WAV only: its header can be written before the samples.
 MixFormat = Literal["wav16", "wav24"]
 MIX_FORMATS: dict[str, int] = {"wav16": 2, "wav24": 3}
 MIX_EXTENSION, MIX_MEDIA_TYPE = "wav", "audio/wav"
 GAIN_MIN, GAIN_MAX = 0.0, 2.0
 _BLOCK_FRAMES = 65536
-_CLAMP_LIMIT = np.float32(0.99)
 
 
 class UnknownStem(Exception):
@@ -144,7 +145,7 @@ class MixStream:
         from musicsep.model.audio.sinks import pcm16, pcm24
 
         if self._clip == "clamp":
-            block = np.clip(block, -_CLAMP_LIMIT, _CLAMP_LIMIT)
+            block = np.clip(block, -CLAMP_LIMIT, CLAMP_LIMIT)
         if self._width == 2:
             return np.ascontiguousarray(pcm16(block).T).astype("<i2").tobytes()
         # pcm24 puts the 24 bits in the top of an int32: its 3 high bytes, little-endian, are the sample.

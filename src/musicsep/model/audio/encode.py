@@ -51,7 +51,8 @@ CLIP_MODES = ("rescale", "clamp", "none")
 _BITRATES = {"mp3": (32, 320), "ogg": (6, 510)}
 #: Frames read back per step in the second pass of `rescale`.
 _SPILL_READ_FRAMES = 65536
-_CLAMP_LIMIT = np.float32(0.99)
+#: Clip mode `clamp`'s bound (Demucs's): shared by the file writers, the live tap and the mix.
+CLAMP_LIMIT = np.float32(0.99)
 
 
 class StemWriter:
@@ -119,7 +120,7 @@ class StemWriter:
                 self._peak = max(self._peak, np.abs(block).max())
                 self._spill.write(np.ascontiguousarray(block.T).tobytes())
             elif self.clip == "clamp":
-                self._sink.write(np.clip(block, -_CLAMP_LIMIT, _CLAMP_LIMIT))
+                self._sink.write(np.clip(block, -CLAMP_LIMIT, CLAMP_LIMIT))
             else:
                 self._sink.write(block)
 
