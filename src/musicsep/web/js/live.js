@@ -184,6 +184,13 @@ export class LivePlayer extends Mixer {
       final.seek(this.position() - skew);
       skew = await settledSkew(final, this);
     }
+    if (!this._wanted) { // paused meanwhile: the final files take over paused, where it stopped
+      final.pause();
+      final.master.gain.value = 1;
+      final.seek(this.position());
+      this.close({ keepContext: true });
+      return { skew_s: skew, crossfaded: false };
+    }
     const at = this.context.currentTime + 0.01;
     for (const [gain, from, to] of [[this.master.gain, 1, 0], [final.master.gain, 0, 1]]) {
       gain.setValueAtTime(from, at);
