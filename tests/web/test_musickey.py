@@ -25,6 +25,8 @@ def test_keys_are_spelled_as_charts_write_them_and_unsure_tempi_offer_half_and_d
             sure: tempoText({bpm: 120.4, confidence: 0.9}),
             unsure: tempoText({bpm: 120, confidence: 0.2}),
             serverAlternatives: tempoText({bpm: 90, confidence: 0.2, alternatives: [{bpm: 45}, {bpm: 180}]}),
+            bestTwo: tempoText({bpm: 90, confidence: 0.2, alternatives: [
+                {bpm: 45, score: 0.1}, {bpm: 180, score: 0.3}, {bpm: 60, score: 0.6}, {bpm: 135, score: 0.2}]}),
         };
     }"""
     )
@@ -47,4 +49,5 @@ def test_keys_are_spelled_as_charts_write_them_and_unsure_tempi_offer_half_and_d
     assert spelled["sure"] == "120 BPM"
     assert spelled["unsure"] == "120 BPM (or 60 / 240: low confidence)"
     assert spelled["serverAlternatives"] == "90 BPM (or 45 / 180: low confidence)"
+    assert spelled["bestTwo"] == "90 BPM (or 60 / 180: low confidence)"  # the two best-scored of four readings
     assert page.console_errors == []

@@ -32,7 +32,12 @@ export function keyText(key = {}) {
 
 function alternativeTempi(tempo) {
   if (Array.isArray(tempo.alternatives) && tempo.alternatives.length) {
-    return tempo.alternatives.map((entry) => (typeof entry === "number" ? entry : entry.bpm)).filter(Boolean);
+    // The server offers up to four readings with scores; two are what a person tries by ear.
+    const scored = tempo.alternatives
+      .map((entry) => (typeof entry === "number" ? { bpm: entry } : entry))
+      .filter((entry) => entry.bpm);
+    scored.sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
+    return scored.slice(0, 2).map((entry) => entry.bpm);
   }
   const unsure = typeof tempo.confidence === "number" && tempo.confidence < LOW_TEMPO_CONFIDENCE;
   return unsure ? [tempo.bpm / 2, tempo.bpm * 2] : [];
