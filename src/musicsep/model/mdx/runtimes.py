@@ -19,14 +19,11 @@ from musicsep.model.mdx.params import MdxParams
 from musicsep.model.mdx.session import INPUT_NAME, cpu_lanes, cpu_threads, open_session, providers_for
 from musicsep.model.runtime.choice import (
     Choice,
-    cache_key,
     cached_choice,
     calibrate,
-    cpu_fingerprint,
     default_cache_dir,
-    file_digest,
+    model_key,
     runtime_available,
-    runtime_versions,
 )
 
 ONNX_RUNTIMES = ("onnxruntime", "openvino")
@@ -64,7 +61,7 @@ def open_mdx_graph(
     if runtime == "onnxruntime":
         session, batch = open_session(path, params, name=name, device=device, threads=threads)
         return OpenedGraph(session, batch, lanes, "onnxruntime")
-    key = cache_key(file_digest(path), runtime_versions(list(ONNX_RUNTIMES)), cpu_fingerprint(), f"mdx lanes={lanes}")
+    key = model_key(path, list(ONNX_RUNTIMES), f"mdx lanes={lanes}")
 
     def openvino():
         return open_session(

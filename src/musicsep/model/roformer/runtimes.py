@@ -19,14 +19,12 @@ from musicsep.model.mdx.session import cpu_threads
 from musicsep.model.msst.stream import MsstSeparator
 from musicsep.model.roformer.openvino_core import OpenVinoRoformer, RoformerCore, convert, features, supports
 from musicsep.model.runtime.choice import (
-    cache_key,
     cached_choice,
     calibrate,
-    cpu_fingerprint,
     default_cache_dir,
     file_digest,
+    model_key,
     runtime_available,
-    runtime_versions,
 )
 
 #: Spectrogram frames of the calibration input (an 8 s chunk has 801: short keeps it cheap).
@@ -47,7 +45,7 @@ def apply_runtime(
         return
     folder = cache_dir or default_cache_dir()
     extra = f"roformer core {file_digest(config)}"
-    key = cache_key(file_digest(checkpoint), runtime_versions(["torch", "openvino"]), cpu_fingerprint(), extra)
+    key = model_key(checkpoint, ["torch", "openvino"], extra)
     choice = cached_choice(folder, key, ("torch", "openvino")) if runtime == "auto" else None
     if choice is not None and choice.runtime == "torch":
         separator.runtime_choice = choice

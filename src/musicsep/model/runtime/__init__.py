@@ -16,6 +16,7 @@ from musicsep.model.runtime.choice import (
     cpu_fingerprint,
     default_cache_dir,
     file_digest,
+    model_key,
     runtime_available,
     runtime_versions,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "cpu_fingerprint",
     "default_cache_dir",
     "file_digest",
+    "model_key",
     "runtime_available",
     "runtime_versions",
 ]

@@ -87,6 +87,11 @@ def cache_key(digest: str, versions: Mapping[str, str], cpu: Mapping[str, object
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def model_key(model_file: Path, runtimes: list[str], extra: str = "") -> str:
+    """The cache key of one model file's choice between `runtimes` on this CPU."""
+    return cache_key(file_digest(model_file), runtime_versions(runtimes), cpu_fingerprint(), extra)
+
+
 def default_cache_dir() -> Path:
     """~/.cache/musicsep/runtime (or under $XDG_CACHE_HOME): the choices and OpenVINO's compiled blobs."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
