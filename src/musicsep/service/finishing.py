@@ -158,6 +158,18 @@ class JobFinisher:
             },
         )
 
+    def _settle_live(self, job: Job, status: JobStatus) -> None:
+        """A completed job's live segments stay readable `live_grace_s` more (cleanup.py); an ended one's go at
+        once (its readers get 410 with the reason; a full disk gets its room back). After the terminal event and
+        best effort: storage that fails here (the bucket unreachable) must not lose the job's end."""
+        try:
+            if status is JobStatus.COMPLETED:
+                self.artifacts.live.ended(job.id, job.finished_at)
+            else:
+                self.artifacts.live.remove(job.id)
+        except Exception:
+            logger.opt(exception=True).warning("job {}: its live segments could not be settled", job.id)
+
     def finish(self, job: Job, status: JobStatus, payload: dict[str, Any]) -> Event:
         """Persist the terminal state, then append the one terminal event and send its webhook."""
         job.status, job.finished_at = status, time.time()
@@ -166,11 +178,8 @@ class JobFinisher:
             job.error = payload
             self.artifacts.clear_stems(job.id)
         self.store.update_job(job)
-        if status is JobStatus.COMPLETED:
-            self.artifacts.live.ended(job.id, job.finished_at)  # readable `live_grace_s` more (cleanup.py)
-        else:  # its readers get 410 with the reason; a full disk gets its room back at once
-            self.artifacts.live.remove(job.id)
         event = self.events.append(job.id, status.value, payload)
+        self._settle_live(job, status)
         self.artifacts.remove_input(job.id)
         self.metrics.finished.labels(status.value).inc()
         if self.webhooks is not None and job.spec.webhook_url:
