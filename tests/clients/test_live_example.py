@@ -12,6 +12,8 @@ import httpx
 import numpy as np
 import soundfile as sf
 
+import server_harness as harness
+
 EXAMPLE = Path(__file__).parents[2] / "examples" / "live_stem_to_wav.py"
 
 
@@ -26,6 +28,9 @@ def test_the_live_example_writes_the_stem_as_the_server_finishes_it(live_server,
     assert result.returncode == 0, result.stderr
     assert "s written" in result.stdout
     job_id = result.stdout.split()[1].rstrip(":")
+    # The live stream ends once every frame is final, which can be before the job has encoded its files.
+    status, events = harness.stream_events(f"{server.url}/api/v1/jobs/{job_id}/events")
+    assert status == 200 and events[-1][1] == "completed"
     view = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10).json()
     final = sf.read(
         io.BytesIO(httpx.get(server.url + view["stems"]["vocals"]["url"], timeout=30).content),
