@@ -158,13 +158,13 @@ class JobFinisher:
             },
         )
 
-    def _settle_live(self, job: Job, status: JobStatus) -> None:
+    def _settle_live(self, job: Job, status: JobStatus, finished_at: float) -> None:
         """A completed job's live segments stay readable `live_grace_s` more (cleanup.py); an ended one's go at
         once (its readers get 410 with the reason; a full disk gets its room back). After the terminal event and
         best effort: storage that fails here (the bucket unreachable) must not lose the job's end."""
         try:
             if status is JobStatus.COMPLETED:
-                self.artifacts.live.ended(job.id, job.finished_at)
+                self.artifacts.live.ended(job.id, finished_at)
             else:
                 self.artifacts.live.remove(job.id)
         except Exception:
@@ -179,7 +179,7 @@ class JobFinisher:
             self.artifacts.clear_stems(job.id)
         self.store.update_job(job)
         event = self.events.append(job.id, status.value, payload)
-        self._settle_live(job, status)
+        self._settle_live(job, status, job.finished_at)
         self.artifacts.remove_input(job.id)
         self.metrics.finished.labels(status.value).inc()
         if self.webhooks is not None and job.spec.webhook_url:
