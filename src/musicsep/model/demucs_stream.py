@@ -244,6 +244,10 @@ class DemucsSeparator:
         self.audio_channels = int(model.audio_channels)
         self.sources = list(model.sources)
         self.compiled: dict[int, Callable] = {}  # id(member) -> torch.compile'd member (compile.py)
+        # id(member) -> the member's network in another CPU runtime (demucs_runtime/), and the choice
+        self.runtimes: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {}
+        self.runtime = "torch"
+        self.runtime_choice = None
         self._pool = None
         self._pool_size = 0
         self._threads = 1
@@ -269,9 +273,13 @@ class DemucsSeparator:
     def forward(self, model, batch: np.ndarray) -> torch.Tensor:
         """One forward pass over a batch of padded chunks; float32 on the CPU out."""
         x = torch.from_numpy(batch)
+        network = self.runtimes.get(id(model)) if self.device.type == "cpu" else None
+        if network is not None:  # the same call contract in OpenVINO: its own precision, no autocast
+            with torch.inference_mode():
+                return network(x)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
-        with torch.inference_mode(), _attention_through_sdpa(), _autocast(self.device, self.precision):
+        with torch.inference_mode(), attention_through_sdpa(), autocast(self.device, self.precision):
             out = self.compiled.get(id(model), model)(x)
         return out.float().cpu()
 
@@ -294,7 +302,7 @@ class DemucsSeparator:
         return list(self._pool.map(run, batches))
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -307,7 +315,7 @@ _fastpath_before = True
 
 
 @contextlib.contextmanager
-def _attention_through_sdpa():
+def attention_through_sdpa():
     """Keep `nn.MultiheadAttention` off its fused "fast path" while Demucs runs.
 
     In eval mode without autocast, PyTorch sends self-attention to `_native_multi_head_attention`,

@@ -74,7 +74,7 @@ class ModelLoader:
         runtime_cache: Path | None = None,
     ) -> None:
         self.repo = Path(repo) if repo else None
-        self.runtime = runtime  # CPU inference runtime of the ONNX families (Settings.runtime)
+        self.runtime = runtime  # CPU inference runtime (Settings.runtime): ONNX families, RoFormer, HTDemucs
         self.runtime_cache = runtime_cache  # its measured choices (None: ~/.cache/musicsep/runtime)
         self.offline = offline
         self.fallback = tuple(fallback)
@@ -141,6 +141,11 @@ class ModelLoader:
                 # move by float rounding only (3e-7). Under bf16 autocast it is slower.
                 model.to(memory_format=torch.channels_last)
             separator = RecoveringSeparator(name, model, torch_device, precision)
+            if torch_device.type == "cpu":
+                from musicsep.model.demucs_runtime import apply_runtime
+
+                # HTDemucs's network in OpenVINO when Settings.runtime resolves to it (issue 17)
+                apply_runtime(separator, runtime=self.runtime, cache_dir=self.runtime_cache)
             evicted = self._cache.put(key, separator, model_bytes(model))
             del model
             if any(key[1].startswith("cuda") for key in evicted):

@@ -154,10 +154,13 @@ def calibrate(
     reference: str,
     key: str,
     folder: Path,
+    floor_db: float | None = None,
 ) -> Choice:
     """Measure `candidates` (name -> one forward pass on the calibration input), keep the fastest
-    that agrees with `reference` (the runtime kept unless another is clearly faster), and write
-    the choice to `folder/<key>.json` (logged as a cache miss)."""
+    that agrees with `reference` to `floor_db` (AGREEMENT_DB unless given: a reduced-precision
+    reference is held to its own floor) and is clearly faster, and write the choice to
+    `folder/<key>.json` (logged as a cache miss)."""
+    floor = AGREEMENT_DB if floor_db is None else floor_db
     started = time.monotonic()
     ref_out, ref_seconds = timed(candidates[reference])
     seconds, agreement = {reference: ref_seconds}, {reference: float("inf")}
@@ -167,7 +170,7 @@ def calibrate(
             continue
         out, seconds[name] = timed(run)
         agreement[name] = agreement_db(ref_out, out)
-        if agreement[name] >= AGREEMENT_DB and seconds[name] < MARGIN * seconds[best]:
+        if agreement[name] >= floor and seconds[name] < MARGIN * seconds[best]:
             best = name
     choice = Choice(best, key, False, seconds, agreement, time.monotonic() - started)
     folder.mkdir(parents=True, exist_ok=True)
