@@ -30,3 +30,25 @@ def test_a_seven_second_groove_with_eighths_is_read_at_its_beat_not_two_thirds_o
     the tempo) met them: 7 of the real dev set's previews were read at 2/3."""
     tempo = estimate_tempo(eighth_note_envelope(bpm, 6.8), FPS, 6.8)
     assert tempo.bpm == pytest.approx(bpm, rel=0.04)
+
+
+def cross_rhythm_envelope(bpm: float, seconds: float, ratio: float, strength: float) -> np.ndarray:
+    """Onset strength of a beat with a second, weaker layer `ratio` times as fast (4/3: four
+    against three, a hemiola figure, a dotted riff over the beat)."""
+    envelope = np.zeros(int(seconds * FPS))
+    period = 60.0 * FPS / bpm
+    for rate, gain in ((1.0, 1.0), (ratio, strength)):
+        for k in range(int(seconds * bpm / 60.0 * rate) + 2):
+            at = round(k * period / rate)
+            if at < envelope.size:
+                envelope[at] += gain
+    return np.convolve(envelope, [0.3, 1.0, 0.5, 0.2], mode="same")[None, :]
+
+
+@pytest.mark.parametrize("bpm", [84.0, 88.0, 90.0, 92.0])
+def test_a_four_against_three_layer_does_not_take_the_beat(bpm):
+    """A layer four against three at 0.7 of the beat's strength: the autocorrelation comb alone
+    read 88-90 BPM at 4/3 (its lags meet the layer's peaks too); the envelope spectrum at the
+    beat frequency and its double keeps the beat."""
+    tempo = estimate_tempo(cross_rhythm_envelope(bpm, 20.0, 4.0 / 3.0, 0.7), FPS, 20.0)
+    assert min(abs(tempo.bpm / (bpm * k) - 1.0) for k in (0.5, 1.0, 2.0)) < 0.04
