@@ -1,7 +1,7 @@
-"""BS-RoFormer's network in OpenVINO (roformer/openvino_core.py) against torch, and `auto`'s cached choice.
+"""The RoFormers' network in OpenVINO (roformer/openvino_core.py) against torch, and `auto`'s cached choice.
 
-Skipped where the openvino wheel is missing (the `server` extra has it); the model is the tiny
-ViperX 1297 variant, so the conversion takes seconds.
+Skipped where the openvino wheel is missing (the `server` extra has it); the models are the tiny
+ViperX 1297 and Kim Mel-Band variants, so a conversion takes seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from model.msst_models import build_roformer_checkpoint
 from musicsep.model.roformer import load_roformer
@@ -33,23 +34,31 @@ def viperx(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def kim(tmp_path_factory):
+    return build_roformer_checkpoint(tmp_path_factory.mktemp("rof-rt-kim"), "kim_vocals", size="tiny", seed=4)
+
+
+@pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
     """One runtime cache for the module: the network is converted once (about 20 s), not per test."""
     return tmp_path_factory.mktemp("rof-rt-cache")
 
 
-@pytest.mark.parametrize("chunking", ["uvr", "msst"])
-def test_openvino_streams_torch_output(viperx, shared_cache, chunking):
+@pytest.mark.parametrize(("model", "chunking"), [("viperx", "uvr"), ("viperx", "msst"), ("kim", "uvr")])
+def test_openvino_streams_torch_output(request, shared_cache, model, chunking):
     pytest.importorskip("openvino")
-    ckpt, yaml_path = viperx
+    ckpt, yaml_path = request.getfixturevalue(model)
     torch_sep = load_roformer(ckpt, yaml_path, name="m", chunking=chunking)
     ov_sep = load_roformer(ckpt, yaml_path, name="m", chunking=chunking, runtime="openvino", runtime_cache=shared_cache)
     assert (torch_sep.runtime, ov_sep.runtime) == ("torch", "openvino")
-    mix = noise(3 * torch_sep.chunk_size + 777)  # not a multiple of any step
-    expected = separate(torch_sep, mix, ["vocals", "instrumental"])
-    out = separate(ov_sep, mix, ["vocals", "instrumental"])
-    assert np.abs(expected[0]).max() > 1e-3  # the network really ran
-    assert np.abs(out - expected).max() < 1e-4
+    assert not any(isinstance(value, torch.nn.Module) for value in vars(ov_sep.model).values())  # weights: OpenVINO's
+    # Chunks of the compiled length, then a track shorter than one chunk (the dynamic-shape network).
+    for frames in (3 * torch_sep.chunk_size + 777, torch_sep.chunk_size // 2 + 5):
+        mix = noise(frames)  # not a multiple of any step
+        expected = separate(torch_sep, mix, ["vocals", "instrumental"])
+        out = separate(ov_sep, mix, ["vocals", "instrumental"])
+        assert np.abs(expected[0]).max() > 1e-3  # the network really ran
+        assert np.abs(out - expected).max() < 1e-4
 
 
 def test_auto_measures_once_and_keeps_the_converted_network(viperx, shared_cache, monkeypatch):
@@ -70,9 +79,7 @@ def test_auto_measures_once_and_keeps_the_converted_network(viperx, shared_cache
     assert second.runtime_choice.cached and second.runtime == first.runtime
 
 
-def test_mel_band_and_missing_wheel_stay_in_torch(tmp_path, monkeypatch):
-    ckpt, yaml_path = build_roformer_checkpoint(tmp_path / "kim", "kim_vocals", size="tiny", seed=2)
-    assert load_roformer(ckpt, yaml_path, name="k", runtime="openvino", runtime_cache=tmp_path).runtime == "torch"
+def test_missing_wheel_stays_in_torch(tmp_path, monkeypatch):
     ckpt, yaml_path = build_roformer_checkpoint(tmp_path / "bs", "viperx_1297", size="tiny", seed=2)
     monkeypatch.setattr("musicsep.model.roformer.runtimes.runtime_available", lambda name: name != "openvino")
     for runtime in ("auto", "openvino"):

@@ -1,10 +1,16 @@
 """Which runtime runs a RoFormer's network on the CPU: torch, or OpenVINO for the part between the STFTs.
 
 `runtime` is Settings.runtime: `torch` (and `onnxruntime`, which has no path here) keep the
-package's module; `openvino` runs BS-RoFormer's core in OpenVINO f32 (openvino_core.py); `auto`
-reads the choice saved for this checkpoint, config, runtime versions and CPU, or converts the core
-and measures both runtimes once on a short spectrogram (model/runtime/choice.py). Mel-Band
-RoFormer, CUDA, a precision other than fp32 and a missing openvino wheel all mean torch.
+package's module; `openvino` runs the core (BS-RoFormer's and Mel-Band RoFormer's) in OpenVINO
+f32 (openvino_core.py), compiled for the separator's chunk length; `auto` reads the choice saved
+for this checkpoint, config, runtime versions and CPU, or converts the core and measures both
+runtimes once on a short spectrogram (model/runtime/choice.py). CUDA, a precision other than
+fp32 and a missing openvino wheel all mean torch.
+
+The calibration runs CALIBRATION_FRAMES frames, not a whole chunk (801 frames for ViperX 1297):
+a chunk costs torch minutes of CPU time, and `calibrate` times each runtime twice. The short
+input ranks the runtimes as the chunk does (docs/performance.md, "CPU runtimes": the ratio of
+OpenVINO to torch measured at both lengths).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from loguru import logger
 
 from musicsep.model.mdx.session import cpu_threads
 from musicsep.model.msst.stream import MsstSeparator
-from musicsep.model.roformer.openvino_core import OpenVinoRoformer, RoformerCore, convert, features, supports
+from musicsep.model.roformer.openvino_core import OpenVinoRoformer, RoformerCore, Stft, convert, features, supports
 from musicsep.model.runtime.choice import (
     cached_choice,
     calibrate,
@@ -40,7 +46,7 @@ def apply_runtime(
     if runtime not in ("openvino", "auto") or not usable or not runtime_available("openvino"):
         if runtime == "openvino":
             logger.warning(
-                "musicsep runtime: {} runs in torch (OpenVINO: BS-RoFormer on the CPU in fp32)", separator.name
+                "musicsep runtime: {} runs in torch (OpenVINO: the RoFormers on the CPU in fp32)", separator.name
             )
         return
     folder = cache_dir or default_cache_dir()
@@ -54,9 +60,11 @@ def apply_runtime(
     if not ir.exists():
         logger.info("musicsep runtime: converting {}'s network for OpenVINO (once per checkpoint)", separator.name)
         convert(module, ir)
-    compiled = OpenVinoRoformer(module, ir, threads=cpu_threads(), cache_dir=ir.parent.parent / "compiled")
+    stft = Stft.of(module)
+    compiled_dir = ir.parent.parent / "compiled"
     if runtime == "auto" and choice is None:
-        x = calibration_features(module)
+        probe = OpenVinoRoformer(stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=CALIBRATION_FRAMES)
+        x = calibration_features(stft)
         core = RoformerCore(module).eval()
 
         def in_torch() -> np.ndarray:
@@ -64,23 +72,26 @@ def apply_runtime(
                 return core(x).numpy()
 
         choice = calibrate(
-            {"torch": in_torch, "openvino": lambda: compiled.masks(x).numpy()},
+            {"torch": in_torch, "openvino": lambda: probe.masks(x).numpy()},
             reference="torch",
             key=key,
             folder=folder,
         )
+        del probe
         if choice.runtime == "torch":
             separator.runtime_choice = choice
             return
+    frames = stft.frames(separator.chunk_size)
+    compiled = OpenVinoRoformer(stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=frames)
     separator.model = compiled
     separator.runtime = "openvino"
     separator.runtime_choice = choice
 
 
-def calibration_features(module) -> torch.Tensor:
+def calibration_features(stft: Stft) -> torch.Tensor:
     """The core's input for a fixed noise clip of CALIBRATION_FRAMES frames (the same in every process)."""
-    samples = module.stft_kwargs["hop_length"] * (CALIBRATION_FRAMES - 1)
+    samples = stft.kwargs["hop_length"] * (CALIBRATION_FRAMES - 1)
     rng = np.random.default_rng(17)
-    audio = torch.from_numpy((0.3 * rng.standard_normal((1, module.audio_channels, samples))).astype(np.float32))
+    audio = torch.from_numpy((0.3 * rng.standard_normal((1, stft.channels, samples))).astype(np.float32))
     with torch.inference_mode():
-        return features(module, audio)[1]
+        return features(stft, audio)[1]
