@@ -26,6 +26,10 @@ class Leg:
     models: Path
     runs: dict[str, list[Measurement]] = field(default_factory=lambda: {tool: [] for tool in TOOLS})
     sdr: dict[str, dict[str, float]] | None = None
+    #: musicsep's first use of the leg's model files before the rounds (conversion, calibration), if run.
+    cold: Measurement | None = None
+    #: musicsep's runtime lines of that first use and of the rounds (`auto`'s cache miss / hits).
+    runtime_lines: list[str] = field(default_factory=list)
 
     def median(self, tool: str, what: str) -> float:
         return statistics.median(getattr(m, what) for m in self.runs[tool])
@@ -63,11 +67,19 @@ def report(legs: list[Leg], args, versions: dict, cpu: str, prefix: list[str]) -
                 f"{leg.key:<22} {tool:<16} {leg.median(tool, 'wall_s'):>8.1f} {leg.median(tool, 'cpu_s'):>8.1f}"
                 f" {leg.median(tool, 'peak_rss_mb'):>12.0f}"
             )
+        if leg.cold is not None:
+            print(
+                f"{'':<22} {'musicsep cold':<16} {leg.cold.wall_s:>8.1f} {leg.cold.cpu_s:>8.1f}"
+                f" {leg.cold.peak_rss_mb:>12.0f}  (first use on a 2 s clip, before the rounds; not in the ratios)"
+            )
         print(
             f"{'':<22} {'musicsep / a-s':<16} {leg.wall_ratio():>8.2f}"
             f" {leg.median('musicsep', 'cpu_s') / leg.median('audio-separator', 'cpu_s'):>8.2f}"
             f" {leg.median('musicsep', 'peak_rss_mb') / leg.median('audio-separator', 'peak_rss_mb'):>12.2f}"
         )
+    for leg in legs:
+        for line in dict.fromkeys(leg.runtime_lines):  # each distinct line once
+            print(f"{leg.key} musicsep {line}")
     verdicts = []
     by_key = {leg.key: leg for leg in legs}
     for key, what in (

@@ -135,13 +135,17 @@ class Tools:
         m = _checked(
             measure(cmd, env={"MUSICSEP_MODEL_REPO": str(models), "MUSICSEP_OFFLINE": "1", **THREADS}), "musicsep"
         )
-        for line in m.stderr.splitlines():
-            if "runtime" in line:  # `auto`'s choice: a cache miss (calibrated) or a hit
-                print(f"  {line.strip()}", flush=True)
+        for line in runtime_lines(m):  # `auto`'s choice: a cache miss (calibrated) or a hit
+            print(f"  {line}", flush=True)
         # musicsep writes OUT/<model>/<track>/<stem>.wav: bring the stems up to OUT like audio-separator's.
         for stem in (out / MUSICSEP_NAMES[family] / track.stem).glob("*.wav"):
             stem.replace(out / stem.name)
         return m
+
+
+def runtime_lines(m: Measurement) -> list[str]:
+    """musicsep's log lines about its runtime (conversion, `auto`'s cache miss or hit)."""
+    return [line.strip() for line in m.stderr.splitlines() if "musicsep runtime" in line]
 
 
 def _checked(m: Measurement, what: str) -> Measurement:
@@ -210,12 +214,19 @@ def _child_sdr(reference: Path, estimate: Path, track: Path, family: str) -> Non
 def prime(tools: Tools, leg: Leg, clip: Path, work: Path) -> None:
     """One musicsep run on a short clip before the timed rounds: `--runtime auto` calibrates on
     the first use of a model file on this machine (MDX-Net: both runtimes timed on one chunk;
-    BS-RoFormer: its network converted for OpenVINO, then both timed on 64 frames), once;
-    the cold start is printed here and the rounds read the cached choice (printed as a hit)."""
+    BS-RoFormer: its network converted for OpenVINO and compiled for the chunk's length, then
+    both timed on 64 frames), once; the cold start is printed here and in the report, kept out
+    of the ratios, and the rounds read the cached choice and compiled network (printed as a hit)."""
     out = work / f"{leg.key}-prime"
     m = tools.musicsep(leg.family, clip, leg.models, out)
     shutil.rmtree(out, ignore_errors=True)
-    print(f"{leg.key:<22} musicsep first use (cold start, 2 s clip): wall {m.wall_s:.1f} s, cpu {m.cpu_s:.1f} s")
+    leg.cold = m
+    leg.runtime_lines.extend(runtime_lines(m))
+    print(
+        f"{leg.key:<22} musicsep first use (cold start, 2 s clip): wall {m.wall_s:.1f} s, cpu {m.cpu_s:.1f} s,"
+        f" peak RSS {m.peak_rss_mb:.0f} MB",
+        flush=True,
+    )
 
 
 def alternate(tools: Tools, leg: Leg, runs: int, work: Path, keep: bool) -> Leg:
@@ -227,6 +238,8 @@ def alternate(tools: Tools, leg: Leg, runs: int, work: Path, keep: bool) -> Leg:
             shutil.rmtree(out, ignore_errors=True)
             m = run(leg.family, leg.track, leg.models, out)
             leg.runs[name].append(m)
+            if name == "musicsep":
+                leg.runtime_lines.extend(runtime_lines(m))
             print(
                 f"{leg.key:<22} round {round_ + 1} {name:<16} wall {m.wall_s:8.1f} s  cpu {m.cpu_s:8.1f} s"
                 f"  peak RSS {m.peak_rss_mb:7.0f} MB",
@@ -297,6 +310,8 @@ def main() -> int:
                     if same is not None:  # the mdx leg already ran exactly this
                         leg.runs = same.runs
                     else:
+                        if not any(g.models == models for g in legs):  # a conversion's peak is no track's RSS
+                            prime(tools, leg, fixtures.track(2), fixtures.work)
                         alternate(tools, leg, args.runs, fixtures.work, keep=False)
                     legs.append(leg)
         found = {
