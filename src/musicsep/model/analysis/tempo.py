@@ -22,8 +22,10 @@
      to the stronger ones (a subdivision alternates strong/weak, a backbeat does not).
    The threshold was fitted on labelled synthetic sets rendered with other seeds than the
    evaluation set's (bench/analysis_eval.py --seed).
-3. Beats come from librosa's dynamic-programming tracker at that tempo; the reported BPM is the
-   slope of beat time against beat number, which is finer than the hop.
+3. Beats come from librosa's dynamic-programming tracker at that tempo. The reported BPM is the
+   refined period's: the slope of tracked beat time against beat number, used before, was
+   further from the label (mean error of the right readings, real dev set 0.74 % against 0.43 %,
+   synthetic 0.05 % against 0.03 %) and took one real item 4.5 % off.
 4. A weak pulse is still a tempo when the music is pitched (a ballad, a piano piece: their onsets
    are soft, so the autocorrelation is low, but there is a beat to tap): only an unpitched signal
    without periodic onsets (noise) gets none. The confidence says how weak it was, and a weak
@@ -197,16 +199,6 @@ def _choose_octave(envelope: np.ndarray, acf: np.ndarray, fps: float, bpm: float
     return 2.0 * slow if evidence > FAST_EVIDENCE_THRESHOLD else slow
 
 
-def _bpm_from_beats(beats_s: np.ndarray, bpm: float) -> float:
-    """Least-squares beat period, counting a skipped beat as two periods."""
-    if beats_s.size < 4:
-        return bpm
-    period = 60.0 / bpm
-    index = np.round((beats_s - beats_s[0]) / period)
-    slope = np.polyfit(index, beats_s, 1)[0]
-    return 60.0 / slope if slope > 0 and abs(slope / period - 1.0) < 0.04 else bpm
-
-
 def _alternatives(acf: np.ndarray, fps: float, bpm: float, confidence: float) -> list[tuple[float, str, float]]:
     """The other readings of the pulse when `confidence` is low, best first. A reading's score is
     the autocorrelation peak at its period relative to the chosen period's (capped at 1): how much
@@ -250,7 +242,6 @@ def estimate_tempo(
         return TempoEstimate(None, round(confidence, 3), reason="no steady pulse: onsets are not periodic")
     bpm = 60.0 * fps / period
     beats_s = _track(envelope, fps, bpm, tightness=100.0) / fps + latency_s
-    bpm = _bpm_from_beats(beats_s, bpm)
     beats = [round(float(t), 3) for t in beats_s if 0.0 <= t <= duration_s]
     return TempoEstimate(
         round(bpm, 2), round(confidence, 3), beats, alternatives=_alternatives(acf, fps, bpm, confidence)
