@@ -11,7 +11,8 @@ bright instrument does not outweigh the rest of the harmony; on the first real d
 items) this took the key score from 0.66 to 0.77 with the same synthetic score. The folding
 weighs registers by a Gaussian over octaves centred on A4 (440 Hz, two octaves wide), where
 chords and accompaniment sit, rather than librosa's default A5: on the real dev set (86 key
-items) every centre from A3+ to A4 beat A5 on both of its halves, with each profile tried.
+items) the centres A4 and A4 + 1/2 octave beat A5 on both of its halves with either tuning
+estimate (averaged over widths of 1.5 to 3 octaves).
 
 Several published profile families are kept side by side because which one works best is a
 measurement, not a belief: bench/analysis_eval.py scores each, and `DEFAULT_PROFILE` is the one
