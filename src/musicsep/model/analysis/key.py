@@ -95,6 +95,13 @@ CADENCE_WEIGHT = 1.0
 # 0 -> 0.721 / 0.900, 0.5 -> 0.735 / 0.939, 1 -> 0.758 / 0.960 (Albrecht-Shanahan: 0.693 /
 # 0.938, 0.700 / 0.960, 0.705 / 0.960). docs/analysis.md has the whole grid.
 TONIC_CHORD_WEIGHT = 1.0
+# Weight of the third (`thirds`): real dev set (86 key items, halves A / B) and synthetic MIREX
+# with the A4 register and this tuning: 0 -> 0.784 (0.830 / 0.730) / 0.946, 0.25 -> 0.785 (0.830 /
+# 0.733) / 0.946, 0.5 and 0.75 -> 0.817 (0.830 / 0.802) / 0.939, 1 -> 0.788 (0.820 / 0.753) /
+# 0.942. 0.5-0.75 also kept or raised both halves at centres A3 + 1/2 and A4 + 1/2 and with
+# librosa's tuning at A4 (at the old A5 with librosa's tuning it cost half A 0.01-0.03); 0.5 is
+# the end of the plateau away from the fall at 1.
+THIRD_WEIGHT = 0.5
 # Whitening: the running median over this many FFT bins (167 Hz at 11,025 Hz / 2048) is the
 # envelope a segment's spectrum is measured above (the same width as `tonalness` uses).
 WHITENING_BINS = 31
@@ -250,13 +257,29 @@ def tonic_chords(triads: np.ndarray) -> np.ndarray:
     return np.bincount(triads, minlength=24) / triads.size
 
 
+def thirds(total: np.ndarray) -> np.ndarray:
+    """Per key (24), how much more the track's chroma (z-scored, on the correlation's scale) holds
+    the key's own third above the tonic than the other one: E over Eb for C major, Eb over E for C
+    minor. The third is what names a mode; a profile weighs it as one of twelve classes, so a
+    strong fifth and tonic alone could decide a parallel or relative key against it."""
+    z = _zscored(total) / 12.0
+    major_over_minor = np.array([z[(tonic + 4) % 12] - z[(tonic + 3) % 12] for tonic in range(12)])
+    return np.concatenate([major_over_minor, -major_over_minor])
+
+
 def key_scores(chroma: np.ndarray, profile: str = DEFAULT_PROFILE) -> np.ndarray:
     """Per key (24, order of `_key_matrix`): Pearson correlation of the track's chroma (12,
-    segments) with the key's profile, plus the weighted cadence and tonic-chord shares."""
+    segments) with the key's profile, plus the weighted cadence and tonic-chord shares and the
+    weighted third."""
     total = chroma.sum(axis=1)
     correlation = _key_matrix(profile) @ _zscored(total) / 12.0
     triads = _segment_triads(chroma)
-    return correlation + CADENCE_WEIGHT * cadences(triads) + TONIC_CHORD_WEIGHT * tonic_chords(triads)
+    return (
+        correlation
+        + CADENCE_WEIGHT * cadences(triads)
+        + TONIC_CHORD_WEIGHT * tonic_chords(triads)
+        + THIRD_WEIGHT * thirds(total)
+    )
 
 
 def _label(index: int) -> tuple[str, str]:
