@@ -2,6 +2,15 @@
 
     python bench/separate_vs_demucs.py              # 3-min track, median of 3 alternated runs
     python bench/separate_vs_demucs.py --quick      # 60 s track, 1 run (development)
+    python bench/separate_vs_demucs.py --isa avx2   # the same with oneDNN capped at AVX2: an EMULATION
+
+Legs: the Demucs CLI; musicsep exact and fast (bf16 autocast) in torch; musicsep on OpenVINO
+(`--runtime openvino`, f32: "openvino exact", and bf16: "openvino fast"; --no-runtime skips them).
+Before the rounds, a cold start: `--runtime auto` on a short track with an empty runtime cache
+(conversion, compile and calibration paid and printed), then again (a cache hit), per precision.
+Each leg prints its achieved compute rate (HTDemucs's counted FLOPs per segment x segments, over
+the run's wall time less its model load) beside this machine's matmul peak for that precision
+(_compute_rate.py, measured in the same run).
 
 Each round also sends the track to a warm `musicsep serve` (model preloaded; --no-server skips
 it) and compares upload → `completed` with the musicsep CLI's exact run minus its model load.
@@ -19,11 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
+from _compute_rate import AVX2, segments
+from _cpu import cpu_model
 from _fixtures import build_model_folder, build_track
 from _measure import Measurement, measure
 from _server_leg import WarmServer
@@ -56,7 +68,13 @@ def demucs_cli(track: Path, repo: Path, out: Path, model: str = "htdemucs") -> M
 
 
 def musicsep_cli(
-    track: Path, repo: Path, out: Path, model: str = "htdemucs", precision: str = "fp32", extra: list[str] | None = None
+    track: Path,
+    repo: Path,
+    out: Path,
+    model: str = "htdemucs",
+    precision: str = "fp32",
+    extra: list[str] | None = None,
+    runtime: str = "torch",
 ) -> Measurement:
     return measure(
         [
@@ -80,10 +98,32 @@ def musicsep_cli(
             "--precision",
             precision,
             "--json",
+            "--runtime",
+            runtime,
             *(extra or []),
         ],
         env={"MUSICSEP_MODEL_REPO": str(repo), "MUSICSEP_OFFLINE": "1", **THREADS},
     )
+
+
+def model_load_s(m: Measurement) -> float:
+    """The CLI's own model load (conversion and compile included on a cold runtime cache)."""
+    return json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"]
+
+
+def cold_start(track: Path, repo: Path, out: Path, precisions: tuple[str, ...]) -> None:
+    """`--runtime auto` twice per precision on an empty runtime cache: what the first run after
+    install pays (conversion, compile, calibration) and that the next run pays none of it."""
+    for precision in precisions:
+        for attempt in ("first run", "next run"):
+            m = _check(musicsep_cli(track, repo, out, precision=precision, runtime="auto"), "cold start")
+            said = [line.split(": ", 1)[-1] for line in m.stderr.splitlines() if "runtime " in line and "cache" in line]
+            print(
+                f"cold start {precision} {attempt}: model load {model_load_s(m):.1f} s, wall {m.wall_s:.1f} s,"
+                f" peak RSS {m.peak_rss_mb:.0f} MB;"
+                f" {said[-1] if said else 'no runtime line'}",
+                flush=True,
+            )
 
 
 def _check(m: Measurement, what: str) -> Measurement:
@@ -142,27 +182,55 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="60 s track, 1 round, 20 s ft track")
     parser.add_argument("--compile", action="store_true", help="also time musicsep --compile")
     parser.add_argument("--no-server", action="store_true", help="skip the warm-server leg")
+    parser.add_argument("--no-runtime", action="store_true", help="skip the OpenVINO legs and the cold start")
+    parser.add_argument("--cold-seconds", type=float, default=10.0, help="track length of the cold-start runs")
+    parser.add_argument(
+        "--isa", choices=["native", "avx2"], default="native", help="avx2: cap oneDNN at AVX2 (an emulation)"
+    )
     parser.add_argument(
         "--jobs", type=int, default=None, help="pass -j JOBS to musicsep (forward passes side by side; more memory)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.runs, args.ft_seconds = 60.0, 1, 20.0
+        args.seconds, args.runs, args.ft_seconds = 60.0, 1, min(args.ft_seconds, 20.0)  # --ft-seconds 0 holds
+    print(f"CPU: {cpu_model()}", flush=True)
+    if args.isa == "avx2":
+        THREADS.update(AVX2)
+        print(
+            "EMULATION: torch and OpenVINO's oneDNN capped at AVX2 on this CPU (OpenVINO's MLAS matmuls are not);"
+            " not a figure of a real AVX2-only CPU",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix="musicsep-vs-demucs-") as tmp:
         tmp = Path(tmp)
+        # Every musicsep run (and the server) reads and writes this runtime cache, never ~/.cache.
+        THREADS["MUSICSEP_RUNTIME_CACHE_DIR"] = str(tmp / "runtime-cache")
+        rates = json.loads(_run_script("_compute_rate.py", "peak")) | json.loads(
+            _run_script("_compute_rate.py", "flops")
+        )
         repo = build_model_folder(tmp / "models", small=False, ft_bag=args.ft_seconds > 0)
         track = build_track(tmp / "track.wav", args.seconds)
+        if not args.no_runtime:
+            precisions = ("fp32", "bf16") if args.isa == "native" else ("fp32",)
+            cold_start(build_track(tmp / "cold.wav", args.cold_seconds), repo, tmp / "cold", precisions)
         jobs = ["-j", str(args.jobs)] if args.jobs else []
         tools = {
             "demucs CLI": lambda out: demucs_cli(track, repo, out),
             "musicsep exact": lambda out: musicsep_cli(track, repo, out, extra=jobs),
             "musicsep fast": lambda out: musicsep_cli(track, repo, out, precision="bf16", extra=jobs),
         }
+        if not args.no_runtime:
+            tools["openvino exact"] = lambda out: musicsep_cli(track, repo, out, extra=jobs, runtime="openvino")
+        if not args.no_runtime and args.isa == "native":  # an AVX2 CPU has no OpenVINO bf16: torch's is "fast"
+            tools["openvino fast"] = lambda out: musicsep_cli(
+                track, repo, out, precision="bf16", extra=jobs, runtime="openvino"
+            )
         if args.compile:
             tools["musicsep compile"] = lambda out: musicsep_cli(track, repo, out, extra=["--compile", *jobs])
         results: dict[str, list[Measurement]] = {name: [] for name in tools}
         outputs: dict[str, Path] = {}
-        server = None if args.no_server else WarmServer(repo, tmp / "server-data", THREADS)
+        server_env = {**THREADS, "MUSICSEP_RUNTIME": "torch"}  # like for like with "musicsep exact"
+        server = None if args.no_server else WarmServer(repo, tmp / "server-data", server_env)
         served: list[float] = []
         try:
             if server is not None:
@@ -207,33 +275,62 @@ def main() -> int:
                 )
         reference = outputs["demucs CLI"]
         sdr = {name: sdr_db(reference, outputs[name]) for name in tools if name != "demucs CLI"}
-        sdr_fast_vs_exact = sdr_db(outputs["musicsep exact"], outputs["musicsep fast"])
-    return report(args, results, sdr, sdr_fast_vs_exact, ft, served)
+        exact = outputs["musicsep exact"]
+        vs_exact = {
+            name: sdr_db(exact, outputs[name]) for name in tools if name not in ("demucs CLI", "musicsep exact")
+        }
+    report(args, results, sdr, vs_exact, rates)
+    return verdicts(args, results, sdr, vs_exact, ft, served)
 
 
-def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
+def _run_script(script: str, *args: str) -> str:
+    import subprocess
+
+    path = Path(__file__).with_name(script)
+    env = {**os.environ, **THREADS}
+    return subprocess.run(
+        [sys.executable, str(path), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
+
+
+def report(args, results, sdr, vs_exact, rates) -> None:
     print(
         f"\n{args.seconds:g} s stereo track, full-size random-init htdemucs, shifts 0, overlap 0.25,"
         f" {THREADS['OMP_NUM_THREADS']} threads, musicsep jobs {args.jobs or 1},"
-        f" median of {args.runs} alternated round(s)"
+        f" median of {args.runs} alternated round(s); CPU {cpu_model()}"
+        + (" (EMULATED AVX2: see the EMULATION line)" if args.isa == "avx2" else "")
     )
-    print(f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'speed-up':>9}")
-    base = _median([m.wall_s for m in results["demucs CLI"]])
-    speedups = {}
+    gflop = rates["gflop_per_segment"] * segments(args.seconds, rates["segment_frames"])
+    print(
+        f"network: {rates['gflop_per_segment']:.1f} GFLOP per segment (matmul + conv), {gflop:.0f} GFLOP for the track;"
+        f" matmul peak here: fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s"
+    )
+    print(f"{'tool':<18} {'wall s':>8} {'cpu s':>8} {'peak RSS MB':>12} {'speed-up':>9} {'GFLOP/s':>8} {'of peak':>8}")
     for name, runs in results.items():
         wall = _median([m.wall_s for m in runs])
         # Ratio per round (same round, same machine load), then the median of the ratios.
-        speedups[name] = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs, strict=True)])
+        speedup = _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs, strict=True)])
+        compute_s = _median([m.wall_s - (model_load_s(m) if name != "demucs CLI" else 0.0) for m in runs])
+        peak = rates["bf16" if "fast" in name else "fp32"]
         print(
             f"{name:<18} {wall:>8.1f} {_median([m.cpu_s for m in runs]):>8.1f}"
-            f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedups[name]:>8.2f}x"
+            f" {_median([m.peak_rss_mb for m in runs]):>12.0f} {speedup:>8.2f}x"
+            f" {gflop / compute_s:>8.1f} {gflop / compute_s / peak:>7.0%}"
         )
-    print(f"(Demucs CLI median wall {base:.1f} s)")
+    print(f"(Demucs CLI median wall {_median([m.wall_s for m in results['demucs CLI']]):.1f} s)")
     for name, per_stem in sdr.items():
         print(f"SDR {name} vs demucs CLI --float32: " + ", ".join(f"{k} {v:.1f} dB" for k, v in per_stem.items()))
-    print("SDR musicsep fast vs exact: " + ", ".join(f"{k} {v:.1f} dB" for k, v in sdr_fast_vs_exact.items()))
+    for name, per_stem in vs_exact.items():
+        print(f"SDR {name} vs musicsep exact: " + ", ".join(f"{k} {v:.1f} dB" for k, v in per_stem.items()))
+
+
+def verdicts(args, results, sdr, vs_exact, ft, served) -> int:
+    speedups = {
+        name: _median([d.wall_s / m.wall_s for d, m in zip(results["demucs CLI"], runs, strict=True)])
+        for name, runs in results.items()
+    }
     rss = {name: _median([m.peak_rss_mb for m in runs]) for name, runs in results.items()}
-    verdicts = [
+    checks = [
         (f"exact speed-up {speedups['musicsep exact']:.2f}x (floor >= 1.15)", speedups["musicsep exact"] >= 1.15),
         (
             f"exact SDR vs Demucs min {min(sdr['musicsep exact'].values()):.1f} dB (floor >= 80)",
@@ -241,8 +338,8 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
         ),
         (f"fast speed-up {speedups['musicsep fast']:.2f}x (floor >= 2.0)", speedups["musicsep fast"] >= 2.0),
         (
-            f"fast SDR vs exact min {min(sdr_fast_vs_exact.values()):.1f} dB (floor >= 40)",
-            min(sdr_fast_vs_exact.values()) >= 40,
+            f"fast SDR vs exact min {min(vs_exact['musicsep fast'].values()):.1f} dB (floor >= 40)",
+            min(vs_exact["musicsep fast"].values()) >= 40,
         ),
         (
             (
@@ -252,17 +349,28 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
             rss["musicsep exact"] <= rss["demucs CLI"] and rss["musicsep exact"] < 1536,
         ),
     ]
+    for leg, floor, sdr_floor in (("openvino exact", 1.8, 60), ("openvino fast", 3.0, 40)):
+        if leg in results:  # issue 17's floors
+            checks += [
+                (f"{leg} speed-up {speedups[leg]:.2f}x (floor >= {floor})", speedups[leg] >= floor),
+                (
+                    f"{leg} SDR vs exact min {min(vs_exact[leg].values()):.1f} dB (floor >= {sdr_floor})",
+                    min(vs_exact[leg].values()) >= sdr_floor,
+                ),
+                (
+                    f"{leg} peak RSS {rss[leg]:.0f} MB vs Demucs CLI {rss['demucs CLI']:.0f} MB (floor <= Demucs)",
+                    rss[leg] <= rss["demucs CLI"],
+                ),
+            ]
     if served:
         # The CLI's own model load, from its --json timings, taken off the CLI's wall time.
-        net = [
-            m.wall_s - json.loads(m.stdout.strip().splitlines()[-1])["model_load_s"] for m in results["musicsep exact"]
-        ]
+        net = [m.wall_s - model_load_s(m) for m in results["musicsep exact"]]
         ratio = _median([s / n for s, n in zip(served, net, strict=True)])
         print(
             f"warm server, upload to completed: {_median(served):.1f} s; musicsep CLI exact minus its "
             f"model load: {_median(net):.1f} s"
         )
-        verdicts.append((f"warm server / (CLI - model load) {ratio:.2f} (floor <= 1.10)", ratio <= 1.10))
+        checks.append((f"warm server / (CLI - model load) {ratio:.2f} (floor <= 1.10)", ratio <= 1.10))
     if ft is not None:
         ratio = _median([a.wall_s / v.wall_s for a, v in zip(ft["all"], ft["vocals"], strict=True)])
         print(
@@ -270,12 +378,12 @@ def report(args, results, sdr, sdr_fast_vs_exact, ft, served) -> int:
             f"{_median([m.wall_s for m in ft['all']]):.1f} s, --stems vocals "
             f"{_median([m.wall_s for m in ft['vocals']]):.1f} s"
         )
-        verdicts.append(
+        checks.append(
             ((f"htdemucs_ft --stems vocals speed-up {ratio:.2f}x over all stems (floor >= 3.5)"), ratio >= 3.5)
         )
-    for text, ok in verdicts:
+    for text, ok in checks:
         print(("PASS " if ok else "FAIL ") + text)
-    return 0 if all(ok for _, ok in verdicts) else 1
+    return 0 if all(ok for _, ok in checks) else 1
 
 
 if __name__ == "__main__":
