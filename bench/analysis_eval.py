@@ -14,7 +14,8 @@ written to the repository.
 
 With `--real MANIFEST` the same run also analyses the real dev set (bench/real_set: recordings
 by people, each label with its source; bench/_real_set_eval.py) and prints musicsep against the
-seed recipe on both sets side by side, the drumless real items' tempo coverage and Accuracy2, and
+seed recipe on both sets side by side, the drumless real items' tempo coverage and Accuracy2, the
+figures on the published labels, the agreement labels and two fixed halves of the set apart, and
 one line per real item; the speed runs are left out then unless `--speed` asks for them.
 """
 
@@ -147,7 +148,10 @@ def print_real(items: list[dict], real_results: dict[str, dict], synthetic: list
         + "".join(f"{scores['musicsep'][k] - scores['seed'][k]:>+10.3f}" for k in ("acc1", "acc2", "mirex"))
         + "".join(f"{a - b:>+10.3f}" for a, b in zip(synth["mix"], synth["seed"], strict=True))
     )
-    print("\nreal set by label source (agreement labels: Essentia + madmom; librosa, the seed's tempo, does not vote):")
+    print(
+        "\nreal set by label source (agreement labels: Essentia + madmom; librosa, the seed's tempo, does not vote)"
+        " and by fixed half (A/B: parity of the first byte of the item id's SHA-1):"
+    )
     print(f"  {'labels':<18}{'method':<13}{'tempo n':>8}{'Acc1':>7}{'Acc2':>7}{'key n':>7}{'MIREX':>7}")
     for subset in _real.SUBSETS:
         part = _real.real_scores(items, real_results, accuracy1, accuracy2, key_score, subset)
