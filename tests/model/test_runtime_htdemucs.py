@@ -126,5 +126,5 @@ def test_bf16_fast_mode_against_exact(tiny_model_repo, shared_cache):
     mix = noise(4.1, seed=2)
     expected, out = separate(exact, mix), separate(fast, mix)
     sdr = [agreement_db(expected[k], out[k]) for k in range(len(expected))]
-    print("bf16 OpenVINO vs torch fp32, tiny model, per stem SDR dB:", [round(v, 1) for v in sdr])
+    print("bf16 OpenVINO vs torch fp32, tiny model, per stem SDR dB:", [round(float(v), 1) for v in sdr])
     assert 20 < min(sdr) < 90  # really bf16 (not f32), and not broken

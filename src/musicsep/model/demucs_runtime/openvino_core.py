@@ -123,6 +123,7 @@ def convert(model: nn.Module, path: Path) -> None:
     with torch.no_grad(), attention_through_sdpa(), warnings.catch_warnings():
         # Demucs's shape checks become constants in the trace: right for the one static shape here.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.trace.* is deprecated", category=DeprecationWarning)
         converted = openvino.convert_model(HTDemucsCore(model).eval(), example_input=(mag, mix))
     # Static shapes: the positional embeddings and other shape-derived constants fold into f32
     # constants at compile time instead of being computed at run time in the inference
