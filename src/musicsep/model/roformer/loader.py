@@ -144,6 +144,7 @@ def load_roformer(
         num_overlap=num_overlap,
         chunking=chunking,
     )
+    del module  # the separator's now: OpenVINO may replace it (roformer/runtimes.py frees it then)
     if runtime != "torch":
         from musicsep.model.roformer.runtimes import apply_runtime
 

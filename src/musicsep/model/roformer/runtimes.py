@@ -25,6 +25,7 @@ from musicsep.model.mdx.session import cpu_threads
 from musicsep.model.msst.stream import MsstSeparator
 from musicsep.model.roformer.openvino_core import OpenVinoRoformer, RoformerCore, Stft, convert, features, supports
 from musicsep.model.runtime.choice import (
+    Choice,
     cached_choice,
     calibrate,
     default_cache_dir,
@@ -63,29 +64,34 @@ def apply_runtime(
     stft = Stft.of(module)
     compiled_dir = ir.parent.parent / "compiled"
     if runtime == "auto" and choice is None:
-        probe = OpenVinoRoformer(stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=CALIBRATION_FRAMES)
-        x = calibration_features(stft)
-        core = RoformerCore(module).eval()
-
-        def in_torch() -> np.ndarray:
-            with torch.inference_mode():
-                return core(x).numpy()
-
-        choice = calibrate(
-            {"torch": in_torch, "openvino": lambda: probe.masks(x).numpy()},
-            reference="torch",
-            key=key,
-            folder=folder,
-        )
-        del probe
+        choice = _calibrate(module, stft, ir, compiled_dir, key=key, folder=folder)
         if choice.runtime == "torch":
             separator.runtime_choice = choice
             return
-    frames = stft.frames(separator.chunk_size)
-    compiled = OpenVinoRoformer(stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=frames)
+    # The torch weights go before OpenVINO compiles its own: never both in memory (peak RSS).
+    separator.model = None
+    del module
+    compiled = OpenVinoRoformer(
+        stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=stft.frames(separator.chunk_size)
+    )
     separator.model = compiled
     separator.runtime = "openvino"
     separator.runtime_choice = choice
+
+
+def _calibrate(module, stft: Stft, ir: Path, compiled_dir: Path, *, key: str, folder: Path) -> Choice:
+    """`auto`'s one measurement: torch's core against a static CALIBRATION_FRAMES compile (dropped after)."""
+    probe = OpenVinoRoformer(stft, ir, threads=cpu_threads(), cache_dir=compiled_dir, frames=CALIBRATION_FRAMES)
+    x = calibration_features(stft)
+    core = RoformerCore(module).eval()
+
+    def in_torch() -> np.ndarray:
+        with torch.inference_mode():
+            return core(x).numpy()
+
+    return calibrate(
+        {"torch": in_torch, "openvino": lambda: probe.masks(x).numpy()}, reference="torch", key=key, folder=folder
+    )
 
 
 def calibration_features(stft: Stft) -> torch.Tensor:
