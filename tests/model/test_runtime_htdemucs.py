@@ -66,7 +66,7 @@ def test_openvino_streams_torch_output(tiny_model_repo, shared_cache, name, opti
 
 def test_second_load_converts_nothing(tiny_model_repo, shared_cache, monkeypatch):
     pytest.importorskip("openvino")
-    loader(tiny_model_repo, "openvino", shared_cache).get("tiny_st", device="cpu")
+    loader(tiny_model_repo, "openvino", shared_cache).get("tiny_htdemucs", device="cpu")
     irs = list(shared_cache.glob("openvino/*/ir/core.xml"))
     assert irs and all(list(ir.parent.parent.glob("compiled/*.blob")) for ir in irs)  # OpenVINO's compile cache
 
@@ -74,12 +74,13 @@ def test_second_load_converts_nothing(tiny_model_repo, shared_cache, monkeypatch
         raise AssertionError("a cached network was converted again")
 
     monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.convert", never)
-    again = loader(tiny_model_repo, "openvino", shared_cache).get("tiny_st", device="cpu")
+    again = loader(tiny_model_repo, "openvino", shared_cache).get("tiny_htdemucs", device="cpu")
     assert again.runtime == "openvino"
 
 
 def test_auto_measures_once_and_records(tiny_model_repo, shared_cache, monkeypatch):
     pytest.importorskip("openvino")
+    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.PAYBACK_CPU_S", 0.0)  # the tiny net is worth it
     first = loader(tiny_model_repo, "auto", shared_cache).get("tiny_htdemucs", device="cpu")
     choice = first.runtime_choice
     assert choice is not None and not choice.cached and set(choice.seconds) == {"torch", "openvino"}
@@ -96,6 +97,21 @@ def test_auto_measures_once_and_records(tiny_model_repo, shared_cache, monkeypat
     second = loader(tiny_model_repo, "auto", shared_cache).get("tiny_htdemucs", device="cpu")
     assert second.runtime_choice.cached and second.runtime == first.runtime
     assert "cache hit" in second.runtime_choice.describe()
+
+
+def test_auto_converts_nothing_too_small_to_pay_back(tiny_model_repo, tmp_path, monkeypatch):
+    pytest.importorskip("openvino")
+    first = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
+    assert first.runtime == "torch" and not first.runtimes
+    assert not first.runtime_choice.cached and set(first.runtime_choice.seconds) == {"torch"}
+    assert not list(tmp_path.rglob("*.xml"))  # a tiny network's torch pass is far below PAYBACK_CPU_S
+
+    def never(*args, **kwargs):
+        raise AssertionError("a cached choice was measured again")
+
+    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.timed", never)
+    again = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
+    assert again.runtime == "torch" and again.runtime_choice.cached
 
 
 def test_missing_wheel_cuda_and_fp16_stay_in_torch(tiny_model_repo, tmp_path, monkeypatch):

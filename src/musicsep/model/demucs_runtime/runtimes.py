@@ -4,7 +4,8 @@
 modules; `openvino` runs every HTDemucs member's network in OpenVINO (openvino_core.py) at the
 separator's precision, f32 for `fp32`, bf16 for `bf16` where the CPU plugin runs bf16 natively;
 `auto` reads the choice saved for these weights, runtime versions, CPU and precision, or converts
-and measures both runtimes once on one segment (model/runtime/choice.py). A fp32 choice must
+and measures both runtimes once on one segment (model/runtime/choice.py); a network too small to
+pay back its conversion (PAYBACK_CPU_S) is recorded as torch without converting anything. A fp32 choice must
 agree with torch to AGREEMENT_DB (60 dB), a bf16 one with torch's bf16 autocast to BF16_FLOOR_DB.
 CUDA, fp16, other Demucs architectures and a missing openvino wheel all mean torch.
 
@@ -42,12 +43,17 @@ from musicsep.model.runtime.choice import (
     default_cache_dir,
     runtime_available,
     runtime_versions,
+    timed,
 )
 
 #: bf16 against bf16 (each ~45 dB from fp32 on the full-size model) is held to the fast mode's floor.
 BF16_FLOOR_DB = 40.0
 #: OpenVINO streams per compiled network on the CPU (docs/performance.md, "HTDemucs on OpenVINO").
 STREAMS = 1
+#: `auto` converts nothing for a network whose torch pass over one segment costs less CPU than
+#: this: a conversion (10-20 s for the tests' tiny HTDemucs, 60-160 s for the released one) would
+#: take thousands of such segments to pay back. The released HTDemucs costs 4-8 CPU s here.
+PAYBACK_CPU_S = 1.0
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -86,29 +92,18 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
     if choice is not None and choice.runtime == "torch":
         separator.runtime_choice = choice
         return
-    networks = {}
-    for member, digest in zip(members, digests, strict=True):
-        ir_key = cache_key(digest, versions, cpu, "htdemucs core")
-        ir = folder / "openvino" / ir_key / "ir" / "core.xml"
-        if not ir.exists():
-            logger.info("musicsep runtime: converting {}'s network for OpenVINO (once per model file)", separator.name)
-            convert(member, ir)
-        networks[id(member)] = OpenVinoHTDemucs(
-            member,
-            ir,
-            precision=precision,
-            threads=cpu_threads(),
-            streams=STREAMS,
-            cache_dir=ir.parent.parent / "compiled",
-        )
+    member, x = members[0], calibration_chunk(members[0])
+
+    def in_torch() -> np.ndarray:
+        with torch.inference_mode(), attention_through_sdpa(), autocast(separator.device, precision):
+            return member(x).float().numpy()
+
+    if runtime == "auto" and choice is None and timed(in_torch)[1] < PAYBACK_CPU_S:
+        # Too small to pay back a conversion: torch is recorded as the choice, nothing converted.
+        separator.runtime_choice = calibrate({"torch": in_torch}, reference="torch", key=key, folder=folder)
+        return
+    networks = _networks(separator.name, members, digests, precision, folder, versions, cpu)
     if runtime == "auto" and choice is None:
-        member = members[0]
-        x = calibration_chunk(member)
-
-        def in_torch() -> np.ndarray:
-            with torch.inference_mode(), attention_through_sdpa(), autocast(separator.device, precision):
-                return member(x).float().numpy()
-
         choice = calibrate(
             {"torch": in_torch, "openvino": lambda: networks[id(member)](x).numpy()},
             reference="torch",
@@ -122,6 +117,25 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
     separator.runtimes = networks
     separator.runtime = "openvino"
     separator.runtime_choice = choice
+
+
+def _networks(name, members, digests, precision, folder, versions, cpu) -> dict[int, OpenVinoHTDemucs]:
+    """id(member) -> its OpenVINO network, converting each member's IR on first use."""
+    networks = {}
+    for member, digest in zip(members, digests, strict=True):
+        ir = folder / "openvino" / cache_key(digest, versions, cpu, "htdemucs core") / "ir" / "core.xml"
+        if not ir.exists():
+            logger.info("musicsep runtime: converting {}'s network for OpenVINO (once per model file)", name)
+            convert(member, ir)
+        networks[id(member)] = OpenVinoHTDemucs(
+            member,
+            ir,
+            precision=precision,
+            threads=cpu_threads(),
+            streams=STREAMS,
+            cache_dir=ir.parent.parent / "compiled",
+        )
+    return networks
 
 
 def calibration_chunk(model: torch.nn.Module) -> torch.Tensor:
