@@ -30,6 +30,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+#: Part of the converted IR's cache key: a change to HTDemucsCore or `convert` changes it, so an IR
+#: converted by older code is never read back.
+IR_FORMAT = "htdemucs core, static shapes, 1"
+
 
 def supports(model: nn.Module) -> bool:
     """HTDemucs in its released form: complex-as-channels output, trained-segment padding, and

@@ -27,6 +27,7 @@ import torch
 from loguru import logger
 
 from musicsep.model.demucs_runtime.openvino_core import (
+    IR_FORMAT,
     OpenVinoHTDemucs,
     bf16_capable,
     convert,
@@ -87,7 +88,7 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
     folder = cache_dir or default_cache_dir()
     versions, cpu = runtime_versions(["torch", "openvino"]), cpu_fingerprint()
     digests = [weights_digest(member) for member in members]
-    key = cache_key(hashlib.sha256("".join(digests).encode()).hexdigest(), versions, cpu, f"htdemucs {precision}")
+    key = cache_key(hashlib.sha256("".join(digests).encode()).hexdigest(), versions, cpu, f"{IR_FORMAT} {precision}")
     choice = cached_choice(folder, key, ("torch", "openvino")) if runtime == "auto" else None
     if choice is not None and choice.runtime == "torch":
         separator.runtime_choice = choice
@@ -123,7 +124,7 @@ def _networks(name, members, digests, precision, folder, versions, cpu) -> dict[
     """id(member) -> its OpenVINO network, converting each member's IR on first use."""
     networks = {}
     for member, digest in zip(members, digests, strict=True):
-        ir = folder / "openvino" / cache_key(digest, versions, cpu, "htdemucs core") / "ir" / "core.xml"
+        ir = folder / "openvino" / cache_key(digest, versions, cpu, IR_FORMAT) / "ir" / "core.xml"
         if not ir.exists():
             logger.info("musicsep runtime: converting {}'s network for OpenVINO (once per model file)", name)
             convert(member, ir)
