@@ -90,8 +90,8 @@ def load_family(
     runtime_cache: Path | None = None,
 ):
     """The family's separator for `files`; every unusable file is a `ModelUnavailable`. `runtime`
-    (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py) and of a
-    BS-RoFormer (roformer/runtimes.py); MDX23C and Mel-Band RoFormer run in torch whatever it says."""
+    (Settings.runtime) picks the CPU runtime of an MDX-Net graph (mdx/runtimes.py) and of a BS- or
+    Mel-Band RoFormer's network (roformer/runtimes.py); MDX23C runs in torch whatever it says."""
     info = load_catalog().get(name)
     try:
         if files.arch == "mdx":
