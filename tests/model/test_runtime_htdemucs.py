@@ -56,6 +56,8 @@ def test_openvino_streams_torch_output(tiny_model_repo, shared_cache, name, opti
     ov_sep = loader(tiny_model_repo, "openvino", shared_cache).get(name, device="cpu")
     assert (torch_sep.runtime, ov_sep.runtime) == ("torch", "openvino")
     assert len(ov_sep.runtimes) == 1 and ov_sep.runtime_choice is None  # forced: nothing measured
+    converted = [m for m in ov_sep.members()[0] if id(m) in ov_sep.runtimes]
+    assert all(p.numel() == 0 for m in converted for p in m.parameters())  # torch's copy of the weights freed
     mix = noise(5.3)  # not a multiple of any stride: the short last chunk is padded
     expected = separate(torch_sep, mix, **options)
     out = separate(ov_sep, mix, **options)

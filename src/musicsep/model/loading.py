@@ -141,12 +141,13 @@ class ModelLoader:
                 # move by float rounding only (3e-7). Under bf16 autocast it is slower.
                 model.to(memory_format=torch.channels_last)
             separator = RecoveringSeparator(name, model, torch_device, precision)
+            weights = model_bytes(model)  # counted before OpenVINO takes over (its copy is as large)
             if torch_device.type == "cpu":
                 from musicsep.model.demucs_runtime import apply_runtime
 
                 # HTDemucs's network in OpenVINO when Settings.runtime resolves to it (issue 17)
                 apply_runtime(separator, runtime=self.runtime, cache_dir=self.runtime_cache)
-            evicted = self._cache.put(key, separator, model_bytes(model))
+            evicted = self._cache.put(key, separator, weights)
             del model
             if any(key[1].startswith("cuda") for key in evicted):
                 torch.cuda.empty_cache()  # hand the freed weights back to the device

@@ -115,9 +115,19 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
         if choice.runtime == "torch":
             separator.runtime_choice = choice
             return
+    for converted in members:
+        release_weights(converted)
     separator.runtimes = networks
     separator.runtime = "openvino"
     separator.runtime_choice = choice
+
+
+def release_weights(member: torch.nn.Module) -> None:
+    """Free the torch copy of weights OpenVINO now holds its own copy of (168 MB for HTDemucs), so
+    the process never holds both. The module stays for its spectrogram methods and attributes; its
+    torch forward, were anything to call it, fails loudly instead of running without weights."""
+    for param in member.parameters():
+        param.data = torch.empty(0, dtype=param.dtype)
 
 
 def _networks(name, members, digests, precision, folder, versions, cpu) -> dict[int, OpenVinoHTDemucs]:
