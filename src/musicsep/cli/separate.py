@@ -67,8 +67,8 @@ def add_parser(subparsers) -> None:
         "--runtime",
         default=None,
         choices=["auto", "torch", "openvino", "onnxruntime"],
-        help="CPU inference runtime of ONNX models (default MUSICSEP_RUNTIME, auto: measured once per "
-        "model and CPU, then cached); docs/performance.md",
+        help="CPU inference runtime of MDX-Net (ONNX), HTDemucs and RoFormer models (default MUSICSEP_RUNTIME, "
+        "auto: measured once per model and CPU, then cached); docs/performance.md",
     )
     parser.add_argument(
         "-j",

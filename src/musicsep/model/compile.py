@@ -22,8 +22,9 @@ def compile_separator(separator, segment: float | None = None, batch_size: int =
     import torch
 
     started = time.monotonic()
+    runtimes = getattr(separator, "runtimes", {})  # members OpenVINO runs have nothing to compile
     for model in separator.members()[0]:
-        if id(model) in separator.compiled:
+        if id(model) in separator.compiled or id(model) in runtimes:
             continue
         compiled = torch.compile(model, dynamic=False)
         separator.compiled[id(model)] = compiled
