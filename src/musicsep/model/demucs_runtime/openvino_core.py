@@ -18,17 +18,15 @@ operator. The IR keeps f32 weights; the precision is a compile-time hint: f32 (e
 
 from __future__ import annotations
 
-import os
-import queue
-import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from musicsep.model.runtime.openvino_session import RequestPool, save_ir
 
 #: Part of the converted IR's cache key: a change to HTDemucsCore or `convert` changes it, so an IR
 #: converted by older code is never read back.
@@ -135,15 +133,7 @@ def convert(model: nn.Module, path: Path) -> None:
     converted.reshape(
         {port: openvino.PartialShape(list(t.shape)) for port, t in zip(converted.inputs, (mag, mix), strict=True)}
     )
-    # Written beside, then renamed into place: a process converting the same model at the same
-    # time (two workers' first jobs) never reads a half-written IR.
-    partial = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.part")
-    partial.mkdir(parents=True, exist_ok=True)
-    openvino.save_model(converted, str(partial / path.name), compress_to_fp16=False)
-    try:
-        os.rename(partial, path.parent)
-    except OSError:  # another process's IR got there first: the same network
-        shutil.rmtree(partial, ignore_errors=True)
+    save_ir(converted, path)
 
 
 def bf16_capable() -> bool:
@@ -174,23 +164,15 @@ class OpenVinoHTDemucs:
             "INFERENCE_NUM_THREADS": str(threads),
         }
         # Compiled from the path, so that with a cache a later process reads the blob, not the graph.
-        self._compiled = core.compile_model(str(ir), "CPU", config)
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool = RequestPool(core.compile_model(str(ir), "CPU", config))
         self.model = model
         self.precision = precision
         self.streams = streams
 
     def core(self, mag: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One chunk's network outputs (copied out of the request's reused buffers)."""
-        try:
-            request = self._idle.get_nowait()
-        except queue.Empty:
-            request = self._compiled.create_infer_request()
-        try:
-            result = request.infer([np.ascontiguousarray(mag.numpy()), np.ascontiguousarray(mix.numpy())])
-            return torch.from_numpy(np.array(result[0], copy=True)), torch.from_numpy(np.array(result[1], copy=True))
-        finally:
-            self._idle.put(request)
+        spec, wave = self._pool.infer([mag.numpy(), mix.numpy()])
+        return torch.from_numpy(spec), torch.from_numpy(wave)
 
     def __call__(self, mix: torch.Tensor) -> torch.Tensor:
         m = self.model

@@ -27,9 +27,6 @@ activations per 801-frame pass of ViperX 1297 against +0.86 GB static (and 9 % m
 
 from __future__ import annotations
 
-import os
-import queue
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +36,8 @@ import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
+
+from musicsep.model.runtime.openvino_session import RequestPool, save_ir
 
 #: Frames of the spectrogram the core is traced on (any length works; short keeps it cheap).
 TRACE_FRAMES = 20
@@ -145,33 +144,7 @@ def convert(module: nn.Module, path: Path) -> None:
     finally:
         for mod, was in caching:
             mod.cache_if_possible = was
-    # Written beside, then renamed into place: a process converting the same checkpoint at the
-    # same time (two workers' first jobs) never reads a half-written IR.
-    partial = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.part")
-    partial.mkdir(parents=True, exist_ok=True)
-    openvino.save_model(converted, str(partial / path.name), compress_to_fp16=False)
-    try:
-        os.rename(partial, path.parent)
-    except OSError:  # another process's IR got there first: the same network
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-class _Compiled:
-    """One compiled model and its idle infer requests (a request serves one call at a time)."""
-
-    def __init__(self, compiled) -> None:
-        self.compiled = compiled
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        try:
-            request = self._idle.get_nowait()
-        except queue.Empty:
-            request = self.compiled.create_infer_request()
-        try:
-            return np.array(request.infer({0: np.ascontiguousarray(x)})[0], copy=True)
-        finally:
-            self._idle.put(request)
+    save_ir(converted, path)
 
 
 class OpenVinoRoformer:
@@ -200,24 +173,24 @@ class OpenVinoRoformer:
         self._static = self._compile(frames) if frames is not None else None
         self._dynamic = self._compile(None) if frames is None else None
 
-    def _compile(self, frames: int | None) -> _Compiled:
+    def _compile(self, frames: int | None) -> RequestPool:
         if frames is None:  # from the path, so that with a cache a later process reads the blob
-            return _Compiled(self._core.compile_model(str(self._ir), "CPU", self._config))
+            return RequestPool(self._core.compile_model(str(self._ir), "CPU", self._config))
         model = self._core.read_model(str(self._ir))
         model.reshape({0: [1, frames, self.stft.features]})
-        return _Compiled(self._core.compile_model(model, "CPU", self._config))
+        return RequestPool(self._core.compile_model(model, "CPU", self._config))
 
     def masks(self, x: torch.Tensor) -> torch.Tensor:
         """The core's masks for the features `x` `(batch, frames, features)`."""
         array = x.numpy()
         if self._static is not None and x.shape[1] == self.frames:
-            rows = [self._static.infer(array[row : row + 1]) for row in range(array.shape[0])]
+            rows = [self._static.infer([array[row : row + 1]])[0] for row in range(array.shape[0])]
             return torch.from_numpy(np.concatenate(rows))
         with self._lock:
             if self._dynamic is None:
                 self._dynamic = self._compile(None)
             dynamic = self._dynamic
-        return torch.from_numpy(dynamic.infer(array))
+        return torch.from_numpy(dynamic.infer([array])[0])
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         spec, x = features(self.stft, audio)

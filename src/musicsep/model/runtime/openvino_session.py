@@ -12,7 +12,9 @@ so a second process skips the compile.
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,14 +38,55 @@ def _io(port) -> IoInfo:
     return IoInfo(port.get_any_name(), _TYPES.get(port.get_element_type().get_type_name(), "unknown"), shape)
 
 
+class RequestPool:
+    """A compiled model and its idle infer requests. OpenVINO's compiled model is thread-safe, an
+    infer request is not: each concurrent call (an engine's lanes or jobs) takes a request of its
+    own, made on first need and reused after."""
+
+    def __init__(self, compiled) -> None:
+        self.compiled = compiled
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+
+    def infer(self, inputs) -> list[np.ndarray]:
+        """Every output for `inputs` (a list, or a dict by name or index), copied out of the
+        request's buffers, which the next call reuses."""
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            if isinstance(inputs, dict):
+                result = request.infer({key: np.ascontiguousarray(value) for key, value in inputs.items()})
+            else:
+                result = request.infer([np.ascontiguousarray(value) for value in inputs])
+            return [np.array(result[port], copy=True) for port in self.compiled.outputs]
+        finally:
+            self._idle.put(request)
+
+
+def save_ir(converted, path: Path) -> None:
+    """Save a converted model as IR at `path` (`.xml` beside its `.bin`) with f32 weights (not
+    OpenVINO's default fp16 compression). Written into a folder beside, then renamed into place:
+    a process converting the same network at the same time (two workers' first jobs) never reads
+    a half-written IR; when another process's IR got there first, it is the same network."""
+    import openvino
+
+    partial = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.part")
+    partial.mkdir(parents=True, exist_ok=True)
+    openvino.save_model(converted, str(partial / path.name), compress_to_fp16=False)
+    try:
+        os.rename(partial, path.parent)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 class OpenVinoSession:
     """A compiled OpenVINO model answering onnxruntime's `run(None, {name: array})`."""
 
     def __init__(self, compiled, lanes: int) -> None:
-        self._compiled = compiled
+        self._pool = RequestPool(compiled)
         self._inputs = [_io(port) for port in compiled.inputs]
         self._outputs = [_io(port) for port in compiled.outputs]
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self.lanes = lanes
 
     def get_inputs(self) -> list[IoInfo]:
@@ -57,15 +100,7 @@ class OpenVinoSession:
 
     def run(self, output_names, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The outputs for `feed`, copied out of the request's buffers (the request is reused)."""
-        try:
-            request = self._idle.get_nowait()
-        except queue.Empty:
-            request = self._compiled.create_infer_request()
-        try:
-            result = request.infer({name: np.ascontiguousarray(value) for name, value in feed.items()})
-            return [np.array(result[port], copy=True) for port in self._compiled.outputs]
-        finally:
-            self._idle.put(request)
+        return self._pool.infer(feed)
 
 
 def compile_onnx(path: Path, *, threads: int, lanes: int, cache_dir: Path | None) -> OpenVinoSession:
