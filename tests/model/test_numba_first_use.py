@@ -53,3 +53,30 @@ def test_first_librosa_uses_of_two_processes_never_overlap():
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+SILENCE_FIRST = """
+import librosa.beat
+import numpy as np
+from musicsep.model import numba_cache
+from musicsep.model.analysis.analyze import analyze_blocks
+
+under_lock = []
+real = librosa.beat.beat_track
+
+
+def recording(*args, **kwargs):
+    under_lock.append(numba_cache._this_process.locked())
+    return real(*args, **kwargs)
+
+
+librosa.beat.beat_track = recording
+analyze_blocks([np.zeros((2, 3 * 44100), np.float32)], 44100)
+print(under_lock)
+"""
+
+
+def test_a_first_track_without_a_pulse_still_compiles_the_beat_tracker_under_the_lock():
+    """Silence never reaches the beat tracker; if the first use skipped it, a later track would
+    compile it unlocked beside another process's first use (the crash the lock is there for)."""
+    assert _run(SILENCE_FIRST) == "[True]"

@@ -9,9 +9,11 @@ CLI run, or a parallel test run does exactly that.
 
 Under the lock (`filelock`, a maintained library, rather than hand-written `fcntl` calls) the
 first process compiles and writes the cache; the next ones load it. Once this process's first
-use has run, every function it needs is compiled or loaded, and later calls take no lock. A path
-that only later data reaches (a function the first run did not need) compiles unlocked: rare,
-and no worse than before.
+use has run, every function it needs is compiled or loaded, and later calls take no lock. A
+function the first track does not reach (silence, a clip too short for a tempo, no steady pulse:
+the beat tracker is never called) would compile later, unlocked, and crash beside another
+process's first use (a fresh clone's parallel test run lost two workers that way), so a caller
+passes `warm_up`, which calls what its later tracks may need on a small input, under the lock.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from filelock import FileLock, Timeout
@@ -35,8 +37,8 @@ _this_process = threading.Lock()
 
 
 @contextmanager
-def first_numba_use() -> Iterator[None]:
-    """Run the body under the machine-wide lock if this process has not used librosa yet."""
+def first_numba_use(warm_up: Callable[[], None] | None = None) -> Iterator[None]:
+    """Run `warm_up` and the body under the machine-wide lock if this process has not used librosa yet."""
     global _first_use_done
     if _first_use_done:
         yield
@@ -49,6 +51,8 @@ def first_numba_use() -> Iterator[None]:
             logger.warning("compiling librosa's numba functions without the lock ({})", exc)
             lock = None
         try:
+            if warm_up is not None:
+                warm_up()
             yield
             _first_use_done = True
         finally:

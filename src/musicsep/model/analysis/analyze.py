@@ -23,7 +23,7 @@ from musicsep.model.analysis.key import (
 )
 from musicsep.model.analysis.loudness import LoudnessMeter
 from musicsep.model.analysis.schema import AnalysisResult, Key, Loudness, Tempo, TempoAlternative, spelled_key
-from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, estimate_tempo
+from musicsep.model.analysis.tempo import MIN_SECONDS, TempoEstimate, compile_beat_tracker, estimate_tempo
 from musicsep.model.errors import InvalidAudio
 from musicsep.model.numba_cache import first_numba_use
 
@@ -138,7 +138,7 @@ def _key_of(features: feat.SignalFeatures, duration_s: float) -> Key:
 
 def analyze_blocks(blocks: Iterable[np.ndarray], samplerate: int) -> AnalysisResult:
     """Analyse a track given as (channels, n) float blocks at `samplerate`, in one pass."""
-    with first_numba_use():
+    with first_numba_use(compile_beat_tracker):
         return _analyze_blocks(blocks, samplerate)
 
 
@@ -269,7 +269,7 @@ def analyze_stems(
             source = decode_blocks(Path(source), samplerate=samplerate, channels=2)
         return _rechunk(source, block_frames)
 
-    with first_numba_use():
+    with first_numba_use(compile_beat_tracker):
         sources = [blocks_of(stems[name]) for name in names]
         mix_source = None if mix is None else blocks_of(mix)
         rhythm_names = [n for n in names if n in RHYTHM_STEMS] or names

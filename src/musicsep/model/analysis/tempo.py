@@ -171,6 +171,15 @@ def _track(envelope: np.ndarray, fps: float, bpm: float, tightness: float) -> np
     return np.asarray(beats, dtype=int)
 
 
+def compile_beat_tracker() -> None:
+    """Run the beat tracker once on a short pulse with the argument types `_track` passes
+    (float64 envelope, float rate, bpm and tightness), so its numba functions are compiled or
+    loaded now: under numba_cache's lock, even when the first track never reaches it."""
+    envelope = np.zeros(400, dtype=np.float64)
+    envelope[::20] = 1.0
+    _track(envelope, 40.0, 120.0, tightness=100.0)
+
+
 def _alternation(envelope: np.ndarray, fps: float, fast_bpm: float) -> float:
     """Weaker / stronger mean onset strength of alternate beats tracked at `fast_bpm`."""
     beats = _track(envelope, fps, fast_bpm, tightness=400.0)
