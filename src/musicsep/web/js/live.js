@@ -8,7 +8,7 @@
 // The playhead cannot pass the frontier (the frames every stem has received): when the scheduled
 // audio runs out there, the player waits — `waiting`, shown on the page — and starts again by
 // itself, a few tens of milliseconds after the next segment of every stem is in. When the job is
-// done, `handOver` passes the position and the mix to the final files' player on the same context
+// done, `handOver` (handover.js) passes the position and the mix to the final files' player on the same context
 // and crossfades to it. Tempo stays at 100 % here: an AudioBufferSourceNode's playbackRate would
 // change the pitch, which the final player's media elements keep.
 
@@ -18,10 +18,10 @@ import { formatTime } from "./transport.js";
 
 const LOOKAHEAD_S = 1.0; // audio is scheduled this far ahead of the clock
 const START_S = 0.06; // a start or a restart is scheduled this far ahead, so its first frame is on time
+const MAX_START_S = 0.5; // how far that margin grows on a machine too busy to keep it
+const LATE_FRAMES = 256; // a source is started only while its frame is at least two render quanta away
 const SAFETY_S = 0.03; // audio that ends sooner than this cannot be continued without a gap
 const TICK_MS = 25;
-const CROSSFADE_S = 0.03; // the live → final hand-over
-const ALIGN_S = 0.02; // the final files are moved again when they are further than this from the live clock
 
 export class LivePlayer extends Mixer {
   /** `info`: the job's `GET /live` answer; `durationS`: the `started` event's duration claim, for
@@ -39,6 +39,9 @@ export class LivePlayer extends Mixer {
     this.serverFrames = info.ready_frames || 0; // final on the server (from /live and progress events)
     this.waiting = false;
     this.waits = 0; // how often playback ran into the frontier (read by the tests)
+    this.lateStarts = 0; // starts taken back because the page was too slow to set them (likewise)
+    this._startS = START_S; // how far ahead a start is scheduled (grows after a late one)
+    this._late = false; // a piece could not be started before its frame
     this.stopped = null; // why no more segments will come, when that happened
     this.timeline = { created: performance.now(), firstSegment: {}, playable: null, firstSound: null };
     this.onSegments = () => {};
@@ -143,6 +146,7 @@ export class LivePlayer extends Mixer {
     const stems = {};
     for (const [name, stem] of this.stems) stems[name] = { gain: stem.gain.gain.value, received: stem.segments.received };
     return { live: true, position: this.position(), playing: this.playing, waiting: this.waiting, waits: this.waits,
+      late_starts: this.lateStarts,
       ready_s: this.readyS(), duration: this.duration, rate: 1, loop: { ...this.loop }, loops: this.loops, stems };
   }
 
@@ -158,47 +162,6 @@ export class LivePlayer extends Mixer {
     const whole = this.totalFrames !== null ? "the whole song is ready" : `ready up to ${ready}`;
     return this._wanted ? { state: "playing", text: `Listening while it separates: ${whole}.` }
       : { state: "paused", text: `Listen while it separates: ${whole}. Space plays or pauses.` };
-  }
-
-  /**
-   * The job is done: `final` (a Player on this context, its stems loaded) takes over at the
-   * current position with this player's mix. Playing, it starts silent, is moved to where this
-   * player is, and the two crossfade over 30 ms; returns how far apart they were when they did.
-   */
-  async handOver(final) {
-    final.copyMix(this);
-    if (!this._wanted || this.waiting) {
-      const wanted = this._wanted;
-      const position = this.position();
-      this.close({ keepContext: true });
-      final.seek(position);
-      if (wanted) await final.play();
-      return { skew_s: 0, crossfaded: false };
-    }
-    final.master.gain.value = 0;
-    final.seek(this.position());
-    await final.play();
-    let skew = await settledSkew(final, this);
-    // The media elements start late by their start-up time: moved ahead by it once or twice.
-    for (let tries = 0; tries < 2 && Math.abs(skew) > ALIGN_S; tries += 1) {
-      final.seek(this.position() - skew);
-      skew = await settledSkew(final, this);
-    }
-    if (!this._wanted) { // paused meanwhile: the final files take over paused, where it stopped
-      final.pause();
-      final.master.gain.value = 1;
-      final.seek(this.position());
-      this.close({ keepContext: true });
-      return { skew_s: skew, crossfaded: false };
-    }
-    const at = this.context.currentTime + 0.01;
-    for (const [gain, from, to] of [[this.master.gain, 1, 0], [final.master.gain, 0, 1]]) {
-      gain.setValueAtTime(from, at);
-      gain.linearRampToValueAtTime(to, at + CROSSFADE_S);
-    }
-    await new Promise((resolve) => setTimeout(resolve, (CROSSFADE_S + 0.05) * 1000));
-    this.close({ keepContext: true });
-    return { skew_s: skew, crossfaded: true };
   }
 
   close({ keepContext = false } = {}) {
@@ -231,12 +194,14 @@ export class LivePlayer extends Mixer {
       }
       this._ranOut(); // it came, but too late to join on: a restart, after a short gap
     }
+    let started = null;
     if (!this._anchors.length) {
       if (!this._available(this._cursor)) {
         this._setWaiting(true);
         return;
       }
-      const clock = Math.ceil(now + START_S * this.sampleRate);
+      const clock = Math.ceil(now + this._startS * this.sampleRate);
+      started = { clock, frame: this._cursor, loops: this.loops, firstSound: this.timeline.firstSound };
       this._anchors = [{ clock, frame: this._cursor, end: null }];
       this._endClock = clock;
       this._setWaiting(false);
@@ -244,6 +209,27 @@ export class LivePlayer extends Mixer {
     while (this._endClock < now + LOOKAHEAD_S * this.sampleRate && this._scheduleNext()) {
       // one piece (the rest of a segment, or up to the loop's end) per turn
     }
+    // A piece that could not be started on time: at a start, nothing sounded, so try again now
+    // with a wider margin; later on, what was scheduled plays to its end and the player restarts
+    // from the piece after a short gap (the branch above), as it does when a segment comes late.
+    if (this._late && started && this._endClock === started.clock) this._takeBack(started);
+    this._late = false;
+  }
+
+  /**
+   * A start the page's thread was too slow to set: the clock got within two render quanta of its
+   * frame before every stem's first source was started. Started anyway, those sources would begin
+   * late, behind the next pieces scheduled on the exact frame, and overlap them at the join; on a
+   * busy machine the page's thread stalls for tens of milliseconds. So it is taken back before it
+   * sounds and tried again on the next tick with twice the margin, up to MAX_START_S.
+   */
+  _takeBack(started) {
+    this._silence();
+    this._cursor = started.frame;
+    this.loops = started.loops;
+    this.timeline.firstSound = started.firstSound;
+    this._startS = Math.min(this._startS * 2, MAX_START_S);
+    this.lateStarts += 1;
   }
 
   /** Schedule the next piece from the cursor on every stem; false when it is not there yet. */
@@ -263,17 +249,29 @@ export class LivePlayer extends Mixer {
     let length = Math.min(...buffers.map((buffer) => buffer.length)) - offset;
     if (loop && this._cursor < loop.b) length = Math.min(length, loop.b - this._cursor);
     const when = exactTime(this._endClock, this.sampleRate);
-    [...this.stems.values()].forEach((stem, i) => {
+    // Every stem's source is made and connected first (graph changes the audio thread may take a
+    // while to pick up), then all are started, each only while its frame is still ahead of the
+    // clock: the stems start on the same frame, or none of them does.
+    const sources = [...this.stems.values()].map((stem, i) => {
       const source = this.context.createBufferSource();
       source.buffer = buffers[i];
       source.connect(stem.gain);
+      source.onended = () => this._sources.delete(source);
+      return source;
+    });
+    for (const [i, source] of sources.entries()) {
+      if (this.context.currentTime * this.sampleRate + LATE_FRAMES > this._endClock) {
+        for (const early of sources.slice(0, i)) early.stop(); // before its frame: it plays nothing
+        for (const unused of sources) unused.disconnect();
+        this._late = true;
+        return false;
+      }
       // Whole segments start without an offset and play to their end, so no frame count is ever
       // rounded; a duration is given only when a loop ends within the segment.
       if (offset + length < buffers[i].length) source.start(when, offset / this.sampleRate, length / this.sampleRate);
       else source.start(when, offset / this.sampleRate);
-      source.onended = () => this._sources.delete(source);
       this._sources.add(source);
-    });
+    }
     if (!this.timeline.firstSound) this.timeline.firstSound = { contextTime: when, ms: null };
     this._cursor += length;
     this._endClock += length;
@@ -365,18 +363,6 @@ export class LivePlayer extends Mixer {
     this.stopped = problem;
     this.onChange();
   }
-}
-
-/** The final player's position minus the live one, once the media elements have started moving. */
-async function settledSkew(final, live) {
-  const leader = final.leader;
-  if (leader.seeking) await new Promise((resolve) => leader.addEventListener("seeked", resolve, { once: true }));
-  const from = final.position();
-  // Timers, not animation frames: those stop in a background tab, and the hand-over must not.
-  for (let turns = 0; turns < 30 && final.position() === from; turns += 1) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return final.position() - live.position();
 }
 
 /** The context time at which frame `frame` starts, never a rounding error before it: Chromium plays

@@ -4,6 +4,7 @@
 // whose waveforms grow as the segments arrive, until the final files take over.
 
 import { exportMix } from "./api.js";
+import { handOver } from "./handover.js";
 import { keyText, tempoText } from "./musickey.js";
 import { Player } from "./player.js";
 import { bindTransport, formatTime } from "./transport.js";
@@ -224,7 +225,7 @@ export async function renderResult(job, previous, isCurrent) {
     return player;
   }
   if (!player.duration && job.analysis) player.duration = job.analysis.duration_s;
-  player.handover = live ? await live.handOver(player) : null;
+  player.handover = live ? await handOver(live, player) : null;
   if (live) rows = show(); // the live rows stay until the final files play: the mix carries over
   bindTransport(player, rows.map(({ lane }) => lane), rows.map(({ row }) => row));
   bindExport(job, player);
