@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -19,17 +21,31 @@ import pytest
 from server_harness import live_server  # noqa: F401
 
 SOURCES = ["drums", "bass", "other", "vocals"]
+_OWN_RUNTIME_CACHE = pytest.StashKey[str]()  # the session's runtime cache, when this process made it
 
 
 def pytest_configure(config):
     """Under pytest-xdist each worker's torch gets its share of the cores, not all of them: N
     workers each running one thread per core oversubscribe the machine, and the model tests
-    then run slower than with their share alone."""
+    then run slower than with their share alone.
+
+    Every server, worker and engine the tests start reads and writes a runtime cache of the
+    session's own (the workers and their child processes inherit the variable), never the
+    user's ~/.cache/musicsep/runtime: a choice a benchmark recorded there once made the test
+    servers run the tiny model in OpenVINO while the references ran it in torch."""
+    if "MUSICSEP_RUNTIME_CACHE_DIR" not in os.environ:
+        os.environ["MUSICSEP_RUNTIME_CACHE_DIR"] = tempfile.mkdtemp(prefix="musicsep-test-runtime-")
+        config.stash[_OWN_RUNTIME_CACHE] = os.environ["MUSICSEP_RUNTIME_CACHE_DIR"]
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         import torch
 
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+def pytest_unconfigure(config):
+    if _OWN_RUNTIME_CACHE in config.stash:
+        shutil.rmtree(config.stash[_OWN_RUNTIME_CACHE], ignore_errors=True)
 
 
 SAMPLERATE = 44100

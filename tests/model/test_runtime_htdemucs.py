@@ -82,7 +82,7 @@ def test_second_load_converts_nothing(tiny_model_repo, shared_cache, monkeypatch
 
 def test_auto_measures_once_and_records(tiny_model_repo, shared_cache, monkeypatch):
     pytest.importorskip("openvino")
-    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.PAYBACK_CPU_S", 0.0)  # the tiny net is worth it
+    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.PAYBACK_PARAMETERS", 0)  # the tiny net is worth it
     first = loader(tiny_model_repo, "auto", shared_cache).get("tiny_htdemucs", device="cpu")
     choice = first.runtime_choice
     assert choice is not None and not choice.cached and set(choice.seconds) == {"torch", "openvino"}
@@ -106,14 +106,35 @@ def test_auto_converts_nothing_too_small_to_pay_back(tiny_model_repo, tmp_path, 
     first = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
     assert first.runtime == "torch" and not first.runtimes
     assert not first.runtime_choice.cached and set(first.runtime_choice.seconds) == {"torch"}
-    assert not list(tmp_path.rglob("*.xml"))  # a tiny network's torch pass is far below PAYBACK_CPU_S
+    assert not list(tmp_path.rglob("*.xml"))  # a tiny network is far below PAYBACK_PARAMETERS
 
     def never(*args, **kwargs):
         raise AssertionError("a cached choice was measured again")
 
-    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.timed", never)
+    monkeypatch.setattr("musicsep.model.demucs_runtime.runtimes.calibrate", never)
     again = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
     assert again.runtime == "torch" and again.runtime_choice.cached
+
+
+def test_auto_keeps_a_tiny_network_in_torch_whatever_an_older_choice_says(tiny_model_repo, tmp_path, monkeypatch):
+    """Older code timed the pass, and a loaded machine once recorded OpenVINO for the tests' tiny
+    network; a server reading that choice ran its jobs in OpenVINO, one int16 step off torch."""
+    pytest.importorskip("openvino")
+    first = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
+    recorded = tmp_path / f"{first.runtime_choice.key}.json"
+    recorded.write_text(
+        json.dumps(
+            {
+                "runtime": "openvino",
+                "seconds": {"torch": 0.66, "openvino": 0.27},
+                "agreement_db": {"torch": 999.0, "openvino": 137.4},
+            }
+        )
+    )
+    again = loader(tiny_model_repo, "auto", tmp_path).get("tiny_htdemucs", device="cpu")
+    assert again.runtime == "torch" and not again.runtimes
+    assert json.loads(recorded.read_text())["runtime"] == "torch"
+    assert not list(tmp_path.rglob("*.xml"))
 
 
 def test_missing_wheel_cuda_and_fp16_stay_in_torch(tiny_model_repo, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ modules; `openvino` runs every HTDemucs member's network in OpenVINO (openvino_c
 separator's precision, f32 for `fp32`, bf16 for `bf16` where the CPU plugin runs bf16 natively;
 `auto` reads the choice saved for these weights, runtime versions, CPU and precision, or converts
 and measures both runtimes once on one segment (model/runtime/choice.py); a network too small to
-pay back its conversion (PAYBACK_CPU_S) is recorded as torch without converting anything. A fp32 choice must
+pay back its conversion (PAYBACK_PARAMETERS) is recorded as torch without converting anything. A fp32 choice must
 agree with torch to AGREEMENT_DB (60 dB), a bf16 one with torch's bf16 autocast to BF16_FLOOR_DB.
 CUDA, fp16, other Demucs architectures and a missing openvino wheel all mean torch.
 
@@ -44,17 +44,18 @@ from musicsep.model.runtime.choice import (
     default_cache_dir,
     runtime_available,
     runtime_versions,
-    timed,
 )
 
 #: bf16 against bf16 (each ~45 dB from fp32 on the full-size model) is held to the fast mode's floor.
 BF16_FLOOR_DB = 40.0
 #: OpenVINO streams per compiled network on the CPU (docs/performance.md, "HTDemucs on OpenVINO").
 STREAMS = 1
-#: `auto` converts nothing for a network whose torch pass over one segment costs less CPU than
-#: this: a conversion (10-20 s for the tests' tiny HTDemucs, 60-160 s for the released one) would
-#: take thousands of such segments to pay back. The released HTDemucs costs 4-8 CPU s here.
-PAYBACK_CPU_S = 1.0
+#: `auto` converts nothing for a network with fewer parameters than this: a conversion (10-20 s
+#: for the tests' tiny HTDemucs, 22 k parameters, 60-160 s for the released one, 26.9 M) would take
+#: thousands of such a network's segments to pay back. Counted, not timed: a timed pass of the tiny
+#: network cost 0.06 CPU s on a quiet machine and 0.66 on a loaded one (OpenMP threads spinning),
+#: close enough to any time threshold that the load, not the network, decided.
+PAYBACK_PARAMETERS = 1_000_000
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -89,6 +90,7 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
     versions, cpu = runtime_versions(["torch", "openvino"]), cpu_fingerprint()
     digests = [weights_digest(member) for member in members]
     key = cache_key(hashlib.sha256("".join(digests).encode()).hexdigest(), versions, cpu, f"{IR_FORMAT} {precision}")
+    small = sum(param.numel() for param in members[0].parameters()) < PAYBACK_PARAMETERS
     choice = cached_choice(folder, key, ("torch", "openvino")) if runtime == "auto" else None
     if choice is not None and choice.runtime == "torch":
         separator.runtime_choice = choice
@@ -99,8 +101,9 @@ def apply_runtime(separator: DemucsSeparator, *, runtime: str, cache_dir: Path |
         with torch.inference_mode(), attention_through_sdpa(), autocast(separator.device, precision):
             return member(x).float().numpy()
 
-    if runtime == "auto" and choice is None and timed(in_torch)[1] < PAYBACK_CPU_S:
-        # Too small to pay back a conversion: torch is recorded as the choice, nothing converted.
+    if runtime == "auto" and small:
+        # Too small to pay back a conversion: torch is recorded as the choice (over one that older
+        # code may have recorded), nothing converted.
         separator.runtime_choice = calibrate({"torch": in_torch}, reference="torch", key=key, folder=folder)
         return
     networks = _networks(separator.name, members, digests, precision, folder, versions, cpu)

@@ -93,7 +93,11 @@ def model_key(model_file: Path, runtimes: list[str], extra: str = "") -> str:
 
 
 def default_cache_dir() -> Path:
-    """~/.cache/musicsep/runtime (or under $XDG_CACHE_HOME): the choices and OpenVINO's compiled blobs."""
+    """$MUSICSEP_RUNTIME_CACHE_DIR (the server's setting, so a library caller without settings reads
+    the same cache), else ~/.cache/musicsep/runtime (or under $XDG_CACHE_HOME): the choices and
+    OpenVINO's compiled blobs."""
+    if os.environ.get("MUSICSEP_RUNTIME_CACHE_DIR"):
+        return Path(os.environ["MUSICSEP_RUNTIME_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "musicsep" / "runtime"
 
