@@ -52,3 +52,28 @@ def test_a_four_against_three_layer_does_not_take_the_beat(bpm):
     beat frequency and its double keeps the beat."""
     tempo = estimate_tempo(cross_rhythm_envelope(bpm, 20.0, 4.0 / 3.0, 0.7), FPS, 20.0)
     assert min(abs(tempo.bpm / (bpm * k) - 1.0) for k in (0.5, 1.0, 2.0)) < 0.04
+
+
+def two_beat_groove_envelope(bpm: float, seconds: float) -> np.ndarray:
+    """Onset strength of a syncopated funk bar-half: sixteenths with the kick on one, ghost notes
+    and a pushed snare, repeating every two beats, so the two-beat lag is its strongest
+    periodicity; a light, seeded noise floor like a real envelope's."""
+    pattern = [1, 0, 0, 0.5, 0, 0, 0.8, 0, 0.9, 0, 0.4, 0, 0, 0.6, 0, 0]
+    envelope = np.zeros(int(seconds * FPS))
+    sixteenth = 15.0 * FPS / bpm
+    for k in range(int(seconds * bpm / 15.0) + 1):
+        at = round(k * sixteenth)
+        if at < envelope.size:
+            envelope[at] += pattern[k % len(pattern)]
+    envelope += 0.15 * np.random.default_rng(1).random(envelope.size)
+    return np.convolve(envelope, [0.3, 1.0, 0.5, 0.2], mode="same")[None, :]
+
+
+@pytest.mark.parametrize("bpm", [100.0, 108.0, 113.2])
+def test_a_groove_that_repeats_every_two_beats_is_read_at_its_beat(bpm):
+    """The real dev set's funk groove (113.2 BPM) was read at 168, 3:2: its strongest
+    periodicity, two beats (56.6 BPM), lay below the range the period search covered, so the
+    best lag inside it was a dotted one. The search now reaches below the range and the octave
+    choice folds the two-beat period up (the search bounded at MIN_BPM reads 134-143 here)."""
+    tempo = estimate_tempo(two_beat_groove_envelope(bpm, 7.0), FPS, 7.0, pitched=True)
+    assert tempo.bpm == pytest.approx(bpm, rel=0.04)
