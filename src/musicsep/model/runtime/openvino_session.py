@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,18 @@ def _io(port) -> IoInfo:
 class RequestPool:
     """A compiled model and its idle infer requests. OpenVINO's compiled model is thread-safe, an
     infer request is not: each concurrent call (an engine's lanes or jobs) takes a request of its
-    own, made on first need and reused after."""
+    own, made on first need and reused after.
+
+    A new request's first inference runs alone (`_first_use`): two fresh requests of a
+    multi-stream model inferring at once deadlocked in OpenVINO 2026.4.1 (both threads blocked
+    writing their first input, the process idle for good). HTDemucs compiled with two streams,
+    two chunks in flight, a 3-minute track: 3 of 4 runs hung without this, none of 4 with it
+    (docs/performance.md, "Streams, threads and pinning"). Later inferences run side by side."""
 
     def __init__(self, compiled) -> None:
         self.compiled = compiled
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._first_use = threading.Lock()
 
     def infer(self, inputs) -> list[np.ndarray]:
         """Every output for `inputs` (a list, or a dict by name or index), copied out of the
@@ -53,15 +61,23 @@ class RequestPool:
         try:
             request = self._idle.get_nowait()
         except queue.Empty:
-            request = self.compiled.create_infer_request()
+            with self._first_use:
+                request = self.compiled.create_infer_request()
+                try:
+                    return self._run(request, inputs)
+                finally:
+                    self._idle.put(request)
         try:
-            if isinstance(inputs, dict):
-                result = request.infer({key: np.ascontiguousarray(value) for key, value in inputs.items()})
-            else:
-                result = request.infer([np.ascontiguousarray(value) for value in inputs])
-            return [np.array(result[port], copy=True) for port in self.compiled.outputs]
+            return self._run(request, inputs)
         finally:
             self._idle.put(request)
+
+    def _run(self, request, inputs) -> list[np.ndarray]:
+        if isinstance(inputs, dict):
+            result = request.infer({key: np.ascontiguousarray(value) for key, value in inputs.items()})
+        else:
+            result = request.infer([np.ascontiguousarray(value) for value in inputs])
+        return [np.array(result[port], copy=True) for port in self.compiled.outputs]
 
 
 def save_ir(converted, path: Path) -> None:
