@@ -126,13 +126,13 @@ class Choice:
 CALIBRATION_ROUNDS = 2
 
 
-def cpu_seconds(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
-    """`run()`'s output and the process's CPU seconds for the call. CPU seconds rather than wall
-    time, so other work on a shared machine does not decide."""
+def cpu_seconds(run: Callable[[], np.ndarray]) -> float:
+    """The process's CPU seconds for one `run()`. CPU seconds rather than wall time, so other
+    work on a shared machine does not decide."""
     before = resource.getrusage(resource.RUSAGE_SELF)
-    out = run()
+    run()
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return out, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def agreement_db(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -176,7 +176,7 @@ def calibrate(
     seconds: dict[str, float] = {}
     for _ in range(CALIBRATION_ROUNDS):  # alternated, so a burst of load hits every candidate alike
         for name, run in candidates.items():
-            seconds[name] = min(seconds.get(name, float("inf")), cpu_seconds(run)[1])
+            seconds[name] = min(seconds.get(name, float("inf")), cpu_seconds(run))
     agreement = {name: agreement_db(outputs[reference], out) for name, out in outputs.items()}
     agreement[reference] = float("inf")
     best = reference

@@ -12,6 +12,7 @@ so a second process skips the compile.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import shutil
@@ -59,18 +60,16 @@ class RequestPool:
         """Every output for `inputs` (a list, or a dict by name or index), copied out of the
         request's buffers, which the next call reuses."""
         try:
-            request = self._idle.get_nowait()
+            request, guard = self._idle.get_nowait(), contextlib.nullcontext()
         except queue.Empty:
-            with self._first_use:
+            request, guard = None, self._first_use
+        with guard:
+            if request is None:
                 request = self.compiled.create_infer_request()
-                try:
-                    return self._run(request, inputs)
-                finally:
-                    self._idle.put(request)
-        try:
-            return self._run(request, inputs)
-        finally:
-            self._idle.put(request)
+            try:
+                return self._run(request, inputs)
+            finally:
+                self._idle.put(request)
 
     def _run(self, request, inputs) -> list[np.ndarray]:
         if isinstance(inputs, dict):
