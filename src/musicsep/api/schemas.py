@@ -263,7 +263,11 @@ class ModelLoadForm(BaseModel):
     """Body of POST /api/v1/models/{name}/load (seed 002's /initialize)."""
 
     device: Literal["auto", "cpu", "cuda", "mps"] | None = None
-    precision: Literal["fp32", "bf16", "fp16", "auto"] | None = None
+    precision: Literal["fp32", "bf16", "fp16", "auto"] | None = Field(
+        default=None,
+        description="bf16 and fp16 run only where the device computes in them natively (a GPU, a CPU with"
+        " AVX-512 bf16 or AMX); elsewhere the model runs fp32, and the response's `precision` says so",
+    )
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"device": "cuda", "precision": "bf16"}]})
 
