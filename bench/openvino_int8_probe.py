@@ -7,6 +7,7 @@ what it buys on HTDemucs's network before any of it goes into the product:
 
     python bench/openvino_int8_probe.py                # full-size htdemucs, random init
     python bench/openvino_int8_probe.py --calibration 16 --repeats 5
+    python bench/openvino_int8_probe.py --scope convolutions    # int8 convolutions, float matmuls
 
 It converts the network as the product does (model/demucs_runtime/openvino_core.py), quantises it
 with NNCF's post-training quantisation (`nncf.quantize`, weights and activations int8, the
@@ -33,7 +34,13 @@ import torch
 
 from _cpu import cpu_model
 from _fixtures import write_track
-from musicsep.model.demucs_runtime.openvino_core import OpenVinoHTDemucs, convert, core_inputs, training_length
+from musicsep.model.demucs_runtime.openvino_core import (
+    OpenVinoHTDemucs,
+    bf16_capable,
+    convert,
+    core_inputs,
+    training_length,
+)
 
 
 def _cpu_s() -> float:
@@ -56,7 +63,7 @@ def _segments(model, count: int, seed: int) -> list[torch.Tensor]:
     return [audio[None, :, i * length : (i + 1) * length].contiguous() for i in range(count)]
 
 
-def _quantised(model, ir: Path, calibration: list[torch.Tensor], out: Path) -> Path:
+def _quantised(model, ir: Path, calibration: list[torch.Tensor], out: Path, scope: str) -> Path:
     import nncf
     import openvino
 
@@ -70,6 +77,7 @@ def _quantised(model, ir: Path, calibration: list[torch.Tensor], out: Path) -> P
         nncf.Dataset(calibration, inputs),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(types=["MatMul"]) if scope == "convolutions" else None,
     )
     openvino.save_model(quantised, str(out), compress_to_fp16=False)
     print(f"quantised in {time.monotonic() - started:.1f} s on {len(calibration)} segments", flush=True)
@@ -82,6 +90,7 @@ def main() -> None:
     parser.add_argument("--test-segments", type=int, default=3, help="other segments, for speed and SDR")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "musicsep-int8-probe")
+    parser.add_argument("--scope", choices=["all", "convolutions"], default="all", help="what is quantised")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)
@@ -92,20 +101,17 @@ def main() -> None:
     ir = args.work / "f32" / "core.xml"
     if not ir.exists():
         convert(model, ir)
-    int8 = args.work / "int8" / "core.xml"
+    int8 = args.work / f"int8-{args.scope}" / "core.xml"
     if not int8.exists():
         int8.parent.mkdir(parents=True, exist_ok=True)
-        _quantised(model, ir, _segments(model, args.calibration, seed=1), int8)
+        _quantised(model, ir, _segments(model, args.calibration, seed=1), int8, args.scope)
     tests = _segments(model, args.test_segments, seed=2)
     with torch.no_grad():
         exact = [model(segment) for segment in tests]
 
-    variants = {
-        "openvino f32": (ir, "fp32"),
-        "openvino bf16": (ir, "bf16"),
-        "openvino int8 (+f32)": (int8, "fp32"),
-        "openvino int8 (+bf16)": (int8, "bf16"),
-    }
+    variants = {"openvino f32": (ir, "fp32"), f"openvino int8 {args.scope} (+f32)": (int8, "fp32")}
+    if bf16_capable():
+        variants |= {"openvino bf16": (ir, "bf16"), f"openvino int8 {args.scope} (+bf16)": (int8, "bf16")}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     sdr: dict[str, float] = {}
     runners = {}
@@ -125,7 +131,7 @@ def main() -> None:
     for name in variants:
         median = statistics.median(cpu[name])
         print(
-            f"{name:<24} {median:6.2f} CPU s/segment  {base / median:5.2f}x openvino f32"
+            f"{name:<36} {median:6.2f} CPU s/segment  {base / median:5.2f}x openvino f32"
             f"  worst SDR vs torch fp32 {sdr[name]:6.1f} dB"
         )
 
