@@ -29,7 +29,13 @@ RUN pip install ".[server,scaleout]"
 ARG PULL_MODELS=""
 RUN for name in $PULL_MODELS; do musicsep models pull "$name"; done
 
-RUN useradd --create-home --uid 10001 musicsep && mkdir -p /data /models && chown -R musicsep /data /models
+# The analysis' numba functions compiled at build time, into a cache the musicsep user reads
+# (librosa's own __pycache__ is not writable by it, so numba would not look there).
+ENV NUMBA_CACHE_DIR=/var/cache/musicsep-numba
+RUN python -m musicsep.model.analysis.precompile
+
+RUN useradd --create-home --uid 10001 musicsep && mkdir -p /data /models \
+    && chown -R musicsep /data /models /var/cache/musicsep-numba
 USER musicsep
 VOLUME ["/data"]
 EXPOSE 8000

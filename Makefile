@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[server,scaleout,dev]"
+	$(PY) -m musicsep.model.analysis.precompile  # numba's compilation once, not in the first job
 	touch $(STAMP)
 
 # The server on the embedded default (SQLite + local files under ./data, no Redis, no S3);
