@@ -7,7 +7,10 @@ and the estimated alignment of each note to the recording (start in seconds). It
 is one average over the whole movement (repeats, ritardandi and all), which is not the tempo of a
 30 s excerpt, so the label is the least-squares slope of score position over audio time for the
 notes that start inside the excerpt. candidates.json divides it to the beat the time signature
-gives (its tempo_level says which). Prints quarters per minute over the excerpt and per 10 s.
+gives (its tempo_level says which). Prints quarters per minute over the excerpt and per 10 s,
+and the median of the quarter-to-quarter tempo (the time the alignment puts between consecutive
+quarter positions): where a performance lengthens some beats (a Menuet's phrasing), the slope, its
+mean, lies above what most of the beats measure.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from materialise import CANDIDATES, blob  # noqa: E402
 REPO = "salu133445/bach-violin-dataset"
 
 
-def excerpt_qpm(commit: str, collection: str, name: str, end_s: float) -> tuple[float, list[float]]:
+def excerpt_qpm(commit: str, collection: str, name: str, end_s: float) -> tuple[float, list[float], float]:
     def table(kind: str) -> list[dict]:
         return list(
             csv.DictReader(io.StringIO(blob(REPO, commit, f"bach-violin/{kind}/{collection}/{name}.csv").decode()))
@@ -41,7 +44,11 @@ def excerpt_qpm(commit: str, collection: str, name: str, end_s: float) -> tuple[
         60 * np.polyfit(starts[(starts >= a) & (starts < a + 10)], quarters[(starts >= a) & (starts < a + 10)], 1)[0]
         for a in np.arange(0.0, end_s, 10.0)
     ]
-    return 60 * float(np.polyfit(starts[inside], quarters[inside], 1)[0]), windows
+    positions, first = np.unique(quarters[inside], return_index=True)
+    times = starts[inside][first]
+    grid = np.arange(np.ceil(positions[0]), np.floor(positions[-1]) + 1)
+    beat_to_beat = 60 / np.diff(np.interp(grid, positions, times))
+    return 60 * float(np.polyfit(starts[inside], quarters[inside], 1)[0]), windows, float(np.median(beat_to_beat))
 
 
 def main() -> int:
@@ -50,9 +57,10 @@ def main() -> int:
             continue
         collection, name = item["path"].split("/")[2], Path(item["path"]).stem
         excerpt = item["excerpt"] or {"start_s": 0.0, "duration_s": 30.0}
-        qpm, windows = excerpt_qpm(item["commit"], collection, name, excerpt["start_s"] + excerpt["duration_s"])
+        qpm, windows, median = excerpt_qpm(item["commit"], collection, name, excerpt["start_s"] + excerpt["duration_s"])
         print(
-            f"{item['id']:<46} {qpm:7.2f} qpm (per 10 s: {', '.join(f'{w:.1f}' for w in windows)}) -> "
+            f"{item['id']:<46} {qpm:7.2f} qpm (per 10 s: {', '.join(f'{w:.1f}' for w in windows)}; "
+            f"beat to beat median {median:.1f}) -> "
             f"label {item['tempo']} ({item['tempo_level']})"
         )
     return 0
