@@ -47,8 +47,8 @@ def excerpt_qpm(commit: str, collection: str, name: str, end_s: float) -> tuple[
     positions, first = np.unique(quarters[inside], return_index=True)
     times = starts[inside][first]
     grid = np.arange(np.ceil(positions[0]), np.floor(positions[-1]) + 1)
-    beat_to_beat = 60 / np.diff(np.interp(grid, positions, times))
-    return 60 * float(np.polyfit(starts[inside], quarters[inside], 1)[0]), windows, float(np.median(beat_to_beat))
+    quarter_to_quarter = 60 / np.diff(np.interp(grid, positions, times))
+    return 60 * float(np.polyfit(starts[inside], quarters[inside], 1)[0]), windows, float(np.median(quarter_to_quarter))
 
 
 def main() -> int:
@@ -60,7 +60,7 @@ def main() -> int:
         qpm, windows, median = excerpt_qpm(item["commit"], collection, name, excerpt["start_s"] + excerpt["duration_s"])
         print(
             f"{item['id']:<46} {qpm:7.2f} qpm (per 10 s: {', '.join(f'{w:.1f}' for w in windows)}; "
-            f"beat to beat median {median:.1f}) -> "
+            f"quarter to quarter median {median:.1f}) -> "
             f"label {item['tempo']} ({item['tempo_level']})"
         )
     return 0
