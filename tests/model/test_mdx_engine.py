@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import tracemalloc
 from contextlib import contextmanager
 from pathlib import Path
@@ -348,8 +347,9 @@ def test_uvr_stem_names_map_to_musicsep_names():
 @pytest.mark.slow
 def test_full_size_inst_hq_4_streams_one_chunk(tmp_path):
     """The real network scale (~14.7 M weights, a ~59 MB file like UVR's 56 MB one) on a 1 s clip:
-    one chunk (the reference's second chunk only touches padding and is skipped)."""
-    started = time.monotonic()
+    one chunk (the reference's second chunk only touches padding and is skipped). No wall-clock
+    bound: the chunk count is the contract, and the run's seconds say more about the CPU (49 s of
+    a 60 s bound on a 2-core Zen 1 beside the other test worker) than about the engine."""
     path = build_mdx_onnx(tmp_path / INST_HQ_4_FILE, INST_HQ_4, size="full")
     assert path.stat().st_size > 50e6
     separator = load_mdx(path, INST_HQ_4, name="UVR-MDX-NET-Inst_HQ_4")
@@ -357,7 +357,6 @@ def test_full_size_inst_hq_4_streams_one_chunk(tmp_path):
     run, out = separate(separator, mix, ["instrumental", "vocals"])
     assert run.chunks == 1 and out.shape == (2, 2, 44_100) and np.isfinite(out).all()
     np.testing.assert_allclose(out[1], mix - out[0] * np.float32(1.019), atol=1e-5)
-    assert time.monotonic() - started < 60
 
 
 def test_chunks_run_at_once_give_the_stems_of_one_at_a_time_and_stop_with_the_pass(small_model):
