@@ -117,10 +117,17 @@ def _peak_bytes(separator, seconds: float) -> int:
 
 
 def test_ensemble_memory_does_not_grow_with_the_track(mdx_folder):
-    """max_spec: the algorithm that buffers most (the STFT frames' context, on top of the alignment)."""
+    """max_spec: the algorithm that buffers most (the STFT frames' context, on top of the alignment).
+
+    tracemalloc counts every thread, and the members' model threads run up to their lanes' chunks
+    ahead at moments that vary from run to run: the same track's peak moves by 1 MB on a loaded
+    machine and by 3.4 MB once in CI (17.6 -> 21.0 MB). So the bound is on growth, over 8x the
+    track: the 14 more seconds would add 19.8 MB if the ensemble kept even its members' float32
+    output, and a third of that fails the test; jitter, bounded by the lanes, does not."""
     ensemble = ModelLoader(repo=mdx_folder, offline=True).ensemble(["tiny_inst", "tiny_voc"], "max_spec")
-    short, long = _peak_bytes(ensemble, 2.0), _peak_bytes(ensemble, 8.0)
-    assert long < 1.15 * short + 256 * 1024, (short, long)  # 4x the track, the same peak
+    short, long = _peak_bytes(ensemble, 2.0), _peak_bytes(ensemble, 16.0)
+    kept_per_second = 2 * len(STEMS) * 2 * 44100 * 4  # members x stems x channels x rate x float32
+    assert long - short < 14 * kept_per_second / 3, (short, long)
 
 
 def test_ensemble_with_a_normalising_demucs_member_through_separate_file(mdx_folder, tiny_model_repo, tmp_path):
